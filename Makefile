@@ -1,0 +1,26 @@
+# p2p-share — see README.md. `make demo` runs the swarm demo, `make test` the checks.
+CARGO ?= cargo
+
+.PHONY: build test demo demo-ci bench clean
+
+build:
+	$(CARGO) build --release
+
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+
+demo: build
+	bash demo/run.sh
+
+# The demo in a small, fast mode, checking its own outcome (used by CI).
+demo-ci: build
+	DEMO_SIZE_MIB=12 DEMO_LIMIT=2M bash demo/run.sh --check
+
+bench:
+	$(CARGO) bench --bench bench
+
+clean:
+	$(CARGO) clean
+	rm -rf demo/work

@@ -1,0 +1,196 @@
+//! The tracker's network side: an accept loop that hands connections to a worker pool.
+
+use super::pool::WorkerPool;
+use super::state::{TrackerConfig, TrackerState};
+use crate::conn_limit::{ConnGuard, ConnLimiter};
+use crate::shutdown::{ConnRegistry, Shutdown};
+use crate::wire::conn::Conn;
+use crate::wire::tracker_msg::{TrackerReply, TrackerRequest};
+use crate::wire::{frame::is_timeout, FrameError, WireError};
+use crossbeam_channel::{select, tick};
+use log::{debug, info, warn};
+use parking_lot::RwLock;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How the tracker runs.
+#[derive(Debug, Clone)]
+pub struct TrackerOptions {
+    pub bind: SocketAddr,
+    pub workers: usize,
+    pub rules: TrackerConfig,
+    /// Open connections allowed from one address (keep it below `workers`).
+    pub max_conns_per_ip: usize,
+    /// A connection idle this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        TrackerOptions {
+            bind: "127.0.0.1:5000".parse().expect("valid address"),
+            workers: 64,
+            rules: TrackerConfig::default(),
+            max_conns_per_ip: 40,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A bound tracker, ready to [`run`](Tracker::run).
+pub struct Tracker {
+    listener: TcpListener,
+    opts: TrackerOptions,
+    state: Arc<RwLock<TrackerState>>,
+    shutdown: Shutdown,
+}
+
+struct Job {
+    stream: TcpStream,
+    _guard: ConnGuard,
+}
+
+impl Tracker {
+    pub fn bind(opts: TrackerOptions) -> io::Result<Tracker> {
+        let listener = TcpListener::bind(opts.bind)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(RwLock::new(TrackerState::new(opts.rules.clone())));
+        Ok(Tracker { listener, opts, state, shutdown: Shutdown::new(addr) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shutdown.addr()
+    }
+
+    /// A handle that stops [`run`](Tracker::run) from another thread (or a Ctrl+C handler).
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shut down.
+    pub fn run(self) -> io::Result<()> {
+        info!("Server started on port: {}", self.local_addr().port());
+        info!("Press ctrl + c to shutdown server.");
+        info!("Waiting for clients...");
+        let limiter = ConnLimiter::new(self.opts.max_conns_per_ip, self.opts.workers * 4);
+        let conns = ConnRegistry::default();
+        let reaper = self.spawn_reaper();
+        let pool = {
+            let state = Arc::clone(&self.state);
+            let conns = conns.clone();
+            let idle = self.opts.idle_timeout;
+            WorkerPool::new(self.opts.workers, self.opts.workers * 2, "tracker-worker", move |job: Job| {
+                serve_connection(job.stream, &state, &conns, idle);
+            })
+        };
+        for stream in self.listener.incoming() {
+            if self.shutdown.is_stopping() {
+                break;
+            }
+            match stream {
+                Ok(stream) => self.admit(stream, &limiter, &pool),
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        info!("Shutting down the tracker...");
+        conns.close_all();
+        pool.join();
+        let _ = reaper.join();
+        info!("Tracker stopped.");
+        Ok(())
+    }
+
+    fn admit(&self, stream: TcpStream, limiter: &ConnLimiter, pool: &WorkerPool<Job>) {
+        let Ok(peer) = stream.peer_addr() else { return };
+        info!("Client connected from {} on port: {}", peer.ip(), peer.port());
+        match limiter.try_acquire(peer.ip()) {
+            Err(e) => {
+                warn!("refusing {peer}: {e}");
+                refuse(stream, &e.to_string());
+            }
+            Ok(guard) => {
+                if let Err(job) = pool.try_submit(Job { stream, _guard: guard }) {
+                    warn!("refusing {peer}: all workers busy");
+                    refuse(job.stream, "server busy, try again");
+                }
+            }
+        }
+    }
+
+    fn spawn_reaper(&self) -> thread::JoinHandle<()> {
+        let state = Arc::clone(&self.state);
+        let stop = self.shutdown.subscribe();
+        let every =
+            (self.opts.rules.announce_interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        thread::Builder::new()
+            .name("tracker-reaper".into())
+            .spawn(move || {
+                let ticker = tick(every);
+                loop {
+                    select! {
+                        recv(stop) -> _ => break,
+                        recv(ticker) -> _ => {
+                            let notes = state.write().expire(Instant::now());
+                            notes.iter().for_each(|n| info!("{n}"));
+                        }
+                    }
+                }
+            })
+            .expect("spawning the reaper thread")
+    }
+}
+
+/// Tells a refused client why, then closes.
+fn refuse(stream: TcpStream, reason: &str) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    if let Ok(mut conn) = Conn::new(stream, Duration::from_millis(200)) {
+        let _ = conn.send_reply(&TrackerReply::Error { reason: reason.to_string() });
+    }
+}
+
+/// Answers requests on one connection until it closes, idles out or misbehaves.
+fn serve_connection(stream: TcpStream, state: &RwLock<TrackerState>, conns: &ConnRegistry, idle: Duration) {
+    let Ok(mut conn) = Conn::new(stream, idle) else { return };
+    let _registered = conns.register(conn.stream());
+    let from = conn.peer_addr();
+    loop {
+        let req: TrackerRequest = match conn.read_request() {
+            Ok(req) => req,
+            Err(e) => return end_connection(&mut conn, e),
+        };
+        let reply = dispatch(state, &req, from.ip());
+        if let Err(e) = conn.send_reply(&reply) {
+            debug!("{from}: could not reply: {e}");
+            return;
+        }
+    }
+}
+
+fn dispatch(state: &RwLock<TrackerState>, req: &TrackerRequest, ip: IpAddr) -> TrackerReply {
+    if req.is_read_only() {
+        return state.read().handle_read(req);
+    }
+    let outcome = state.write().handle_write(req, ip, Instant::now());
+    // Log after the lock is released: never hold it across I/O.
+    outcome.notes.iter().for_each(|n| info!("{n}"));
+    outcome.reply
+}
+
+fn end_connection(conn: &mut Conn, e: WireError) {
+    let from = conn.peer_addr();
+    match &e {
+        _ if e.is_closed() => {}
+        WireError::Frame(FrameError::Io(io)) if is_timeout(io) => debug!("{from}: idle, closing"),
+        _ if e.deserves_reply() => {
+            warn!("{from}: {e}; closing the connection");
+            let _ = conn.send_reply(&TrackerReply::Error { reason: e.to_string() });
+        }
+        _ => warn!("{from}: {e}"),
+    }
+}

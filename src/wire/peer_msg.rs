@@ -1,0 +1,47 @@
+//! Messages between two peers.
+//!
+//! A downloader asks for the manifest, for the set of chunks a peer has, and for chunks. A
+//! `chunk` reply is followed by exactly `len` raw bytes (at most one chunk, 1 MiB).
+
+use crate::hash::ContentId;
+use serde::{Deserialize, Serialize};
+
+/// What a downloader asks a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PeerRequest {
+    /// The manifest (`file.ini`) of a file, by content id or by name (complete files only).
+    Manifest {
+        #[serde(default)]
+        content_id: Option<ContentId>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Which chunks of the file the peer has.
+    Have { content_id: ContentId },
+    /// One chunk's bytes.
+    Chunk { content_id: ContentId, index: u32 },
+}
+
+/// A peer's answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PeerReply {
+    Manifest {
+        content_id: ContentId,
+        ini: String,
+    },
+    /// `bitfield`: hex of one bit per chunk, most significant bit first; `complete` when all.
+    Have {
+        complete: bool,
+        bitfield: String,
+    },
+    /// Followed by `len` raw bytes.
+    Chunk {
+        index: u32,
+        len: u32,
+    },
+    Error {
+        reason: String,
+    },
+}

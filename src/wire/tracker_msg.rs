@@ -1,0 +1,84 @@
+//! Messages between a peer and the tracker.
+
+use crate::hash::ContentId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// A shared file as the tracker indexes it. `content_id` is the SHA-1 of its manifest, so
+/// two files with one name but different bytes are two entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+    pub content_id: ContentId,
+}
+
+/// A file and the peers that hold all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileListing {
+    #[serde(flatten)]
+    pub info: FileInfo,
+    pub holders: Vec<SocketAddr>,
+}
+
+/// What a peer asks the tracker. A peer is known by the address the tracker sees its
+/// connection come from plus the listening `port` it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrackerRequest {
+    /// Join the swarm. Without a port the tracker assigns one (6000, 6001, ...).
+    Register { port: Option<u16> },
+    /// The peer's shared files: the full list (`full`), or changes. Also a heartbeat.
+    Announce {
+        port: u16,
+        #[serde(default)]
+        full: Option<Vec<FileInfo>>,
+        #[serde(default)]
+        added: Vec<FileInfo>,
+        #[serde(default)]
+        removed: Vec<ContentId>,
+    },
+    /// Every file and who has it.
+    ListFiles,
+    /// Files named exactly `name`, else those whose name contains it (ignoring case).
+    Search { name: String },
+    /// The peer leaves the swarm.
+    Leave { port: u16 },
+    /// The peer downloads `content_id`; repeated while it runs, as a refresh of its sources.
+    StartDownload { port: u16, content_id: ContentId },
+    /// The peer stopped downloading `content_id`.
+    StopDownload { port: u16, content_id: ContentId },
+}
+
+impl TrackerRequest {
+    /// Requests that only read the tracker's state.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, TrackerRequest::ListFiles | TrackerRequest::Search { .. })
+    }
+}
+
+/// The tracker's answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrackerReply {
+    Registered {
+        peer: SocketAddr,
+        announce_interval_secs: u64,
+    },
+    Ok,
+    /// The tracker does not know this peer (it restarted, or dropped a silent peer):
+    /// register again and announce the full file list.
+    UnknownPeer,
+    Files {
+        files: Vec<FileListing>,
+    },
+    /// Who can give chunks of a file: peers holding all of it, and other downloaders.
+    Sources {
+        file: Option<FileInfo>,
+        holders: Vec<SocketAddr>,
+        downloaders: Vec<SocketAddr>,
+    },
+    Error {
+        reason: String,
+    },
+}

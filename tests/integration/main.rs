@@ -1,0 +1,5 @@
+//! Integration tests: real `tracker` and `peer` processes, or in-process servers, on free
+//! ports with temporary folders.
+
+mod helpers;
+mod tracker;
