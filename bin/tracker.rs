@@ -17,7 +17,7 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:5000")]
     bind: SocketAddr,
     /// Worker threads answering requests.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     workers: usize,
     /// First port handed to peers that bring none (then +1, +2, ...).
     #[arg(long, default_value_t = 6000)]
@@ -26,7 +26,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     announce_interval: u64,
     /// Open connections allowed from one address.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 64)]
     max_conns_per_ip: usize,
     /// Also write the log to FILE.
     #[arg(long, value_name = "FILE")]

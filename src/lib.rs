@@ -7,6 +7,7 @@
 pub mod conn_limit;
 pub mod hash;
 pub mod logging;
+pub mod manifest;
 pub mod names;
 pub mod shutdown;
 pub mod tracker;

@@ -32,9 +32,9 @@ impl Default for TrackerOptions {
     fn default() -> Self {
         TrackerOptions {
             bind: "127.0.0.1:5000".parse().expect("valid address"),
-            workers: 64,
+            workers: 128,
             rules: TrackerConfig::default(),
-            max_conns_per_ip: 40,
+            max_conns_per_ip: 64,
             idle_timeout: Duration::from_secs(30),
         }
     }

@@ -1,0 +1,103 @@
+//! Tracker: `search` requests per second from 32 concurrent clients, on kept-open
+//! connections and on one connection per request, with p50/p99 latency.
+
+use crate::percentile;
+use p2p_share::hash::ContentId;
+use p2p_share::tracker::{Tracker, TrackerOptions};
+use p2p_share::wire::conn::Conn;
+use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 32;
+const IO: Duration = Duration::from_secs(5);
+
+pub fn run() {
+    // The tracker runs in this process (same code as the binary, no console logging), so
+    // the figures measure request handling rather than terminal output.
+    let opts = TrackerOptions { bind: "127.0.0.1:0".parse().unwrap(), ..TrackerOptions::default() };
+    let tracker = Tracker::bind(opts).expect("bind tracker");
+    let addr = tracker.local_addr();
+    let stop = tracker.shutdown_handle();
+    let server = thread::spawn(move || tracker.run());
+    populate(addr);
+    println!("tracker: search requests, {CLIENTS} concurrent clients on loopback");
+    let (n, took, lat) = load(addr, Duration::from_secs(5), true);
+    report("kept-open connections", n, took, lat);
+    let (n, took, lat) = load(addr, Duration::from_secs(3), false);
+    report("one connection per request", n, took, lat);
+    stop.stop();
+    let _ = server.join();
+}
+
+fn populate(addr: SocketAddr) {
+    let mut c = Conn::connect(addr, IO).unwrap();
+    for p in 0..8u16 {
+        let port = 6000 + p;
+        let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(port) }).unwrap();
+        let added = (0..125u32)
+            .map(|i| {
+                let n = p as u32 * 125 + i;
+                FileInfo {
+                    name: format!("file-{n}.bin"),
+                    size: 1 << 20,
+                    content_id: ContentId::of(&n.to_be_bytes()),
+                }
+            })
+            .collect();
+        let r: TrackerReply =
+            c.call(&TrackerRequest::Announce { port, full: None, added, removed: vec![] }).unwrap();
+        assert_eq!(r, TrackerReply::Ok);
+    }
+}
+
+fn load(addr: SocketAddr, dur: Duration, keep_open: bool) -> (u64, Duration, Vec<u32>) {
+    let start = Instant::now();
+    let refused = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let refused = Arc::clone(&refused);
+            thread::spawn(move || {
+                let req = TrackerRequest::Search { name: format!("file-{}.bin", i * 31) };
+                let mut lat = Vec::with_capacity(1 << 16);
+                let mut conn = if keep_open { Some(Conn::connect(addr, IO).unwrap()) } else { None };
+                while start.elapsed() < dur {
+                    let t = Instant::now();
+                    let reply: TrackerReply = match conn.as_mut() {
+                        Some(c) => c.call(&req).unwrap(),
+                        None => Conn::connect(addr, IO).unwrap().call(&req).unwrap(),
+                    };
+                    match reply {
+                        TrackerReply::Files { ref files } if files.len() == 1 => {
+                            lat.push(t.elapsed().as_micros() as u32)
+                        }
+                        other => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("refused: {other:?}");
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<u32> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let took = start.elapsed();
+    all.sort_unstable();
+    let refused = refused.load(Ordering::Relaxed);
+    assert_eq!(refused, 0, "the tracker refused {refused} requests");
+    (all.len() as u64, took, all)
+}
+
+fn report(what: &str, n: u64, took: Duration, lat: Vec<u32>) {
+    println!(
+        "  {what:<28} {:>9.0} requests/s   p50 {:>6.3} ms   p99 {:>6.3} ms   ({n} requests in {:.1} s)",
+        n as f64 / took.as_secs_f64(),
+        percentile(&lat, 0.50) as f64 / 1000.0,
+        percentile(&lat, 0.99) as f64 / 1000.0,
+        took.as_secs_f64()
+    );
+}
