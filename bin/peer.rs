@@ -1,1 +1,121 @@
-fn main() {}
+//! `peer`: shares `DIR/files`, serves chunks to others, downloads from the swarm.
+
+use clap::{Parser, Subcommand};
+use p2p_share::cli::commands;
+use p2p_share::cli::settings::{self, Given};
+use p2p_share::logging;
+use p2p_share::peer::{Node, NodeConfig};
+use simplelog::LevelFilter;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A p2p-share peer: shares the files in DIR/files and downloads files from other peers.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The tracker's address [default: 127.0.0.1:5000].
+    #[arg(long, value_name = "ADDR:PORT")]
+    tracker: Option<String>,
+    /// The peer's folder: shares DIR/files, keeps partial downloads in DIR/chunks [default: .].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Port to serve on (default: the tracker assigns one; 0 = any free port).
+    #[arg(long, value_name = "P")]
+    port: Option<u16>,
+    /// Cap on all uploads, bytes per second with K, M, G suffixes (binary): 4M = 4 MiB/s.
+    #[arg(long, value_name = "RATE")]
+    upload_limit: Option<String>,
+    /// Settings from an INI file ([peer] tracker, dir, port, upload_limit); flags win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also write the log to FILE.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Log level: error, warn, info or debug.
+    #[arg(long, default_value = "info")]
+    log_level: LevelFilter,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Share DIR/files and serve until Ctrl+C.
+    Serve,
+    /// Every file and who has it.
+    List,
+    /// Who has NAME (exact, else case-insensitive substring).
+    Search { name: String },
+    /// Fetch files into DIR/files (by name, or by content id).
+    Download {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The first source: a peer's port (as listed) or address.
+        #[arg(long, value_name = "PEER")]
+        from: Option<String>,
+        /// Keep serving afterwards until Ctrl+C.
+        #[arg(long)]
+        stay: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("peer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    logging::init(args.log_level, args.log.as_deref()).map_err(|e| format!("cannot open log file: {e}"))?;
+    let given = Given {
+        tracker: args.tracker,
+        dir: args.dir,
+        port: args.port,
+        upload_limit: args.upload_limit,
+        config: args.config,
+    };
+    let cfg = settings::resolve(&given)?;
+    let out = &mut std::io::stdout();
+    match args.command {
+        Some(Command::List) => commands::list(&cfg, out).map(|_| ExitCode::SUCCESS),
+        Some(Command::Search { name }) => {
+            let n = commands::search(&cfg, &name, out)?;
+            Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Some(Command::Serve) => {
+            let (node, stop) = start(&cfg)?;
+            commands::wait_for(&stop);
+            node.leave();
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Download { names, from, stay }) => {
+            let (node, stop) = start(&cfg)?;
+            let ok = commands::download(&node, &names, from.as_deref());
+            if stay {
+                println!("Serving as a peer to help others; press ctrl + c to leave.");
+                commands::wait_for(&stop);
+            }
+            node.leave();
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        None => Err("the interactive menu is not available yet; use serve, list, search or download".into()),
+    }
+}
+
+/// Starts the node and a Ctrl+C handler that ends the wait.
+fn start(cfg: &NodeConfig) -> Result<(Node, crossbeam_channel::Receiver<()>), String> {
+    let node = Node::start(cfg).map_err(|e| e.to_string())?;
+    println!("Tracker is running on port : {}", cfg.tracker.port());
+    println!("You are running on port    : {}", node.addr().port());
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| format!("cannot install Ctrl+C handler: {e}"))?;
+    Ok((node, rx))
+}

@@ -4,11 +4,17 @@
 //! Synchronous by design: `std::net` and one thread per connection, crossbeam channels
 //! between threads, rayon for hashing.
 
+pub mod bitfield;
+pub mod chunk_store;
+pub mod cli;
 pub mod conn_limit;
+pub mod download;
 pub mod hash;
 pub mod logging;
 pub mod manifest;
 pub mod names;
+pub mod peer;
+pub mod rate_limit;
 pub mod shutdown;
 pub mod tracker;
 pub mod wire;

@@ -1,7 +1,8 @@
 //! Messages between two peers.
 //!
 //! A downloader asks for the manifest, for the set of chunks a peer has, and for chunks. A
-//! `chunk` reply is followed by exactly `len` raw bytes (at most one chunk, 1 MiB).
+//! `chunk` reply is followed by exactly `len` raw bytes (at most one chunk, 1 MiB), and a
+//! `manifest` reply by the manifest text (at most 64 MiB, so files up to 1 TiB fit).
 
 use crate::hash::ContentId;
 use serde::{Deserialize, Serialize};
@@ -27,9 +28,10 @@ pub enum PeerRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PeerReply {
+    /// Followed by `len` raw bytes: the manifest text.
     Manifest {
         content_id: ContentId,
-        ini: String,
+        len: u32,
     },
     /// `bitfield`: hex of one bit per chunk, most significant bit first; `complete` when all.
     Have {

@@ -1,0 +1,135 @@
+//! The peer's commands for scripts: `serve`, `list`, `search`, `download`. What the user
+//! reads goes to stdout; logs go to stderr.
+
+use crate::download::reassembler::{Progress, ProgressFn};
+use crate::download::{Options, Report};
+use crate::peer::tracker_client::TrackerClient;
+use crate::peer::{Node, NodeConfig};
+use crate::tracker::state::peer_label;
+use crate::wire::tracker_msg::FileListing;
+use crossbeam_channel::Receiver;
+use parking_lot::Mutex;
+use std::io::Write;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+/// `['6000', '6001']`, as the original printed holders.
+pub fn holders_line(l: &FileListing) -> String {
+    let labels: Vec<String> = l.holders.iter().map(|h| format!("'{}'", peer_label(h))).collect();
+    format!("[{}]", labels.join(", "))
+}
+
+fn client(cfg: &NodeConfig) -> TrackerClient {
+    TrackerClient::new(cfg.tracker, Default::default())
+}
+
+/// `list`: every file and who has it.
+pub fn list(cfg: &NodeConfig, out: &mut impl Write) -> Result<(), String> {
+    let files = client(cfg).list().map_err(|e| e.to_string())?;
+    let _ = writeln!(out, "These are all files from the tracker:\n");
+    for f in &files {
+        let _ = writeln!(out, "{} : {}", f.info.name, holders_line(f));
+    }
+    if files.is_empty() {
+        let _ = writeln!(out, "(no files shared yet)");
+    }
+    Ok(())
+}
+
+/// `search NAME`: who has it.
+pub fn search(cfg: &NodeConfig, name: &str, out: &mut impl Write) -> Result<usize, String> {
+    let files = client(cfg).search(name).map_err(|e| e.to_string())?;
+    print_search(&files, out);
+    Ok(files.len())
+}
+
+pub fn print_search(files: &[FileListing], out: &mut impl Write) {
+    if files.is_empty() {
+        let _ = writeln!(out, "No peer has a file like that.");
+        return;
+    }
+    for f in files {
+        let _ = writeln!(out, "{} ({} bytes, id {}):", f.info.name, f.info.size, f.info.content_id.short());
+        let _ = writeln!(out, "Following peers have the file:");
+        for h in &f.holders {
+            let _ = writeln!(out, "{}", peer_label(h));
+        }
+    }
+}
+
+/// A progress printer: a line every 10% (for pipes and logs).
+pub fn progress_lines() -> ProgressFn {
+    let last = Mutex::new(std::collections::HashMap::<String, u64>::new());
+    Arc::new(move |p: &Progress| {
+        let pct = (p.done_bytes * 100).checked_div(p.total_bytes).unwrap_or(100);
+        let mut last = last.lock();
+        let prev = last.entry(p.name.clone()).or_insert(0);
+        if pct / 10 > *prev / 10 || (pct == 100 && *prev != 100) {
+            *prev = pct;
+            let rate = p.done_bytes as f64 / 1e6 / p.elapsed.as_secs_f64().max(1e-3);
+            println!("{}: {pct}% ({} of {} chunks, {rate:.1} MB/s)", p.name, p.chunks_done, p.chunks_total);
+        }
+    })
+}
+
+/// What a finished download prints, in the original's words plus where chunks came from.
+pub fn print_report(r: &Report, out: &mut impl Write) {
+    let _ = writeln!(out, "Chunks downloaded!");
+    let _ = writeln!(out, "Creating File...");
+    let _ = writeln!(out, "Download time is: {:.6} seconds", r.took.as_secs_f64());
+    let mb = r.size as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "File downloaded: {} ({mb:.1} MB, {:.1} MB/s)",
+        r.path.display(),
+        mb / r.took.as_secs_f64().max(1e-6)
+    );
+    let sources: Vec<String> =
+        r.assembly.per_source.iter().map(|(a, n)| format!("{n} from {}", peer_label(a))).collect();
+    let resumed = if r.resumed > 0 { format!(", {} resumed from disk", r.resumed) } else { String::new() };
+    let _ = writeln!(
+        out,
+        "Chunks: {}{resumed}",
+        if sources.is_empty() { "none fetched".into() } else { sources.join(", ") }
+    );
+}
+
+/// `download NAME...`: fetches each (in parallel), prints reports; true if all succeeded.
+pub fn download(node: &Node, names: &[String], from: Option<&str>) -> bool {
+    let opts = Options { progress: Some(progress_lines()), ..Options::default() };
+    let started = Instant::now();
+    let results: Vec<(String, Result<Report, String>)> = thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let opts = opts.clone();
+                s.spawn(move || (n.clone(), node.download(n, from, &opts).map_err(|e| e.to_string())))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| (String::new(), Err("download thread panicked".into()))))
+            .collect()
+    });
+    let mut ok = true;
+    let stdout = &mut std::io::stdout();
+    for (name, r) in results {
+        match r {
+            Ok(report) => print_report(&report, stdout),
+            Err(e) => {
+                eprintln!("peer: {name}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if names.len() > 1 {
+        println!("All downloads took {:.3} seconds", started.elapsed().as_secs_f64());
+    }
+    ok
+}
+
+/// Waits for Ctrl+C (or the end of `serve`).
+pub fn wait_for(stop: &Receiver<()>) {
+    let _ = stop.recv();
+}

@@ -1,0 +1,4 @@
+//! What the `peer` binary does, kept out of the binary so it can be tested.
+
+pub mod commands;
+pub mod settings;

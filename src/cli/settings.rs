@@ -1,0 +1,95 @@
+//! Peer settings from the command line and an optional INI file (`--config`); flags win.
+//!
+//! ```ini
+//! [peer]
+//! tracker = 127.0.0.1:5000
+//! dir = ./client1
+//! port = 6000
+//! upload_limit = 4M
+//! ```
+
+use crate::peer::NodeConfig;
+use crate::rate_limit::parse_rate;
+use configparser::ini::Ini;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+/// Settings as given on the command line (all optional).
+#[derive(Debug, Default, Clone)]
+pub struct Given {
+    pub tracker: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub upload_limit: Option<String>,
+    pub config: Option<PathBuf>,
+}
+
+/// Resolves flags, then the config file, then defaults, into a node configuration.
+pub fn resolve(given: &Given) -> Result<NodeConfig, String> {
+    let ini = match &given.config {
+        Some(path) => Some(load(path)?),
+        None => None,
+    };
+    let from_ini = |key: &str| ini.as_ref().and_then(|i| i.get("peer", key));
+    let tracker =
+        given.tracker.clone().or_else(|| from_ini("tracker")).unwrap_or_else(|| "127.0.0.1:5000".into());
+    let tracker = parse_addr(&tracker)?;
+    let dir = given
+        .dir
+        .clone()
+        .or_else(|| from_ini("dir").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let port = match (given.port, from_ini("port")) {
+        (Some(p), _) => Some(p),
+        (None, Some(p)) => Some(p.parse().map_err(|_| format!("config: port '{p}' is not a port number"))?),
+        (None, None) => None,
+    };
+    let upload_limit = match given.upload_limit.clone().or_else(|| from_ini("upload_limit")) {
+        Some(r) => Some(parse_rate(&r).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(NodeConfig { tracker, dir, port, upload_limit })
+}
+
+fn load(path: &Path) -> Result<Ini, String> {
+    let mut ini = Ini::new();
+    ini.load(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    Ok(ini)
+}
+
+/// `ADDR:PORT`, or a host name with a port.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("'{s}' is not an address like 127.0.0.1:5000"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("peer.ini");
+        std::fs::write(
+            &cfg,
+            "[peer]\ntracker = 127.0.0.1:7000\nport = 6005\nupload_limit = 4M\ndir = /tmp/x\n",
+        )
+        .unwrap();
+        let given = Given { config: Some(cfg.clone()), port: Some(6100), ..Given::default() };
+        let c = resolve(&given).unwrap();
+        assert_eq!(c.tracker, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.port, Some(6100));
+        assert_eq!(c.upload_limit, Some(4 << 20));
+        assert_eq!(c.dir, PathBuf::from("/tmp/x"));
+        let bad = Given { upload_limit: Some("fast".into()), ..Given::default() };
+        assert!(resolve(&bad).unwrap_err().contains("invalid rate"));
+        let missing = Given { config: Some(dir.path().join("nope.ini")), ..Given::default() };
+        assert!(resolve(&missing).unwrap_err().contains("cannot read config"));
+    }
+}

@@ -1,0 +1,285 @@
+//! Which chunk each source fetches next: rarest first, and an end game for the last chunks
+//! so one slow source cannot stall the finish. Pure logic, no sockets.
+//!
+//! A chunk is in exactly one state: `Missing` (nobody fetches it), `Requested` (one or more
+//! sources fetch it; more than one only in the end game) or `Done` (verified). A source's
+//! `assigned` set holds exactly the chunks it was handed and has not yet completed,
+//! failed or released.
+
+use crate::bitfield::Bitfield;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+
+/// Most sources fetching one chunk in the end game.
+const ENDGAME_COPIES: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Missing,
+    Requested,
+    Done,
+}
+
+struct SourceView {
+    /// `None` when the source has the whole file.
+    have: Option<Bitfield>,
+    assigned: BTreeSet<u32>,
+    bad: u32,
+}
+
+impl SourceView {
+    fn has(&self, i: u32) -> bool {
+        self.have.as_ref().is_none_or(|b| b.get(i))
+    }
+}
+
+/// The download plan of one file.
+pub struct Scheduler {
+    state: Vec<State>,
+    requesters: Vec<u8>,
+    availability: Vec<u16>,
+    sources: HashMap<SocketAddr, SourceView>,
+    remaining: u32,
+    missing: u32,
+    first_open: u32,
+}
+
+impl Scheduler {
+    /// A plan for `count` chunks, of which `have` are already in place.
+    pub fn new(count: u32, have: &Bitfield) -> Scheduler {
+        let state: Vec<State> =
+            (0..count).map(|i| if have.get(i) { State::Done } else { State::Missing }).collect();
+        let remaining = count - have.count();
+        Scheduler {
+            state,
+            requesters: vec![0; count as usize],
+            availability: vec![0; count as usize],
+            sources: HashMap::new(),
+            remaining,
+            missing: remaining,
+            first_open: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.remaining == 0
+    }
+
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// Adds a source, or updates what it has (`None`: the whole file).
+    pub fn update_source(&mut self, src: SocketAddr, have: Option<Bitfield>) {
+        let view = self.sources.entry(src).or_insert(SourceView {
+            have: Some(Bitfield::new(0)),
+            assigned: BTreeSet::new(),
+            bad: 0,
+        });
+        let old = std::mem::replace(&mut view.have, have);
+        let n = self.state.len() as u32;
+        let before = |i: u32| old.as_ref().is_none_or(|b| b.get(i));
+        let view = &self.sources[&src];
+        for i in 0..n {
+            match (before(i), view.has(i)) {
+                (false, true) => self.availability[i as usize] += 1,
+                (true, false) => self.availability[i as usize] -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets a source; its chunks go back to the others.
+    pub fn remove_source(&mut self, src: SocketAddr) {
+        let Some(view) = self.sources.get(&src) else { return };
+        for i in view.assigned.clone() {
+            self.release(src, i);
+        }
+        self.update_source(src, Some(Bitfield::new(self.state.len() as u32)));
+        self.sources.remove(&src);
+    }
+
+    /// True when `src` has a chunk that is still needed.
+    pub fn is_useful(&self, src: SocketAddr) -> bool {
+        let Some(view) = self.sources.get(&src) else { return false };
+        (self.first_open..self.state.len() as u32)
+            .any(|i| self.state[i as usize] != State::Done && view.has(i))
+    }
+
+    /// The next chunk for `src`, if it has one that is needed: the rarest missing chunk
+    /// (lowest index among equals), or in the end game a chunk another source is fetching.
+    pub fn assign(&mut self, src: SocketAddr) -> Option<u32> {
+        self.advance_first_open();
+        let view = self.sources.get(&src)?;
+        let mut best: Option<(u16, u32)> = None;
+        if self.missing > 0 {
+            for i in self.first_open..self.state.len() as u32 {
+                if self.state[i as usize] != State::Missing || !view.has(i) {
+                    continue;
+                }
+                let avail = self.availability[i as usize];
+                if best.is_none_or(|(a, _)| avail < a) {
+                    best = Some((avail, i));
+                    if avail <= 1 {
+                        break;
+                    }
+                }
+            }
+        }
+        if best.is_none() && self.missing == 0 {
+            best = self.endgame_pick(src);
+        }
+        let (_, i) = best?;
+        if self.state[i as usize] == State::Missing {
+            self.missing -= 1;
+        }
+        self.state[i as usize] = State::Requested;
+        self.requesters[i as usize] += 1;
+        self.sources.get_mut(&src)?.assigned.insert(i);
+        Some(i)
+    }
+
+    fn endgame_pick(&self, src: SocketAddr) -> Option<(u16, u32)> {
+        let view = self.sources.get(&src)?;
+        (self.first_open..self.state.len() as u32)
+            .filter(|&i| {
+                self.state[i as usize] == State::Requested && view.has(i) && !view.assigned.contains(&i)
+            })
+            .filter(|&i| self.requesters[i as usize] < ENDGAME_COPIES)
+            .min_by_key(|&i| self.requesters[i as usize])
+            .map(|i| (0, i))
+    }
+
+    fn advance_first_open(&mut self) {
+        while (self.first_open as usize) < self.state.len()
+            && self.state[self.first_open as usize] == State::Done
+        {
+            self.first_open += 1;
+        }
+    }
+
+    /// `src` delivered chunk `i`, verified. Returns false if it was already done (an end
+    /// game duplicate, to be dropped).
+    pub fn completed(&mut self, src: SocketAddr, i: u32) -> bool {
+        if let Some(v) = self.sources.get_mut(&src) {
+            v.assigned.remove(&i);
+        }
+        let Some(state) = self.state.get_mut(i as usize) else { return false };
+        if *state == State::Done {
+            return false;
+        }
+        *state = State::Done;
+        self.requesters[i as usize] = 0;
+        self.remaining -= 1;
+        true
+    }
+
+    /// `src` will not deliver chunk `i` (it lacks it or went away).
+    pub fn release(&mut self, src: SocketAddr, i: u32) {
+        let Some(view) = self.sources.get_mut(&src) else { return };
+        if !view.assigned.remove(&i) {
+            return;
+        }
+        if self.state[i as usize] == State::Requested {
+            self.requesters[i as usize] -= 1;
+            if self.requesters[i as usize] == 0 {
+                self.state[i as usize] = State::Missing;
+                self.missing += 1;
+                self.first_open = self.first_open.min(i);
+            }
+        }
+    }
+
+    /// `src` sent bytes that failed the hash check; returns its count of bad chunks.
+    pub fn failed(&mut self, src: SocketAddr, i: u32) -> u32 {
+        self.release(src, i);
+        self.sources.get_mut(&src).map_or(0, |v| {
+            v.bad += 1;
+            v.bad
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn bits(len: u32, ones: &[u32]) -> Bitfield {
+        let mut b = Bitfield::new(len);
+        ones.iter().for_each(|i| {
+            b.set(*i);
+        });
+        b
+    }
+
+    #[test]
+    fn one_full_source_gets_chunks_in_order() {
+        let mut s = Scheduler::new(3, &Bitfield::new(3));
+        s.update_source(addr(1), None);
+        assert_eq!(s.assign(addr(1)), Some(0));
+        assert_eq!(s.assign(addr(1)), Some(1));
+        assert!(s.completed(addr(1), 0));
+        assert_eq!(s.assign(addr(1)), Some(2));
+        assert!(s.completed(addr(1), 1) && s.completed(addr(1), 2));
+        assert!(s.is_done());
+        assert_eq!(s.assign(addr(1)), None);
+    }
+
+    #[test]
+    fn skips_chunks_already_present() {
+        let mut s = Scheduler::new(3, &bits(3, &[0, 1]));
+        s.update_source(addr(1), None);
+        assert_eq!(s.remaining(), 1);
+        assert_eq!(s.assign(addr(1)), Some(2), "nobody sends a chunk the receiver already has");
+    }
+
+    #[test]
+    fn rarest_first() {
+        let mut s = Scheduler::new(4, &Bitfield::new(4));
+        s.update_source(addr(1), None);
+        s.update_source(addr(2), Some(bits(4, &[0, 1, 2])));
+        // chunk 3 is held by one source only: the full source fetches it first.
+        assert_eq!(s.assign(addr(1)), Some(3));
+        assert_eq!(s.assign(addr(2)), Some(0));
+    }
+
+    #[test]
+    fn partial_source_only_gets_what_it_has() {
+        let mut s = Scheduler::new(4, &Bitfield::new(4));
+        s.update_source(addr(2), Some(bits(4, &[2])));
+        assert_eq!(s.assign(addr(2)), Some(2));
+        assert_eq!(s.assign(addr(2)), None);
+        assert!(!s.is_useful(addr(3)));
+    }
+
+    #[test]
+    fn released_and_failed_chunks_go_back() {
+        let mut s = Scheduler::new(2, &Bitfield::new(2));
+        s.update_source(addr(1), None);
+        s.update_source(addr(2), None);
+        assert_eq!(s.assign(addr(1)), Some(0));
+        assert_eq!(s.failed(addr(1), 0), 1);
+        assert_eq!(s.assign(addr(2)), Some(0), "a chunk that failed its check is fetched again");
+        assert_eq!(s.assign(addr(1)), Some(1));
+        s.remove_source(addr(1));
+        assert_eq!(s.assign(addr(2)), Some(1), "a vanished source loses its chunks to the others");
+    }
+
+    #[test]
+    fn end_game_duplicates_last_chunk_once() {
+        let mut s = Scheduler::new(1, &Bitfield::new(1));
+        for p in 1..=3 {
+            s.update_source(addr(p), None);
+        }
+        assert_eq!(s.assign(addr(1)), Some(0));
+        assert_eq!(s.assign(addr(2)), Some(0), "end game: a second source races the slow one");
+        assert_eq!(s.assign(addr(3)), None, "at most two copies");
+        assert!(s.completed(addr(2), 0));
+        assert!(!s.completed(addr(1), 0), "the late duplicate is dropped");
+        assert!(s.is_done());
+    }
+}

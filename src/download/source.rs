@@ -1,0 +1,203 @@
+//! One thread per source: asks the scheduler for chunks this source has, fetches them with
+//! two requests in flight, checks each chunk's SHA-1 and passes good ones to the
+//! reassembler over a bounded channel.
+
+use super::scheduler::Scheduler;
+use crate::bitfield::Bitfield;
+use crate::chunk_store::ChunkStore;
+use crate::hash::Sha1Hash;
+use crate::manifest::{ChunkIndex, CHUNK_SIZE};
+use crate::wire::conn::Conn;
+use crate::wire::peer_msg::{PeerReply, PeerRequest};
+use crate::wire::WireError;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use log::{debug, warn};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Chunk requests kept in flight per source, so the link never idles between chunks.
+const DEPTH: usize = 2;
+/// A source that sends this many chunks failing their check is dropped for the download.
+pub const MAX_BAD_CHUNKS: u32 = 3;
+
+/// A verified chunk on its way to the reassembler.
+pub struct Arrival {
+    pub index: ChunkIndex,
+    pub buf: Vec<u8>,
+    pub from: SocketAddr,
+}
+
+/// Recycled chunk buffers, so that a download allocates a handful of them in all.
+#[derive(Clone)]
+pub struct BufferPool {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+}
+
+impl BufferPool {
+    pub fn new(cap: usize) -> BufferPool {
+        let (tx, rx) = bounded(cap);
+        BufferPool { tx, rx }
+    }
+
+    pub fn get(&self) -> Vec<u8> {
+        self.rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE as usize))
+    }
+
+    pub fn put(&self, buf: Vec<u8>) {
+        let _ = self.tx.try_send(buf);
+    }
+}
+
+/// What the source threads of one download share.
+pub struct Shared {
+    pub store: Arc<ChunkStore>,
+    pub sched: Mutex<Scheduler>,
+    pub cancel: AtomicBool,
+    pub pool: BufferPool,
+    pub io_timeout: Duration,
+}
+
+/// Why a source thread ended.
+#[derive(Debug)]
+pub enum SourceEnd {
+    /// Nothing more to fetch (the download is complete or cancelled).
+    Finished,
+    /// The source failed (unreachable, vanished, stalled or broke the protocol).
+    Failed(String),
+    /// The source sent too many corrupt chunks.
+    Banned(u32),
+}
+
+impl fmt::Display for SourceEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceEnd::Finished => write!(f, "finished"),
+            SourceEnd::Failed(why) => write!(f, "{why}"),
+            SourceEnd::Banned(n) => write!(f, "dropped after {n} chunks that failed their SHA-1 check"),
+        }
+    }
+}
+
+impl From<WireError> for SourceEnd {
+    fn from(e: WireError) -> Self {
+        SourceEnd::Failed(e.to_string())
+    }
+}
+
+/// Fetches from `addr` until nothing is left to fetch there; its chunks go back to the
+/// others when it ends.
+pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
+    let end = match Conn::connect(addr, shared.io_timeout) {
+        Ok(conn) => Fetcher { shared, addr, conn, complete: false, last_have: Instant::now() }.run(tx),
+        Err(e) => SourceEnd::Failed(format!("cannot connect: {e}")),
+    };
+    shared.sched.lock().remove_source(addr);
+    end
+}
+
+struct Fetcher<'a> {
+    shared: &'a Shared,
+    addr: SocketAddr,
+    conn: Conn,
+    complete: bool,
+    last_have: Instant,
+}
+
+impl Fetcher<'_> {
+    fn run(&mut self, tx: &Sender<Arrival>) -> SourceEnd {
+        if let Err(e) = self.refresh_have() {
+            return e;
+        }
+        let mut inflight: VecDeque<u32> = VecDeque::new();
+        loop {
+            if self.shared.cancel.load(Ordering::Relaxed) {
+                return SourceEnd::Finished;
+            }
+            while inflight.len() < DEPTH {
+                let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
+                let req = PeerRequest::Chunk { content_id: self.shared.store.content_id, index: i };
+                if let Err(e) = self.conn.send_request(&req) {
+                    return e.into();
+                }
+                inflight.push_back(i);
+            }
+            let Some(i) = inflight.pop_front() else {
+                if self.shared.sched.lock().is_done() {
+                    return SourceEnd::Finished;
+                }
+                thread::sleep(Duration::from_millis(100));
+                if !self.complete && self.last_have.elapsed() > Duration::from_millis(500) {
+                    if let Err(e) = self.refresh_have() {
+                        return e;
+                    }
+                }
+                continue;
+            };
+            if let Err(end) = self.receive(i, tx) {
+                return end;
+            }
+        }
+    }
+
+    /// Asks which chunks the source has and tells the scheduler.
+    fn refresh_have(&mut self) -> Result<(), SourceEnd> {
+        let store = &self.shared.store;
+        let reply: PeerReply = self.conn.call(&PeerRequest::Have { content_id: store.content_id })?;
+        let have = match reply {
+            PeerReply::Have { complete: true, .. } => None,
+            PeerReply::Have { complete: false, bitfield } => {
+                Some(Bitfield::from_hex(&bitfield, store.manifest.chunk_count()).map_err(SourceEnd::Failed)?)
+            }
+            PeerReply::Error { reason } => return Err(SourceEnd::Failed(reason)),
+            other => return Err(SourceEnd::Failed(format!("answered a have request with {other:?}"))),
+        };
+        self.complete = have.is_none();
+        self.last_have = Instant::now();
+        self.shared.sched.lock().update_source(self.addr, have);
+        Ok(())
+    }
+
+    /// Reads the answer to the request for chunk `i`.
+    fn receive(&mut self, i: u32, tx: &Sender<Arrival>) -> Result<(), SourceEnd> {
+        let m = &self.shared.store.manifest;
+        let idx = m.index(i).ok_or_else(|| SourceEnd::Failed(format!("chunk {i} out of range")))?;
+        let len = match self.conn.read_reply::<PeerReply>()? {
+            PeerReply::Chunk { index, len } if index == i && len as usize == m.chunk_len(idx) => len as usize,
+            PeerReply::Chunk { index, len } => {
+                return Err(SourceEnd::Failed(format!(
+                    "sent chunk {index} of {len} bytes when asked for chunk {i}"
+                )))
+            }
+            PeerReply::Error { reason } => {
+                debug!("{}: {reason}", self.addr);
+                self.shared.sched.lock().release(self.addr, i);
+                self.complete = false;
+                return Ok(());
+            }
+            other => return Err(SourceEnd::Failed(format!("answered a chunk request with {other:?}"))),
+        };
+        let mut buf = self.shared.pool.get();
+        buf.resize(len, 0);
+        self.conn.read_raw(&mut buf)?;
+        if Sha1Hash::of(&buf) != m.chunk_hash(idx) {
+            self.shared.pool.put(buf);
+            let bad = self.shared.sched.lock().failed(self.addr, i);
+            warn!("chunk {i} of '{}' from {} failed its SHA-1 check ({bad} so far)", m.name, self.addr);
+            return if bad >= MAX_BAD_CHUNKS { Err(SourceEnd::Banned(bad)) } else { Ok(()) };
+        }
+        if self.shared.sched.lock().completed(self.addr, i) {
+            let arrival = Arrival { index: idx, buf, from: self.addr };
+            tx.send(arrival).map_err(|_| SourceEnd::Finished)?;
+        } else {
+            self.shared.pool.put(buf);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! The file monitor: looks at `DIR/files` about every second (no `chdir`), hashes new or
+//! changed files (or takes their cached manifest) and tells the tracker what changed.
+
+use super::manifest_cache::{ManifestCache, Stamp};
+use super::shares::Shares;
+use super::tracker_client::TrackerClient;
+use crate::hash::ContentId;
+use crate::names::validate_name;
+use crate::wire::tracker_msg::FileInfo;
+use crossbeam_channel::{select, tick, Receiver};
+use log::{info, warn};
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// How often the folder is looked at.
+pub const SCAN_EVERY: Duration = Duration::from_millis(700);
+
+/// Keeps `Shares` in step with the files in one folder.
+pub struct FileMonitor {
+    files_dir: PathBuf,
+    cache: ManifestCache,
+    shares: Arc<Shares>,
+    known: HashMap<String, (Stamp, ContentId)>,
+    warned: HashSet<String>,
+}
+
+/// What one scan found.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub added: Vec<FileInfo>,
+    pub removed: Vec<ContentId>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl FileMonitor {
+    pub fn new(files_dir: PathBuf, cache: ManifestCache, shares: Arc<Shares>) -> FileMonitor {
+        FileMonitor { files_dir, cache, shares, known: HashMap::new(), warned: HashSet::new() }
+    }
+
+    /// Looks at the folder once and updates the shares.
+    pub fn scan(&mut self) -> Changes {
+        let mut changes = Changes::default();
+        let entries = match fs::read_dir(&self.files_dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.warn_once("<dir>", format!("cannot read {}: {e}", self.files_dir.display()));
+                return changes;
+            }
+        };
+        let mut seen = HashSet::new();
+        for entry in entries.flatten() {
+            let Some(name) = self.shareable_name(entry.file_name()) else { continue };
+            // symlink_metadata: links are not followed, so nothing outside the folder is read.
+            let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            seen.insert(name.clone());
+            let stamp = Stamp::of(&meta);
+            if self.known.get(&name).is_some_and(|(s, _)| *s == stamp) {
+                continue;
+            }
+            match self.cache.manifest_for(&entry.path(), &name, stamp) {
+                Ok((manifest, cached)) => {
+                    let id = manifest.content_id();
+                    if !cached {
+                        info!("Hashed '{name}': {} chunks", manifest.chunk_count());
+                    }
+                    if let Some((_, old)) = self.known.insert(name.clone(), (stamp, id)) {
+                        if old != id {
+                            self.shares.remove(&old);
+                            changes.removed.push(old);
+                        }
+                    }
+                    changes.added.push(FileInfo { name: name.clone(), size: manifest.size, content_id: id });
+                    self.shares.add_complete(Arc::new(manifest), id, entry.path());
+                }
+                Err(e) => self.warn_once(&name, format!("cannot share '{name}': {e}")),
+            }
+        }
+        let gone: Vec<String> = self.known.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+        for name in gone {
+            if let Some((_, id)) = self.known.remove(&name) {
+                self.shares.remove(&id);
+                changes.removed.push(id);
+            }
+        }
+        changes
+    }
+
+    fn shareable_name(&mut self, raw: std::ffi::OsString) -> Option<String> {
+        let Some(name) = raw.to_str().map(str::to_string) else {
+            self.warn_once(&raw.to_string_lossy(), format!("not sharing {raw:?}: the name is not UTF-8"));
+            return None;
+        };
+        if name.ends_with(".tmp") && name.starts_with(".p2p-") {
+            return None;
+        }
+        if let Err(e) = validate_name(&name) {
+            self.warn_once(&name, format!("not sharing: {e}"));
+            return None;
+        }
+        Some(name)
+    }
+
+    fn warn_once(&mut self, key: &str, msg: String) {
+        if self.warned.insert(key.to_string()) {
+            warn!("{msg}");
+        }
+    }
+
+    /// Scans every [`SCAN_EVERY`] until `stop` fires, announcing changes to the tracker.
+    pub fn spawn(mut self, tracker: Arc<TrackerClient>, stop: Receiver<()>) -> thread::JoinHandle<()> {
+        thread::Builder::new()
+            .name("file-monitor".into())
+            .spawn(move || {
+                let ticker = tick(SCAN_EVERY);
+                let mut pending = Changes::default();
+                loop {
+                    select! {
+                        recv(stop) -> _ => break,
+                        recv(ticker) -> _ => {
+                            let c = self.scan();
+                            pending.added.extend(c.added);
+                            pending.removed.extend(c.removed);
+                            if pending.is_empty() {
+                                continue;
+                            }
+                            let (added, removed) = (pending.added.clone(), pending.removed.clone());
+                            match tracker.announce(added, removed) {
+                                Ok(()) => pending = Changes::default(),
+                                Err(e) => warn!("could not tell the tracker about file changes: {e}"),
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawning the file monitor")
+    }
+}

@@ -1,0 +1,212 @@
+//! A running peer: registered with the tracker, serving its files, watching its folder,
+//! announcing periodically, and able to download.
+
+use super::manifest_cache::ManifestCache;
+use super::monitor::FileMonitor;
+use super::server::{PeerServer, ServerOptions};
+use super::shares::Shares;
+use super::tracker_client::{TrackerClient, TrackerError};
+use crate::download::{self, DownloadError, Options, Report};
+use crate::rate_limit::RateLimiter;
+use crossbeam_channel::{bounded, select, tick, Sender};
+use log::{info, warn};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// How a peer runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub tracker: SocketAddr,
+    /// The peer's folder: `files/` and `chunks/` live here.
+    pub dir: PathBuf,
+    /// `None`: the tracker assigns a port; `Some(0)`: any free port.
+    pub port: Option<u16>,
+    /// Bytes per second, across all uploads.
+    pub upload_limit: Option<u64>,
+}
+
+/// Why a peer could not start.
+#[derive(Debug)]
+pub enum NodeError {
+    Folder { path: PathBuf, err: io::Error },
+    Tracker(TrackerError),
+    Listen { addr: SocketAddr, err: io::Error },
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Folder { path, err } => write!(f, "cannot use folder {}: {err}", path.display()),
+            NodeError::Tracker(e) => write!(f, "{e}"),
+            NodeError::Listen { addr, err } => write!(f, "cannot listen on {addr}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl From<TrackerError> for NodeError {
+    fn from(e: TrackerError) -> Self {
+        NodeError::Tracker(e)
+    }
+}
+
+/// A peer in the swarm. [`leave`](Node::leave) tells the tracker it goes.
+pub struct Node {
+    pub shares: Arc<Shares>,
+    pub tracker: Arc<TrackerClient>,
+    cache: ManifestCache,
+    files_dir: PathBuf,
+    chunks_dir: PathBuf,
+    server: PeerServer,
+    stop: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Scans the folder, registers, starts the server, the file monitor and announces.
+    pub fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
+        let files_dir = cfg.dir.join("files");
+        let chunks_dir = cfg.dir.join("chunks");
+        for d in [&files_dir, &chunks_dir] {
+            fs::create_dir_all(d).map_err(|err| NodeError::Folder { path: d.clone(), err })?;
+        }
+        let shares = Arc::new(Shares::default());
+        let tracker = Arc::new(TrackerClient::new(cfg.tracker, Arc::clone(&shares)));
+        let mut monitor =
+            FileMonitor::new(files_dir.clone(), ManifestCache::new(&chunks_dir), Arc::clone(&shares));
+        monitor.scan();
+        info!("Registering peer from tracker...");
+        let listener = bind_and_register(&tracker, cfg)?;
+        info!("Setting peer as a server...");
+        let opts = ServerOptions {
+            upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            ..Default::default()
+        };
+        let addr = listener.local_addr().map_err(|err| NodeError::Listen { addr: cfg.tracker, err })?;
+        let server = PeerServer::start(listener, Arc::clone(&shares), opts)
+            .map_err(|err| NodeError::Listen { addr, err })?;
+        info!("Peer server started on {addr}!");
+        tracker.announce(shares.complete_files(), vec![])?;
+        info!("Start file monitor system...");
+        let (stop_tx, stop_rx) = bounded::<()>(0);
+        let mut threads = vec![monitor.spawn(Arc::clone(&tracker), stop_rx.clone())];
+        info!("File monitor system started!");
+        threads.push(spawn_announcer(Arc::clone(&tracker), stop_rx));
+        let cache = ManifestCache::new(&chunks_dir);
+        Ok(Node { shares, tracker, cache, files_dir, chunks_dir, server, stop: Some(stop_tx), threads })
+    }
+
+    /// This peer as others reach it.
+    pub fn addr(&self) -> SocketAddr {
+        self.tracker.me().unwrap_or_else(|| self.server.local_addr())
+    }
+
+    pub fn files_dir(&self) -> &Path {
+        &self.files_dir
+    }
+
+    /// Downloads a file (by name or content id) into `DIR/files`.
+    pub fn download(
+        &self,
+        target: &str,
+        from: Option<&str>,
+        opts: &Options,
+    ) -> Result<Report, DownloadError> {
+        let ctx = download::Context {
+            tracker: &self.tracker,
+            shares: &self.shares,
+            cache: &self.cache,
+            files_dir: &self.files_dir,
+            chunks_dir: &self.chunks_dir,
+        };
+        download::download(&ctx, target, from, opts)
+    }
+
+    /// Leaves the swarm: tells the tracker, stops serving.
+    pub fn leave(mut self) {
+        info!("Removing peer...");
+        if let Err(e) = self.tracker.leave() {
+            warn!("could not tell the tracker this peer leaves: {e}");
+        }
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        self.server.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds the peer's listening socket on the address the tracker reaches it by, and
+/// registers it. A port the tracker assigns that is taken here is swapped for a free one.
+fn bind_and_register(tracker: &TrackerClient, cfg: &NodeConfig) -> Result<TcpListener, NodeError> {
+    match cfg.port {
+        None => {
+            let me = tracker.register(None)?;
+            if let Ok(l) = bind(me.ip(), me.port()) {
+                return Ok(l);
+            }
+            warn!("port {} is taken here; using another", me.port());
+            let _ = tracker.leave();
+            let l = bind(me.ip(), 0)
+                .map_err(|err| NodeError::Listen { addr: SocketAddr::new(me.ip(), 0), err })?;
+            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+            tracker.register(Some(port))?;
+            Ok(l)
+        }
+        Some(port) => {
+            let ip = local_ip_towards(cfg.tracker)
+                .map_err(|err| TrackerError::Unreachable { addr: cfg.tracker, err })?;
+            let l =
+                bind(ip, port).map_err(|err| NodeError::Listen { addr: SocketAddr::new(ip, port), err })?;
+            let port = l.local_addr().map(|a| a.port()).unwrap_or(port);
+            tracker.register(Some(port))?;
+            Ok(l)
+        }
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(ip, port))
+}
+
+/// The local address this host uses to reach `tracker`.
+fn local_ip_towards(tracker: SocketAddr) -> io::Result<IpAddr> {
+    let s = TcpStream::connect_timeout(&tracker, Duration::from_secs(5))?;
+    Ok(s.local_addr()?.ip())
+}
+
+/// Heartbeats every announce interval; the tracker client registers again by itself when
+/// the tracker forgot this peer.
+fn spawn_announcer(tracker: Arc<TrackerClient>, stop: crossbeam_channel::Receiver<()>) -> JoinHandle<()> {
+    thread::Builder::new()
+        .name("announcer".into())
+        .spawn(move || {
+            let ticker = tick(tracker.announce_interval());
+            loop {
+                select! {
+                    recv(stop) -> _ => break,
+                    recv(ticker) -> _ => if let Err(e) = tracker.announce(vec![], vec![]) {
+                        warn!("tracker unreachable: {e}");
+                    },
+                }
+            }
+        })
+        .expect("spawning the announcer")
+}

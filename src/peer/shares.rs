@@ -1,0 +1,94 @@
+//! What this peer can serve: complete files in `DIR/files`, and the chunks it has of files
+//! it is downloading. Looked up by content id (and complete files by name).
+
+use crate::chunk_store::ChunkStore;
+use crate::hash::ContentId;
+use crate::manifest::Manifest;
+use crate::wire::tracker_msg::FileInfo;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a shared file's bytes are.
+pub enum Holding {
+    /// All of it, at this path in `DIR/files`.
+    Complete(PathBuf),
+    /// The chunks downloaded so far.
+    Partial(Arc<ChunkStore>),
+}
+
+/// One file this peer serves.
+pub struct Shared {
+    pub manifest: Arc<Manifest>,
+    pub content_id: ContentId,
+    pub holding: Holding,
+}
+
+impl Shared {
+    pub fn info(&self) -> FileInfo {
+        FileInfo { name: self.manifest.name.clone(), size: self.manifest.size, content_id: self.content_id }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        matches!(self.holding, Holding::Complete(_))
+    }
+}
+
+/// The catalogue of served files. Lookups are cheap clones of an `Arc`; no lock is held
+/// while a file is read.
+#[derive(Default)]
+pub struct Shares {
+    by_id: RwLock<HashMap<ContentId, Arc<Shared>>>,
+}
+
+impl Shares {
+    pub fn get(&self, id: &ContentId) -> Option<Arc<Shared>> {
+        self.by_id.read().get(id).cloned()
+    }
+
+    /// A complete file named `name` (the first by id if several).
+    pub fn complete_by_name(&self, name: &str) -> Option<Arc<Shared>> {
+        let map = self.by_id.read();
+        let mut found: Vec<&Arc<Shared>> =
+            map.values().filter(|s| s.is_complete() && s.manifest.name == name).collect();
+        found.sort_by_key(|s| s.content_id);
+        found.first().map(|s| Arc::clone(s))
+    }
+
+    pub fn add_complete(&self, manifest: Arc<Manifest>, content_id: ContentId, path: PathBuf) {
+        let shared = Shared { manifest, content_id, holding: Holding::Complete(path) };
+        self.by_id.write().insert(content_id, Arc::new(shared));
+    }
+
+    /// Serves the chunks of a download in progress (unless the file is already complete).
+    pub fn add_partial(&self, store: Arc<ChunkStore>) {
+        let id = store.content_id;
+        let manifest = Arc::new(store.manifest.clone());
+        let mut map = self.by_id.write();
+        if map.get(&id).is_some_and(|s| s.is_complete()) {
+            return;
+        }
+        map.insert(id, Arc::new(Shared { manifest, content_id: id, holding: Holding::Partial(store) }));
+    }
+
+    pub fn remove(&self, id: &ContentId) {
+        self.by_id.write().remove(id);
+    }
+
+    /// Removes a download's partial entry (a complete entry stays).
+    pub fn remove_partial(&self, id: &ContentId) {
+        let mut map = self.by_id.write();
+        if map.get(id).is_some_and(|s| !s.is_complete()) {
+            map.remove(id);
+        }
+    }
+
+    /// Complete files, as the tracker indexes them.
+    pub fn complete_files(&self) -> Vec<FileInfo> {
+        let mut v: Vec<FileInfo> =
+            self.by_id.read().values().filter(|s| s.is_complete()).map(|s| s.info()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
