@@ -159,7 +159,8 @@ pub fn download(
         Some(f) => std::iter::once(f).chain(sources.downloaders.iter().copied()).collect(),
         None => sources.holders.iter().chain(&sources.downloaders).copied().collect(),
     };
-    let result = fetch(ctx, &listing, from, initial, opts, started);
+    let late = !sources.downloaders.is_empty();
+    let result = fetch(ctx, &listing, from, initial, late, opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
     }
@@ -227,6 +228,7 @@ fn fetch(
     listing: &FileListing,
     from: Option<SocketAddr>,
     initial: Vec<SocketAddr>,
+    late: bool,
     opts: &Options,
     started: Instant,
 ) -> Result<Report, DownloadError> {
@@ -250,8 +252,17 @@ fn fetch(
     }
     let store = Arc::new(store);
     ctx.shares.add_partial(Arc::clone(&store));
-    let assembly = Swarm::new(ctx, Arc::clone(&store), from, opts, started).run(initial)?;
+    let start = if late { spread_start(store.manifest.chunk_count()) } else { 0 };
+    let assembly = Swarm::new(ctx, Arc::clone(&store), from, opts, started, start).run(initial)?;
     finish(ctx, &store, assembly, resumed, started)
+}
+
+/// Where a late joiner starts fetching: a pseudo-random chunk, so that joiners spread out.
+fn spread_start(count: u32) -> u32 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mixed = (nanos as u64 ^ std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    (mixed % count.max(1) as u64) as u32
 }
 
 /// A manifest saved by an earlier, interrupted download of `id`.
@@ -322,8 +333,9 @@ impl<'a> Swarm<'a> {
         from: Option<SocketAddr>,
         opts: &'a Options,
         started: Instant,
+        start: u32,
     ) -> Self {
-        let sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield());
+        let sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield()).with_start(start);
         let shared = source::Shared {
             store,
             sched: Mutex::new(sched),

@@ -42,6 +42,10 @@ pub struct Scheduler {
     remaining: u32,
     missing: u32,
     first_open: u32,
+    /// Among equally rare chunks, the scan starts here (and wraps): 0 streams the file in
+    /// order; a late joiner starts elsewhere so that it fetches chunks the earlier
+    /// downloaders lack, and can give them back.
+    start: u32,
 }
 
 impl Scheduler {
@@ -58,7 +62,14 @@ impl Scheduler {
             remaining,
             missing: remaining,
             first_open: 0,
+            start: 0,
         }
+    }
+
+    /// Starts the scan among equally rare chunks at `start` instead of 0.
+    pub fn with_start(mut self, start: u32) -> Scheduler {
+        self.start = start.min(self.state.len().saturating_sub(1) as u32);
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -113,7 +124,9 @@ impl Scheduler {
         let view = self.sources.get(&src)?;
         let mut best: Option<(u16, u32)> = None;
         if self.missing > 0 {
-            for i in self.first_open..self.state.len() as u32 {
+            let n = self.state.len() as u32;
+            let start = self.start.max(self.first_open);
+            for i in (start..n).chain(self.first_open..start) {
                 if self.state[i as usize] != State::Missing || !view.has(i) {
                     continue;
                 }
@@ -267,6 +280,14 @@ mod tests {
         assert_eq!(s.assign(addr(1)), Some(1));
         s.remove_source(addr(1));
         assert_eq!(s.assign(addr(2)), Some(1), "a vanished source loses its chunks to the others");
+    }
+
+    #[test]
+    fn late_joiner_starts_elsewhere_and_wraps() {
+        let mut s = Scheduler::new(4, &Bitfield::new(4)).with_start(2);
+        s.update_source(addr(1), None);
+        let order: Vec<u32> = (0..4).filter_map(|_| s.assign(addr(1))).collect();
+        assert_eq!(order, vec![2, 3, 0, 1]);
     }
 
     #[test]

@@ -121,3 +121,95 @@ impl TrackerProc {
         Conn::connect(self.addr, IO).expect("connect to tracker")
     }
 }
+
+/// Deterministic pseudo-random bytes (differ by `seed`).
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A peer folder with `files` put in `files/`.
+pub fn peer_dir(root: &std::path::Path, name: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    for (n, bytes) in files {
+        std::fs::write(dir.join("files").join(n), bytes).unwrap();
+    }
+    dir
+}
+
+/// A real `peer` process on a free port.
+pub struct PeerProc {
+    pub proc: Proc,
+}
+
+impl PeerProc {
+    /// `peer --tracker T --dir DIR --port 0 ARGS...`
+    pub fn spawn(tracker: SocketAddr, dir: &std::path::Path, args: &[&str]) -> PeerProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+        cmd.args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"])
+            .args(args);
+        PeerProc { proc: Proc::spawn(cmd) }
+    }
+
+    /// Starts `serve` and waits until it is registered; returns it with its port.
+    pub fn serve(tracker: SocketAddr, dir: &std::path::Path, extra: &[&str]) -> (PeerProc, u16) {
+        let mut args = extra.to_vec();
+        args.push("serve");
+        let p = PeerProc::spawn(tracker, dir, &args);
+        let port = p.port();
+        (p, port)
+    }
+
+    pub fn port(&self) -> u16 {
+        let line = self.proc.wait_for_line("You are running on port", Duration::from_secs(20));
+        line.rsplit(':').next().unwrap().trim().parse().unwrap()
+    }
+
+    /// Waits for the process to end; returns (exit code, output).
+    pub fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let code = self.proc.wait_exit(limit);
+        thread::sleep(Duration::from_millis(50));
+        (code, self.proc.output())
+    }
+}
+
+/// "Chunks: 4 from 6000, 3 from 6001" → [(6000, 4), (6001, 3)]; resumed count separately.
+pub fn chunk_sources(output: &str) -> (Vec<(u16, u32)>, u32) {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("Chunks: "))
+        .unwrap_or_else(|| panic!("no Chunks line in:\n{output}"));
+    let mut sources = Vec::new();
+    let mut resumed = 0;
+    for part in line["Chunks: ".len()..].split(", ") {
+        let words: Vec<&str> = part.split(' ').collect();
+        if part.contains("resumed") {
+            resumed = words[0].parse().unwrap();
+        } else if words.len() == 3 && words[1] == "from" {
+            let port = words[2].rsplit(':').next().unwrap().parse().unwrap();
+            sources.push((port, words[0].parse().unwrap()));
+        }
+    }
+    (sources, resumed)
+}
+
+/// Waits until a downloader's progress lines show at least `n` chunks of `name`.
+pub fn wait_chunks(p: &PeerProc, name: &str, n: u32, limit: Duration) {
+    let prefix = format!("{name}: ");
+    let reached = wait_until(limit, || {
+        p.proc.output().lines().filter_map(|l| l.strip_prefix(&prefix)).any(|rest| {
+            rest.split_once("% (")
+                .and_then(|(_, r)| r.split(' ').next()?.parse::<u32>().ok())
+                .is_some_and(|k| k >= n)
+        })
+    });
+    assert!(reached, "{name} never reached {n} chunks:\n{}", p.proc.output());
+}

@@ -2,4 +2,5 @@
 //! ports with temporary folders.
 
 mod helpers;
+mod swarm;
 mod tracker;

@@ -1,0 +1,327 @@
+//! Real peers swarm-downloading files; every test checks the downloaded bytes.
+
+use crate::helpers::{
+    chunk_sources, peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO,
+};
+use p2p_share::hash::ContentId;
+use p2p_share::manifest::{Manifest, CHUNK_SIZE};
+use p2p_share::wire::conn::Conn;
+use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
+use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::thread;
+use std::time::Duration;
+
+const MIB: usize = CHUNK_SIZE as usize;
+const LONG: Duration = Duration::from_secs(60);
+
+fn downloaded(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    fs::read(dir.join("files").join(name)).unwrap_or_default()
+}
+
+#[test]
+fn one_source_to_one_downloader() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(3 * MIB + 12345, 1);
+    let (_src, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("test.pdf", &data)]), &[]);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "test.pdf"]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Download time is: "), "{out}");
+    assert_eq!(chunk_sources(&out).0, vec![(port, 4)]);
+    assert!(downloaded(&dir, "test.pdf") == data, "bytes differ");
+    assert!(
+        fs::read_dir(dir.join("chunks")).unwrap().all(|e| e.unwrap().file_name() == "manifests"),
+        "no partial left"
+    );
+}
+
+#[test]
+fn three_sources_each_contribute() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(12 * MIB, 2);
+    let mut ports = Vec::new();
+    let mut procs = Vec::new();
+    for name in ["c1", "c2", "c3"] {
+        let (p, port) = PeerProc::serve(
+            t.addr,
+            &peer_dir(root.path(), name, &[("big.bin", &data)]),
+            &["--upload-limit", "3M"],
+        );
+        procs.push(p);
+        ports.push(port);
+    }
+    let dir = peer_dir(root.path(), "c4", &[]);
+    assert!(wait_until(IO, || t
+        .conn()
+        .call::<_, TrackerReply>(&TrackerRequest::Search { name: "big.bin".into() })
+        .is_ok_and(
+            |r| matches!(r, TrackerReply::Files { files } if files.len() == 1 && files[0].holders.len() == 3)
+        )));
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "big.bin"]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    let (sources, _) = chunk_sources(&out);
+    assert_eq!(sources.len(), 3, "{out}");
+    assert!(sources.iter().all(|(p, n)| ports.contains(p) && *n > 0), "{sources:?}");
+    assert_eq!(sources.iter().map(|s| s.1).sum::<u32>(), 12);
+    assert!(downloaded(&dir, "big.bin") == data);
+}
+
+#[test]
+fn late_joiner_and_earlier_downloader_help_each_other() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(16 * MIB, 3);
+    let (_origin, origin_port) = PeerProc::serve(
+        t.addr,
+        &peer_dir(root.path(), "c1", &[("shared.bin", &data)]),
+        &["--upload-limit", "2M"],
+    );
+    let a_dir = peer_dir(root.path(), "c2", &[]);
+    let a = PeerProc::spawn(t.addr, &a_dir, &["download", "shared.bin"]);
+    let a_port = a.port();
+    wait_chunks(&a, "shared.bin", 2, Duration::from_secs(20));
+    let b_dir = peer_dir(root.path(), "c3", &[]);
+    let b = PeerProc::spawn(t.addr, &b_dir, &["download", "shared.bin"]);
+    let b_port = b.port();
+    let (a_code, a_out) = a.finish(LONG);
+    let (b_code, b_out) = b.finish(LONG);
+    assert_eq!((a_code, b_code), (Some(0), Some(0)), "{a_out}\n{b_out}");
+    let (a_src, _) = chunk_sources(&a_out);
+    let (b_src, _) = chunk_sources(&b_out);
+    let from = |src: &[(u16, u32)], port| src.iter().find(|s| s.0 == port).map_or(0, |s| s.1);
+    assert!(from(&b_src, a_port) > 0, "the late joiner got chunks from the earlier downloader: {b_src:?}");
+    assert!(from(&a_src, b_port) > 0, "the earlier downloader got chunks from the late joiner: {a_src:?}");
+    assert!(from(&a_src, origin_port) > 0 && from(&b_src, origin_port) > 0);
+    assert!(downloaded(&a_dir, "shared.bin") == data && downloaded(&b_dir, "shared.bin") == data);
+}
+
+#[test]
+fn source_killed_mid_transfer_download_completes_from_others() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(10 * MIB, 4);
+    let (mut doomed, _) =
+        PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("f.bin", &data)]), &["--upload-limit", "2M"]);
+    let (_survivor, survivor_port) =
+        PeerProc::serve(t.addr, &peer_dir(root.path(), "c2", &[("f.bin", &data)]), &["--upload-limit", "2M"]);
+    let dir = peer_dir(root.path(), "c3", &[]);
+    let d = PeerProc::spawn(t.addr, &dir, &["download", "f.bin"]);
+    wait_chunks(&d, "f.bin", 2, Duration::from_secs(20));
+    doomed.proc.child.kill().unwrap();
+    let _ = doomed.proc.child.wait();
+    let (code, out) = d.finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(chunk_sources(&out).0.iter().any(|(p, n)| *p == survivor_port && *n > 0));
+    assert!(downloaded(&dir, "f.bin") == data);
+}
+
+/// A lying peer: registers, announces the file, serves the true manifest but flips a byte
+/// in every chunk it sends.
+fn corrupt_peer(tracker: SocketAddr, manifest: Manifest) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let info =
+        FileInfo { name: manifest.name.clone(), size: manifest.size, content_id: manifest.content_id() };
+    let mut c = Conn::connect(tracker, IO).unwrap();
+    let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(port) }).unwrap();
+    let _: TrackerReply = c
+        .call(&TrackerRequest::Announce { port, full: Some(vec![info]), added: vec![], removed: vec![] })
+        .unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let m = manifest.clone();
+            thread::spawn(move || {
+                let mut conn = Conn::new(stream, IO).unwrap();
+                while let Ok(req) = conn.read_request::<PeerRequest>() {
+                    let ok = match req {
+                        PeerRequest::Manifest { .. } => {
+                            let text = m.to_ini();
+                            conn.send_reply(&PeerReply::Manifest {
+                                content_id: m.content_id(),
+                                len: text.len() as u32,
+                            })
+                            .is_ok()
+                                && conn.write_raw(text.as_bytes()).is_ok()
+                        }
+                        PeerRequest::Have { .. } => conn
+                            .send_reply(&PeerReply::Have { complete: true, bitfield: String::new() })
+                            .is_ok(),
+                        PeerRequest::Chunk { index, .. } => {
+                            let len = m.chunk_len(m.index(index).unwrap());
+                            let junk = vec![0xA5u8; len];
+                            conn.send_reply(&PeerReply::Chunk { index, len: len as u32 }).is_ok()
+                                && conn.write_raw(&junk).is_ok()
+                        }
+                    };
+                    if !ok {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn corrupt_source_is_detected_and_file_is_still_correct() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(6 * MIB, 5);
+    let honest_dir = peer_dir(root.path(), "c1", &[("x.bin", &data)]);
+    let manifest = p2p_share::manifest::hash_file(&honest_dir.join("files/x.bin"), "x.bin", true).unwrap();
+    let (_honest, honest_port) = PeerProc::serve(t.addr, &honest_dir, &["--upload-limit", "3M"]);
+    let liar_port = corrupt_peer(t.addr, manifest);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "x.bin"]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("failed its SHA-1 check"), "{out}");
+    assert!(out.contains(&format!("source 127.0.0.1:{liar_port} dropped after 3 chunks")), "{out}");
+    assert_eq!(chunk_sources(&out).0, vec![(honest_port, 6)], "no chunk from the liar was kept");
+    assert!(downloaded(&dir, "x.bin") == data);
+}
+
+#[test]
+fn killed_downloader_resumes_with_only_missing_chunks() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(12 * MIB, 6);
+    let (_src, _) =
+        PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("r.bin", &data)]), &["--upload-limit", "3M"]);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let first = PeerProc::spawn(t.addr, &dir, &["download", "r.bin"]);
+    wait_chunks(&first, "r.bin", 5, Duration::from_secs(30));
+    thread::sleep(Duration::from_millis(1200)); // let the have-hint reach the disk once
+    first.proc.signal("-KILL");
+    let _ = first.finish(IO);
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "r.bin"]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    let (sources, resumed) = chunk_sources(&out);
+    let fetched: u32 = sources.iter().map(|s| s.1).sum();
+    assert!(resumed >= 4, "resumed {resumed} chunks\n{out}");
+    assert_eq!(fetched + resumed, 12, "only the missing chunks were fetched again");
+    assert!(downloaded(&dir, "r.bin") == data);
+}
+
+#[test]
+fn two_files_download_at_once() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let a = test_bytes(3 * MIB + 7, 7);
+    let b = test_bytes(2 * MIB + 9, 8);
+    let (_src, _) =
+        PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("a.bin", &a), ("b.bin", &b)]), &[]);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "a.bin", "b.bin"]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches("Download time is: ").count(), 2);
+    assert!(downloaded(&dir, "a.bin") == a && downloaded(&dir, "b.bin") == b);
+}
+
+#[test]
+fn two_different_files_with_the_same_name() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let one = test_bytes(MIB + 1, 9);
+    let two = test_bytes(MIB + 2, 10);
+    let (_p1, port1) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("same.txt", &one)]), &[]);
+    let (_p2, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c2", &[("same.txt", &two)]), &[]);
+    assert!(wait_until(
+        IO,
+        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: "same.txt".into() }),
+        Ok(TrackerReply::Files { files }) if files.len() == 2)
+    ));
+
+    let d1 = peer_dir(root.path(), "c3", &[]);
+    let (code, out) =
+        PeerProc::spawn(t.addr, &d1, &["download", "same.txt", "--from", &port1.to_string()]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(downloaded(&d1, "same.txt") == one, "--from picks that peer's file");
+
+    let d2 = peer_dir(root.path(), "c4", &[]);
+    let (code, out) = PeerProc::spawn(t.addr, &d2, &["download", "same.txt"]).finish(LONG);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("several different files are named 'same.txt'"), "{out}");
+    let id2 = ContentId::of(
+        p2p_share::manifest::hash_file(&root.path().join("c2/files/same.txt"), "same.txt", true)
+            .unwrap()
+            .to_ini()
+            .as_bytes(),
+    );
+    let (code, out) = PeerProc::spawn(t.addr, &d2, &["download", &id2.to_hex()]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(downloaded(&d2, "same.txt") == two, "chunks of the two files never mix");
+}
+
+#[test]
+fn hostile_names_are_refused_and_nothing_is_written_outside_dir() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let (_src, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("ok.bin", b"fine")]), &[]);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    for name in ["../x", "/etc/passwd", "a/../../b", "a\u{1}b", ".."] {
+        let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", name]).finish(LONG);
+        assert_eq!(code, Some(1), "{name}: {out}");
+        assert!(out.contains("invalid file name"), "{name}: {out}");
+    }
+    // The same names asked of a peer server directly.
+    let mut conn = Conn::connect(SocketAddr::from(([127, 0, 0, 1], port)), IO).unwrap();
+    for name in ["../x", "/etc/passwd", "a/../../b", "a\0b", "../../../../etc/shadow"] {
+        let r: PeerReply =
+            conn.call(&PeerRequest::Manifest { content_id: None, name: Some(name.into()) }).unwrap();
+        assert!(
+            matches!(r, PeerReply::Error { ref reason } if reason.contains("invalid file name")),
+            "{name}: {r:?}"
+        );
+    }
+    let r: PeerReply =
+        conn.call(&PeerRequest::Manifest { content_id: None, name: Some("missing.bin".into()) }).unwrap();
+    assert!(matches!(r, PeerReply::Error { ref reason } if reason.contains("not shared")), "{r:?}");
+    let id = ContentId::of(b"nothing");
+    let r: PeerReply = conn.call(&PeerRequest::Chunk { content_id: id, index: 0 }).unwrap();
+    assert!(matches!(r, PeerReply::Error { ref reason } if reason.contains("not shared")), "{r:?}");
+    let mut top: Vec<String> =
+        fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    top.sort();
+    assert_eq!(top, vec!["c1", "c2"], "nothing written beside the peer folders");
+    assert!(fs::read_dir(dir.join("files")).unwrap().next().is_none());
+}
+
+#[test]
+fn chunk_index_out_of_range_is_refused() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(MIB + 5, 11);
+    let d = peer_dir(root.path(), "c1", &[("r.bin", &data)]);
+    let (_src, port) = PeerProc::serve(t.addr, &d, &[]);
+    let id = p2p_share::manifest::hash_file(&d.join("files/r.bin"), "r.bin", true).unwrap().content_id();
+    let mut conn = Conn::connect(SocketAddr::from(([127, 0, 0, 1], port)), IO).unwrap();
+    let r: PeerReply = conn.call(&PeerRequest::Chunk { content_id: id, index: 2 }).unwrap();
+    assert!(matches!(r, PeerReply::Error { ref reason } if reason.contains("out of range")), "{r:?}");
+    let r: PeerReply = conn.call(&PeerRequest::Chunk { content_id: id, index: 1 }).unwrap();
+    assert_eq!(r, PeerReply::Chunk { index: 1, len: 5 }, "the connection keeps serving");
+}
+
+#[test]
+fn file_added_while_running_is_listed_within_two_seconds() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let d = peer_dir(root.path(), "c1", &[]);
+    let (_p, _) = PeerProc::serve(t.addr, &d, &[]);
+    fs::write(d.join("files/new.txt"), b"fresh").unwrap();
+    let listed = wait_until(
+        Duration::from_secs(2),
+        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files }) if files.iter().any(|f| f.info.name == "new.txt")),
+    );
+    assert!(listed, "a new file is listed by the tracker within 2 s");
+    fs::remove_file(d.join("files/new.txt")).unwrap();
+    let gone = wait_until(
+        Duration::from_secs(2),
+        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files }) if files.is_empty()),
+    );
+    assert!(gone, "a removed file leaves the index");
+}
