@@ -74,6 +74,12 @@ impl ChunkStore {
         self.file.read_exact_at(buf, i.offset())
     }
 
+    /// Flushes written chunks to disk (called in the background during a download, so the
+    /// final sync has little left to do).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Records which chunks are present (a hint for resuming).
     pub fn save_have(&self) -> io::Result<()> {
         let hex = self.have.read().to_hex();

@@ -6,7 +6,7 @@ use super::source::{Arrival, BufferPool};
 use crate::chunk_store::ChunkStore;
 use crate::hash::Sha1Hash;
 use crate::manifest::CHUNK_SIZE;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{bounded, Receiver};
 use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
 use std::io;
@@ -24,6 +24,9 @@ pub struct Progress {
     pub chunks_total: u32,
     pub elapsed: Duration,
 }
+
+/// Written bytes after which a background flush to disk starts.
+const FLUSH_EVERY: usize = 32 << 20;
 
 /// Called after every chunk written.
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
@@ -53,25 +56,43 @@ pub fn run(
     let mut whole = WholeHash::new();
     whole.catch_up(store, None)?;
     let mut last_save = Instant::now();
-    while store.count() < n {
-        let Ok(a) = rx.recv() else { break };
-        store.write_chunk(a.index, &a.buf)?;
-        *out.per_source.entry(a.from).or_default() += 1;
-        out.timeline.push((a.index.get(), started.elapsed().as_secs_f64(), a.from));
-        whole.catch_up(store, Some((a.index.get(), &a.buf)))?;
-        pool.put(a.buf);
-        if last_save.elapsed() > Duration::from_secs(1) {
-            store.save_have()?;
-            last_save = Instant::now();
+    let mut unsynced = 0usize;
+    let (flush_tx, flush_rx) = bounded::<()>(1);
+    let result = std::thread::scope(|scope| {
+        // Start write-back early: the last sync then has at most FLUSH_EVERY bytes to write.
+        scope.spawn(move || {
+            for () in flush_rx {
+                let _ = store.sync();
+            }
+        });
+        while store.count() < n {
+            let Ok(a) = rx.recv() else { break };
+            store.write_chunk(a.index, &a.buf)?;
+            *out.per_source.entry(a.from).or_default() += 1;
+            out.timeline.push((a.index.get(), started.elapsed().as_secs_f64(), a.from));
+            whole.catch_up(store, Some((a.index.get(), &a.buf)))?;
+            unsynced += a.buf.len();
+            pool.put(a.buf);
+            if unsynced >= FLUSH_EVERY {
+                let _ = flush_tx.try_send(());
+                unsynced = 0;
+            }
+            if last_save.elapsed() > Duration::from_secs(1) {
+                store.save_have()?;
+                last_save = Instant::now();
+            }
+            if let Some(p) = &progress {
+                let chunks_done = store.count();
+                let done_bytes = (chunks_done as u64 * CHUNK_SIZE).min(m.size);
+                let total_bytes = m.size;
+                let (name, chunks_total, elapsed) = (m.name.clone(), n, started.elapsed());
+                p(&Progress { name, done_bytes, total_bytes, chunks_done, chunks_total, elapsed });
+            }
         }
-        if let Some(p) = &progress {
-            let chunks_done = store.count();
-            let done_bytes = (chunks_done as u64 * CHUNK_SIZE).min(m.size);
-            let total_bytes = m.size;
-            let (name, chunks_total, elapsed) = (m.name.clone(), n, started.elapsed());
-            p(&Progress { name, done_bytes, total_bytes, chunks_done, chunks_total, elapsed });
-        }
-    }
+        drop(flush_tx);
+        Ok::<_, io::Error>(())
+    });
+    result?;
     store.save_have()?;
     if store.count() == n {
         whole.catch_up(store, None)?;

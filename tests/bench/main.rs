@@ -3,6 +3,7 @@
 //! name contains NAME (tracker, transfer, swarm, hashing).
 
 mod tracker;
+mod transfer;
 
 use std::time::Duration;
 
@@ -24,5 +25,11 @@ fn main() {
     let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     if wants("tracker") {
         tracker::run();
+    }
+    if wants("transfer") || wants("hashing") {
+        transfer::one_to_one();
+    }
+    if wants("swarm") {
+        transfer::swarm_efficiency();
     }
 }

@@ -1,0 +1,230 @@
+//! Transfers: one source to one downloader (1 GiB, vs a plain TCP copy of the same file in
+//! the same run), the downloader's peak memory, swarm efficiency under upload caps, and
+//! manifest hashing with rayon vs one thread.
+
+use crate::mb_per_s;
+use p2p_share::manifest::{hash_file, CHUNK_SIZE};
+use p2p_share::tracker::{Tracker, TrackerOptions};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = CHUNK_SIZE;
+
+/// Writes `size` bytes where every chunk differs (a counter in each 4 KiB block).
+fn make_file(path: &Path, size: u64) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(MIB as usize, File::create(path)?);
+    let mut block = vec![0u8; 4096];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    for n in 0..size / 4096 {
+        block[..8].copy_from_slice(&n.to_le_bytes());
+        w.write_all(&block)?;
+    }
+    w.flush()?;
+    w.get_ref().sync_all()
+}
+
+/// A plain TCP copy of `src` to `dst` over loopback, synced to disk like a download.
+fn plain_copy(src: &Path, dst: &Path) -> io::Result<Duration> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let dst = dst.to_path_buf();
+    let receiver = thread::spawn(move || -> io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        let mut out = BufWriter::with_capacity(MIB as usize, File::create(&dst)?);
+        io::copy(&mut s, &mut out)?;
+        out.flush()?;
+        out.get_ref().sync_all()
+    });
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr)?;
+    io::copy(&mut File::open(src)?, &mut s)?;
+    drop(s);
+    receiver.join().expect("receiver thread")?;
+    Ok(start.elapsed())
+}
+
+struct Swarm {
+    tracker: SocketAddr,
+    root: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+impl Swarm {
+    fn new() -> Swarm {
+        let opts = TrackerOptions { bind: "127.0.0.1:0".parse().unwrap(), ..TrackerOptions::default() };
+        let tracker = Tracker::bind(opts).expect("bind tracker");
+        let addr = tracker.local_addr();
+        thread::spawn(move || tracker.run());
+        Swarm {
+            tracker: addr,
+            root: tempfile::tempdir_in(".").or_else(|_| tempfile::tempdir()).unwrap(),
+            children: Vec::new(),
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        let d = self.root.path().join(name);
+        fs::create_dir_all(d.join("files")).unwrap();
+        d
+    }
+
+    /// Starts `peer serve` in `dir` and waits until the tracker lists `file` from it.
+    fn source(&mut self, dir: &Path, limit: Option<&str>) {
+        let mut cmd = peer_cmd(self.tracker, dir);
+        if let Some(l) = limit {
+            cmd.args(["--upload-limit", l]);
+        }
+        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
+        self.children.push(cmd.spawn().expect("start source"));
+    }
+
+    fn wait_holders(&self, name: &str, n: usize) {
+        use p2p_share::wire::conn::Conn;
+        use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
+        for _ in 0..600 {
+            let mut c = Conn::connect(self.tracker, Duration::from_secs(5)).unwrap();
+            if let Ok(TrackerReply::Files { files }) = c.call(&TrackerRequest::Search { name: name.into() }) {
+                if files.first().is_some_and(|f| f.holders.len() >= n) {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("sources never announced {name}");
+    }
+
+    /// Runs `peer download` in `dir`; returns (seconds it reports, peak RSS in KiB).
+    fn download(&self, dir: &Path, name: &str) -> (f64, u64) {
+        let mut cmd = peer_cmd(self.tracker, dir);
+        cmd.args(["download", name]).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start downloader");
+        let pid = child.id();
+        let mut peak = 0;
+        while child.try_wait().unwrap().is_none() {
+            peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+            thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "download failed:\n{text}");
+        let secs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Download time is: ")?.split(' ').next()?.parse().ok())
+            .expect("a download time");
+        (secs, peak)
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn peer_cmd(tracker: SocketAddr, dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args([
+        "--tracker",
+        &tracker.to_string(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--port",
+        "0",
+        "--log-level",
+        "warn",
+    ]);
+    cmd
+}
+
+/// VmHWM (peak resident set) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn one_to_one() {
+    let mut swarm = Swarm::new();
+    let size = 1024 * MIB;
+    let src = swarm.dir("c1");
+    let file = src.join("files/big.bin");
+    make_file(&file, size).expect("make 1 GiB file");
+    let copy_target = swarm.root.path().join("plain-copy.bin");
+    let plain = plain_copy(&file, &copy_target).expect("plain copy");
+    let _ = fs::remove_file(&copy_target);
+    swarm.source(&src, None);
+    swarm.wait_holders("big.bin", 1);
+    let (secs, peak_kib) = swarm.download(&swarm.dir("c2"), "big.bin");
+    let plain_rate = mb_per_s(size, plain);
+    let rate = size as f64 / 1e6 / secs;
+    println!("transfer: 1 GiB, one source to one downloader, loopback, no limits, synced to disk");
+    println!(
+        "  plain TCP copy (io::copy, sendfile)  {plain_rate:>8.1} MB/s   ({:.2} s)",
+        plain.as_secs_f64()
+    );
+    println!(
+        "  p2p-share download                   {rate:>8.1} MB/s   ({secs:.2} s)   ratio {:.2}",
+        rate / plain_rate
+    );
+    println!("  downloader peak RSS                  {:>8.1} MiB", peak_kib as f64 / 1024.0);
+    hashing(&file, size);
+}
+
+fn hashing(file: &Path, size: u64) {
+    let _ = hash_file(file, "big.bin", true); // warm the page cache
+    let t = Instant::now();
+    let one = hash_file(file, "big.bin", false).expect("hash");
+    let single = t.elapsed();
+    let t = Instant::now();
+    let par = hash_file(file, "big.bin", true).expect("hash");
+    let parallel = t.elapsed();
+    assert_eq!(one, par);
+    println!("hashing: manifest of 1 GiB (chunk SHA-1s + whole-file SHA-1), warm cache");
+    println!("  one thread   {:>8.1} MB/s   ({:.2} s)", mb_per_s(size, single), single.as_secs_f64());
+    println!(
+        "  rayon        {:>8.1} MB/s   ({:.2} s)   speedup {:.2}x on {} threads",
+        mb_per_s(size, parallel),
+        parallel.as_secs_f64(),
+        single.as_secs_f64() / parallel.as_secs_f64(),
+        rayon::current_num_threads()
+    );
+}
+
+pub fn swarm_efficiency() {
+    println!("swarm: 256 MiB file, each source capped at 20 MiB/s");
+    for k in [1usize, 4] {
+        let mut swarm = Swarm::new();
+        let size = 256 * MIB;
+        let first = swarm.dir("s0");
+        make_file(&first.join("files/s.bin"), size).unwrap();
+        for i in 0..k {
+            let d = swarm.dir(&format!("s{i}"));
+            if i > 0 {
+                fs::copy(first.join("files/s.bin"), d.join("files/s.bin")).unwrap();
+            }
+            swarm.source(&d, Some("20M"));
+        }
+        swarm.wait_holders("s.bin", k);
+        let (secs, _) = swarm.download(&swarm.dir("down"), "s.bin");
+        let rate = size as f64 / (1 << 20) as f64 / secs;
+        let ideal = 20.0 * k as f64;
+        println!(
+            "  k = {k}: {rate:>6.1} MiB/s of {ideal:.0} MiB/s ({secs:.2} s)   efficiency {:.3}",
+            rate / ideal
+        );
+    }
+}
