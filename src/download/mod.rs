@@ -252,17 +252,16 @@ fn fetch(
     }
     let store = Arc::new(store);
     ctx.shares.add_partial(Arc::clone(&store));
-    let start = if late { spread_start(store.manifest.chunk_count()) } else { 0 };
-    let assembly = Swarm::new(ctx, Arc::clone(&store), from, opts, started, start).run(initial)?;
+    let seed = late.then(random_seed);
+    let assembly = Swarm::new(ctx, Arc::clone(&store), from, opts, started, seed).run(initial)?;
     finish(ctx, &store, assembly, resumed, started)
 }
 
-/// Where a late joiner starts fetching: a pseudo-random chunk, so that joiners spread out.
-fn spread_start(count: u32) -> u32 {
+/// A seed for a late joiner's random chunk picks (clock and process id; no crypto needed).
+fn random_seed() -> u64 {
     let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let mixed = (nanos as u64 ^ std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-    (mixed % count.max(1) as u64) as u32
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (std::process::id() as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A manifest saved by an earlier, interrupted download of `id`.
@@ -333,9 +332,12 @@ impl<'a> Swarm<'a> {
         from: Option<SocketAddr>,
         opts: &'a Options,
         started: Instant,
-        start: u32,
+        seed: Option<u64>,
     ) -> Self {
-        let sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield()).with_start(start);
+        let mut sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield());
+        if let Some(seed) = seed {
+            sched = sched.with_random_picks(seed);
+        }
         let shared = source::Shared {
             store,
             sched: Mutex::new(sched),

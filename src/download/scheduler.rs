@@ -42,10 +42,11 @@ pub struct Scheduler {
     remaining: u32,
     missing: u32,
     first_open: u32,
-    /// Among equally rare chunks, the scan starts here (and wraps): 0 streams the file in
-    /// order; a late joiner starts elsewhere so that it fetches chunks the earlier
-    /// downloaders lack, and can give them back.
-    start: u32,
+    /// How to choose among equally rare chunks: `None` takes the lowest index, so a lone
+    /// downloader streams the file in order; a late joiner picks at random (this is the
+    /// generator's state), so it fetches chunks the earlier downloaders lack and can give
+    /// them back, instead of racing them for the same ones.
+    random: Option<u64>,
 }
 
 impl Scheduler {
@@ -62,14 +63,22 @@ impl Scheduler {
             remaining,
             missing: remaining,
             first_open: 0,
-            start: 0,
+            random: None,
         }
     }
 
-    /// Starts the scan among equally rare chunks at `start` instead of 0.
-    pub fn with_start(mut self, start: u32) -> Scheduler {
-        self.start = start.min(self.state.len().saturating_sub(1) as u32);
+    /// Chooses at random among equally rare chunks, from `seed`.
+    pub fn with_random_picks(mut self, seed: u64) -> Scheduler {
+        self.random = Some(seed | 1);
         self
+    }
+
+    fn next_random(&mut self) -> Option<u64> {
+        let x = self.random.as_mut()?;
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        Some(*x)
     }
 
     pub fn is_done(&self) -> bool {
@@ -123,10 +132,10 @@ impl Scheduler {
         self.advance_first_open();
         let view = self.sources.get(&src)?;
         let mut best: Option<(u16, u32)> = None;
-        if self.missing > 0 {
-            let n = self.state.len() as u32;
-            let start = self.start.max(self.first_open);
-            for i in (start..n).chain(self.first_open..start) {
+        if self.missing > 0 && self.random.is_some() {
+            best = self.random_rarest(src);
+        } else if self.missing > 0 {
+            for i in self.first_open..self.state.len() as u32 {
                 if self.state[i as usize] != State::Missing || !view.has(i) {
                     continue;
                 }
@@ -150,6 +159,31 @@ impl Scheduler {
         self.requesters[i as usize] += 1;
         self.sources.get_mut(&src)?.assigned.insert(i);
         Some(i)
+    }
+
+    /// A random pick among the rarest missing chunks `src` has.
+    fn random_rarest(&mut self, src: SocketAddr) -> Option<(u16, u32)> {
+        let view = self.sources.get(&src)?;
+        let mut rarest = u16::MAX;
+        let mut picks: Vec<u32> = Vec::new();
+        for i in self.first_open..self.state.len() as u32 {
+            if self.state[i as usize] != State::Missing || !view.has(i) {
+                continue;
+            }
+            let avail = self.availability[i as usize];
+            if avail < rarest {
+                rarest = avail;
+                picks.clear();
+            }
+            if avail == rarest {
+                picks.push(i);
+            }
+        }
+        if picks.is_empty() {
+            return None;
+        }
+        let r = self.next_random()? as usize;
+        Some((rarest, picks[r % picks.len()]))
     }
 
     fn endgame_pick(&self, src: SocketAddr) -> Option<(u16, u32)> {
@@ -283,11 +317,15 @@ mod tests {
     }
 
     #[test]
-    fn late_joiner_starts_elsewhere_and_wraps() {
-        let mut s = Scheduler::new(4, &Bitfield::new(4)).with_start(2);
+    fn late_joiner_picks_at_random_among_the_rarest() {
+        let mut s = Scheduler::new(64, &Bitfield::new(64)).with_random_picks(7);
         s.update_source(addr(1), None);
-        let order: Vec<u32> = (0..4).filter_map(|_| s.assign(addr(1))).collect();
-        assert_eq!(order, vec![2, 3, 0, 1]);
+        s.update_source(addr(2), Some(bits(64, &[0, 1, 2, 3])));
+        let order: Vec<u32> = (0..60).filter_map(|_| s.assign(addr(1))).collect();
+        assert_eq!(order.len(), 60);
+        assert!(order.iter().all(|i| *i >= 4), "chunks held by two sources come last");
+        assert_ne!(order, (4..64).collect::<Vec<u32>>(), "not in order");
+        assert_eq!(s.assign(addr(1)), Some(0));
     }
 
     #[test]

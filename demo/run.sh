@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The original's scenario on one machine: a tracker and four clients.
+#   client1 shares a file; client2 downloads it from client1 alone; client3 joins while
+#   client2 is downloading; client4 comes later and downloads from client1, 2 and 3 at once.
+# Every upload is capped (DEMO_LIMIT, default 4M = 4 MiB/s) so the difference is real.
+# Logs: demo/work/*.log. Ends with a table of download times and SHA-1 checks.
+# --check: exit non-zero unless every copy is correct and client4 beat client2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE_MIB=${DEMO_SIZE_MIB:-40}
+LIMIT=${DEMO_LIMIT:-4M}
+PORT=${DEMO_PORT:-5000}
+FIRST_PEER_PORT=${DEMO_FIRST_PEER_PORT:-6000}
+CHECK=${1:-}
+BIN=target/release
+WORK=demo/work
+TRACKER=127.0.0.1:$PORT
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'echo "demo: interrupted"; exit 130' INT TERM
+
+for b in tracker peer; do
+  [ -x "$BIN/$b" ] || { echo "demo: $BIN/$b is missing; run 'make demo' (it builds first)"; exit 1; }
+done
+
+rm -rf "$WORK"
+mkdir -p "$WORK"/client{1,2,3,4}/files
+echo "demo: making a ${SIZE_MIB} MiB test file in $WORK/client1/files"
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$WORK/client1/files/test.bin"
+
+wait_for() { # file pattern seconds
+  local deadline=$((SECONDS + $3))
+  until grep -q -- "$2" "$1" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then echo "demo: timed out waiting for '$2' in $1"; tail -5 "$1" || true; exit 1; fi
+    sleep 0.1
+  done
+}
+
+peer() { # name args...
+  local name=$1; shift
+  "$BIN/peer" --tracker "$TRACKER" --dir "$WORK/$name" --upload-limit "$LIMIT" --log "$WORK/$name.log" "$@" \
+    > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  pids+=($!)
+}
+
+"$BIN/tracker" --bind "$TRACKER" --first-peer-port "$FIRST_PEER_PORT" --log "$WORK/tracker.log" \
+  > "$WORK/tracker.out" 2>&1 &
+pids+=($!)
+wait_for "$WORK/tracker.log" "Server started on port" 10
+
+echo "demo: client1 shares test.bin (uploads capped at $LIMIT/s each)"
+peer client1 serve
+wait_for "$WORK/tracker.log" "shares 'test.bin'" 60
+
+echo "demo: client2 downloads from client1 only"
+peer client2 download test.bin --from "$FIRST_PEER_PORT" --stay
+wait_for "$WORK/client2.out" "test.bin: [2-9][0-9]%" 120
+
+echo "demo: client3 joins while client2 is downloading"
+peer client3 download test.bin --stay
+wait_for "$WORK/client2.out" "Download time is" 300
+
+echo "demo: client4 joins later and downloads from everyone"
+peer client4 download test.bin --stay
+wait_for "$WORK/client4.out" "Download time is" 300
+wait_for "$WORK/client3.out" "Download time is" 300
+
+want=$(sha1sum "$WORK/client1/files/test.bin" | cut -d' ' -f1)
+echo
+printf '%-8s %10s %10s  %-8s  %s\n' client seconds "MiB/s" "SHA-1" "chunks per source"
+ok=1
+declare -A secs
+for c in client2 client3 client4; do
+  s=$(grep -m1 "Download time is" "$WORK/$c.out" | awk '{print $4}')
+  secs[$c]=$s
+  got=$(sha1sum "$WORK/$c/files/test.bin" | cut -d' ' -f1)
+  [ "$got" = "$want" ] && mark=ok || { mark=WRONG; ok=0; }
+  rate=$(awk -v s="$s" -v m="$SIZE_MIB" 'BEGIN { printf "%.1f", m / s }')
+  src=$(grep -m1 "^Chunks:" "$WORK/$c.out" | sed 's/^Chunks: //')
+  printf '%-8s %10.2f %10s  %-8s  %s\n' "$c" "$s" "$rate" "$mark" "$src"
+done
+echo
+awk -v a="${secs[client4]}" -v b="${secs[client2]}" 'BEGIN {
+  printf "client4 took %.1f s against client2'"'"'s %.1f s: %.2f of the time (the original: 22.5 s vs 37.7 s, 0.60)\n", a, b, a / b }'
+echo "SHA-1 of the original: $want"
+echo "logs: $WORK/*.log"
+
+if [ "$CHECK" = "--check" ]; then
+  faster=$(awk -v a="${secs[client4]}" -v b="${secs[client2]}" 'BEGIN { print (a < b) ? 1 : 0 }')
+  [ "$ok" = 1 ] || { echo "demo check: a copy is corrupt"; exit 1; }
+  [ "$faster" = 1 ] || { echo "demo check: client4 was not faster than client2"; exit 1; }
+  echo "demo check: all copies correct, client4 faster than client2"
+fi
