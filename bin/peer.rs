@@ -1,8 +1,8 @@
 //! `peer`: shares `DIR/files`, serves chunks to others, downloads from the swarm.
 
 use clap::{Parser, Subcommand};
-use p2p_share::cli::commands;
 use p2p_share::cli::settings::{self, Given};
+use p2p_share::cli::{commands, menu};
 use p2p_share::logging;
 use p2p_share::peer::{Node, NodeConfig};
 use simplelog::LevelFilter;
@@ -56,6 +56,9 @@ enum Command {
         /// Keep serving afterwards until Ctrl+C.
         #[arg(long)]
         stay: bool,
+        /// Write when each chunk arrived and from whom to FILE (CSV: file,chunk,seconds,source).
+        #[arg(long, value_name = "FILE")]
+        timeline: Option<PathBuf>,
     },
 }
 
@@ -93,9 +96,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
             node.leave();
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Download { names, from, stay }) => {
+        Some(Command::Download { names, from, stay, timeline }) => {
             let (node, stop) = start(&cfg)?;
-            let ok = commands::download(&node, &names, from.as_deref());
+            let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref());
             if stay {
                 println!("Serving as a peer to help others; press ctrl + c to leave.");
                 commands::wait_for(&stop);
@@ -103,7 +106,22 @@ fn run(args: Args) -> Result<ExitCode, String> {
             node.leave();
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        None => Err("the interactive menu is not available yet; use serve, list, search or download".into()),
+        None => {
+            let (node, stop) = start(&cfg)?;
+            let tracker = std::sync::Arc::clone(&node.tracker);
+            std::thread::spawn(move || {
+                // Ctrl+C while the menu waits for input: leave the swarm, then exit.
+                commands::wait_for(&stop);
+                println!("\nRemoving peer...\n-----\nShutting down this peer!\n-----");
+                let _ = tracker.leave();
+                std::process::exit(0);
+            });
+            println!();
+            menu::run(&node, &mut std::io::stdin().lock(), out);
+            println!("Removing peer...\n-----\nShutting down this peer!\n-----");
+            node.leave();
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

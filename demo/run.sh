@@ -59,15 +59,15 @@ peer client1 serve
 wait_for "$WORK/tracker.log" "shares 'test.bin'" 60
 
 echo "demo: client2 downloads from client1 only"
-peer client2 download test.bin --from "$FIRST_PEER_PORT" --stay
+peer client2 download test.bin --from "$FIRST_PEER_PORT" --stay --timeline "$WORK/client2.csv"
 wait_for "$WORK/client2.out" "test.bin: [2-9][0-9]%" 120
 
 echo "demo: client3 joins while client2 is downloading"
-peer client3 download test.bin --stay
+peer client3 download test.bin --stay --timeline "$WORK/client3.csv"
 wait_for "$WORK/client2.out" "Download time is" 300
 
 echo "demo: client4 joins later and downloads from everyone"
-peer client4 download test.bin --stay
+peer client4 download test.bin --stay --timeline "$WORK/client4.csv"
 wait_for "$WORK/client4.out" "Download time is" 300
 wait_for "$WORK/client3.out" "Download time is" 300
 
@@ -90,6 +90,11 @@ awk -v a="${secs[client4]}" -v b="${secs[client2]}" 'BEGIN {
   printf "client4 took %.1f s against client2'"'"'s %.1f s: %.2f of the time (the original: 22.5 s vs 37.7 s, 0.60)\n", a, b, a / b }'
 echo "SHA-1 of the original: $want"
 echo "logs: $WORK/*.log"
+for c in client2 client3 client4; do wait_for "$WORK/$c.csv" "seconds" 10; done
+if command -v python3 >/dev/null; then
+  python3 demo/swarm_svg.py "$WORK/swarm.svg" client2="$WORK/client2.csv" client3="$WORK/client3.csv" client4="$WORK/client4.csv"
+  echo "picture of the swarm: $WORK/swarm.svg"
+fi
 
 if [ "$CHECK" = "--check" ]; then
   faster=$(awk -v a="${secs[client4]}" -v b="${secs[client2]}" 'BEGIN { print (a < b) ? 1 : 0 }')

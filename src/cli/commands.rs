@@ -8,8 +8,10 @@ use crate::peer::{Node, NodeConfig};
 use crate::tracker::state::peer_label;
 use crate::wire::tracker_msg::FileListing;
 use crossbeam_channel::Receiver;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -73,6 +75,34 @@ pub fn progress_lines() -> ProgressFn {
     })
 }
 
+/// A progress bar per file on a terminal (bytes, rate, sources, time left); plain lines
+/// every 10% elsewhere.
+pub fn progress_display() -> ProgressFn {
+    if !std::io::stdout().is_terminal() {
+        return progress_lines();
+    }
+    let multi = MultiProgress::new();
+    let bars = Mutex::new(std::collections::HashMap::<String, ProgressBar>::new());
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    Arc::new(move |p: &Progress| {
+        let mut bars = bars.lock();
+        let bar = bars.entry(p.name.clone()).or_insert_with(|| {
+            let b = multi.add(ProgressBar::new(p.total_bytes));
+            b.set_style(style.clone());
+            b
+        });
+        bar.set_message(format!("{} ({} sources)", p.name, p.sources));
+        bar.set_position(p.done_bytes);
+        if p.chunks_done == p.chunks_total {
+            bar.finish();
+        }
+    })
+}
+
 /// What a finished download prints, in the original's words plus where chunks came from.
 pub fn print_report(r: &Report, out: &mut impl Write) {
     let _ = writeln!(out, "Chunks downloaded!");
@@ -96,8 +126,8 @@ pub fn print_report(r: &Report, out: &mut impl Write) {
 }
 
 /// `download NAME...`: fetches each (in parallel), prints reports; true if all succeeded.
-pub fn download(node: &Node, names: &[String], from: Option<&str>) -> bool {
-    let opts = Options { progress: Some(progress_lines()), ..Options::default() };
+pub fn download(node: &Node, names: &[String], from: Option<&str>, timeline: Option<&Path>) -> bool {
+    let opts = Options { progress: Some(progress_display()), ..Options::default() };
     let started = Instant::now();
     let results: Vec<(String, Result<Report, String>)> = thread::scope(|s| {
         let handles: Vec<_> = names
@@ -114,6 +144,13 @@ pub fn download(node: &Node, names: &[String], from: Option<&str>) -> bool {
     });
     let mut ok = true;
     let stdout = &mut std::io::stdout();
+    if let Some(path) = timeline {
+        let reports: Vec<&Report> = results.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+        if let Err(e) = write_timeline(path, &reports) {
+            eprintln!("peer: cannot write {}: {e}", path.display());
+            ok = false;
+        }
+    }
     for (name, r) in results {
         match r {
             Ok(report) => print_report(&report, stdout),
@@ -127,6 +164,18 @@ pub fn download(node: &Node, names: &[String], from: Option<&str>) -> bool {
         println!("All downloads took {:.3} seconds", started.elapsed().as_secs_f64());
     }
     ok
+}
+
+/// Writes `file,chunk,seconds,source` for every chunk fetched.
+fn write_timeline(path: &Path, reports: &[&Report]) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(w, "file,chunk,seconds,source")?;
+    for r in reports {
+        for (chunk, secs, from) in &r.assembly.timeline {
+            writeln!(w, "{},{chunk},{secs:.4},{}", r.name.replace(',', "_"), peer_label(from))?;
+        }
+    }
+    w.flush()
 }
 
 /// Waits for Ctrl+C (or the end of `serve`).

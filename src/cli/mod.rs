@@ -1,4 +1,5 @@
 //! What the `peer` binary does, kept out of the binary so it can be tested.
 
 pub mod commands;
+pub mod menu;
 pub mod settings;

@@ -33,7 +33,7 @@ use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -352,9 +352,11 @@ impl<'a> Swarm<'a> {
         let store = Arc::clone(&self.shared.store);
         let (tx, rx) = bounded(4);
         let (progress, started, pool) = (self.opts.progress.clone(), self.started, self.shared.pool.clone());
+        let sources = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&sources);
         let reassembler = thread::Builder::new()
             .name("reassembler".into())
-            .spawn(move || reassembler::run(&store, rx, pool, progress, started))
+            .spawn(move || reassembler::run(&store, rx, pool, progress, counter, started))
             .map_err(disk(self.ctx.chunks_dir))?;
         let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
         let me = self.ctx.tracker.me();
@@ -380,6 +382,7 @@ impl<'a> Swarm<'a> {
                     active.remove(&addr);
                 }
             }
+            sources.store(active.len(), Ordering::Relaxed);
             if reassembler.is_finished() {
                 break false;
             }

@@ -11,6 +11,7 @@ use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ pub struct Progress {
     pub chunks_done: u32,
     pub chunks_total: u32,
     pub elapsed: Duration,
+    /// Sources fetching right now.
+    pub sources: usize,
 }
 
 /// Written bytes after which a background flush to disk starts.
@@ -48,6 +51,7 @@ pub fn run(
     rx: Receiver<Arrival>,
     pool: BufferPool,
     progress: Option<ProgressFn>,
+    sources: Arc<AtomicUsize>,
     started: Instant,
 ) -> io::Result<Assembly> {
     let m = &store.manifest;
@@ -86,7 +90,8 @@ pub fn run(
                 let done_bytes = (chunks_done as u64 * CHUNK_SIZE).min(m.size);
                 let total_bytes = m.size;
                 let (name, chunks_total, elapsed) = (m.name.clone(), n, started.elapsed());
-                p(&Progress { name, done_bytes, total_bytes, chunks_done, chunks_total, elapsed });
+                let sources = sources.load(Ordering::Relaxed);
+                p(&Progress { name, done_bytes, total_bytes, chunks_done, chunks_total, elapsed, sources });
             }
         }
         drop(flush_tx);

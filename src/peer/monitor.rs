@@ -59,6 +59,9 @@ impl FileMonitor {
         let mut seen = HashSet::new();
         for entry in entries.flatten() {
             let Some(name) = self.shareable_name(entry.file_name()) else { continue };
+            if self.shares.is_withheld(&name) {
+                continue;
+            }
             // symlink_metadata: links are not followed, so nothing outside the folder is read.
             let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
             if !meta.is_file() {

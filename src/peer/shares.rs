@@ -40,9 +40,23 @@ impl Shared {
 #[derive(Default)]
 pub struct Shares {
     by_id: RwLock<HashMap<ContentId, Arc<Shared>>>,
+    /// Names in `DIR/files` the user chose not to share.
+    withheld: RwLock<std::collections::HashSet<String>>,
 }
 
 impl Shares {
+    /// Stops sharing the complete file `name` (it stays on disk); returns its id if shared.
+    pub fn withhold(&self, name: &str) -> Option<ContentId> {
+        self.withheld.write().insert(name.to_string());
+        let shared = self.complete_by_name(name)?;
+        self.remove(&shared.content_id);
+        Some(shared.content_id)
+    }
+
+    pub fn is_withheld(&self, name: &str) -> bool {
+        self.withheld.read().contains(name)
+    }
+
     pub fn get(&self, id: &ContentId) -> Option<Arc<Shared>> {
         self.by_id.read().get(id).cloned()
     }

@@ -32,9 +32,21 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    pub fn spawn(cmd: Command) -> Proc {
+        Self::spawn_with_input(cmd, None)
+    }
+
+    /// Starts `cmd`, writing `input` to its stdin and then closing it.
+    pub fn spawn_with_input(mut cmd: Command, input: Option<String>) -> Proc {
+        let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(stdin);
         let mut child = cmd.spawn().expect("start process");
+        if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
+            thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(text.as_bytes());
+            });
+        }
         let output = Arc::new(Mutex::new(String::new()));
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,

@@ -2,5 +2,6 @@
 //! ports with temporary folders.
 
 mod helpers;
+mod menu;
 mod swarm;
 mod tracker;
