@@ -16,7 +16,7 @@ demo: build
 
 # The demo in a small, fast mode, checking its own outcome (used by CI).
 demo-ci: build
-	DEMO_SIZE_MIB=12 DEMO_LIMIT=2M bash demo/run.sh --check
+	DEMO_SIZE_MIB=12 DEMO_LIMIT=2M DEMO_PORT=15000 DEMO_FIRST_PEER_PORT=16000 bash demo/run.sh --check
 
 bench:
 	$(CARGO) bench --bench bench

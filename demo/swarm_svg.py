@@ -17,12 +17,13 @@ def main():
     color = {s: COLORS[i % len(COLORS)] for i, s in enumerate(sources)}
     t_max = max((float(r["seconds"]) for rs in rows.values() for r in rs), default=1.0) or 1.0
     n_max = max((int(r["chunk"]) for rs in rows.values() for r in rs), default=0) + 1
-    width, lane, left, top = 900, 160, 90, 40
+    width, lane, left, top = 900, 160, 90, 48
     height = top + lane * len(rows) + 60
     plot_w = width - left - 20
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="20" font-size="14">p2p-share demo: when each chunk arrived (x: seconds since the download began, y: chunk number), coloured by source</text>']
+           f'<text x="{left}" y="16" font-size="14">p2p-share demo: when each chunk arrived, coloured by the peer it came from</text>',
+           f'<text x="{left}" y="32" fill="#555">x: seconds since the download began; y: chunk number</text>']
     for k, (name, rs) in enumerate(rows.items()):
         y0 = top + k * lane
         svg.append(f'<text x="8" y="{y0 + lane / 2}">{name}</text>')
@@ -32,7 +33,8 @@ def main():
             y = y0 + (lane - 20) * (1 - (int(r["chunk"]) + 0.5) / n_max)
             svg.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color[r["source"]]}"><title>chunk {r["chunk"]} from {r["source"]} at {r["seconds"]} s</title></circle>')
         total = max((float(r["seconds"]) for r in rs), default=0)
-        svg.append(f'<text x="{left + 4}" y="{y0 + 14}" fill="#555">{len(rs)} chunks in {total:.1f} s</text>')
+        svg.append(f'<text x="8" y="{y0 + lane / 2 + 16}" fill="#555">{len(rs)} chunks</text>')
+        svg.append(f'<text x="8" y="{y0 + lane / 2 + 32}" fill="#555">in {total:.1f} s</text>')
     y = top + lane * len(rows) + 10
     for i, s in enumerate(sources):
         label = f"from {s}"
