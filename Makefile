@@ -9,7 +9,7 @@ build:
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --test integration
 
 demo: build
 	bash demo/run.sh

@@ -414,7 +414,8 @@ impl<'a> Swarm<'a> {
         let assembly = reassembler
             .join()
             .map_err(|_| disk(self.ctx.chunks_dir)(io::Error::other("reassembler panicked")))?;
-        let assembly = assembly.map_err(disk(self.ctx.chunks_dir))?;
+        let data = self.shared.store.data_path();
+        let assembly = assembly.map_err(disk(&data))?;
         let m = &self.shared.store.manifest;
         if stalled || assembly.sha1.is_none() {
             let (have, total) = (self.shared.store.count(), m.chunk_count());

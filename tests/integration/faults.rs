@@ -1,0 +1,106 @@
+//! Faults: the tracker restarting under a swarm, Ctrl+C, a disk that fills up.
+
+use crate::helpers::{peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO};
+use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+fn listed(t: &TrackerProc, name: &str) -> usize {
+    match t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: name.into() }) {
+        Ok(TrackerReply::Files { files }) => files.iter().map(|f| f.holders.len()).sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn tracker_restart_mid_swarm_download_goes_on_and_peers_reregister() {
+    let t = TrackerProc::start(&["--announce-interval", "1"]);
+    let bind = t.addr.to_string();
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(10 * MIB, 31);
+    let (_src, _) =
+        PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("f.bin", &data)]), &["--upload-limit", "2M"]);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let d = PeerProc::spawn(t.addr, &dir, &["download", "f.bin", "--stay"]);
+    wait_chunks(&d, "f.bin", 2, Duration::from_secs(20));
+    drop(t); // killed
+    std::thread::sleep(Duration::from_millis(500));
+    let t = TrackerProc::start_on(&bind, &["--announce-interval", "1"]);
+    d.proc.wait_for_line("Download time is: ", Duration::from_secs(60));
+    assert!(fs::read(dir.join("files/f.bin")).unwrap() == data, "the download went on peer to peer");
+    let back = wait_until(Duration::from_secs(3), || listed(&t, "f.bin") == 2);
+    assert!(back, "both peers re-registered within two announce intervals and list again");
+    t.proc.wait_for_line("There are 2 clients now", IO);
+}
+
+#[test]
+fn ctrl_c_tells_the_tracker_the_peer_leaves() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let (mut p, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("a.txt", b"a")]), &[]);
+    assert!(wait_until(IO, || listed(&t, "a.txt") == 1));
+    p.proc.signal("-INT");
+    assert_eq!(p.proc.wait_exit(IO), Some(0));
+    t.proc.wait_for_line(&format!("Peer {port} removed!"), IO);
+    assert_eq!(listed(&t, "a.txt"), 0);
+}
+
+/// Mounts a tmpfs of `mib` MiB at `path` (needs root); false where that is not possible.
+fn mount_tmpfs(path: &std::path::Path, mib: u32) -> bool {
+    fs::create_dir_all(path).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs", path.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_gives_a_clear_error_keeps_partial_and_resumes_after_space_is_freed() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(8 * MIB, 32);
+    let (_src, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("big.bin", &data)]), &[]);
+    let small = root.path().join("small");
+    if !mount_tmpfs(&small, 5) {
+        eprintln!("cannot mount a tmpfs here (not root?); skipping");
+        return;
+    }
+    let _unmount = Unmount(small.clone());
+    let (code, out) =
+        PeerProc::spawn(t.addr, &small, &["download", "big.bin"]).finish(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{out}");
+    let err = out
+        .lines()
+        .find(|l| l.starts_with("peer: big.bin: "))
+        .unwrap_or_else(|| panic!("no error line:\n{out}"));
+    assert!(
+        err.contains("data.part: No space left on device") && err.ends_with("(partial download kept)"),
+        "{err}"
+    );
+    let partial: Vec<_> = fs::read_dir(small.join("chunks"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "manifests")
+        .collect();
+    assert_eq!(partial.len(), 1, "the partial state is kept");
+    assert!(partial[0].path().join("data.part").exists() && partial[0].path().join("file.ini").exists());
+    assert!(!small.join("files/big.bin").exists(), "nothing half-written under the final name");
+
+    let grown = Command::new("mount").args(["-o", "remount,size=32m"]).arg(&small).status().unwrap();
+    assert!(grown.success());
+    let (code, out) =
+        PeerProc::spawn(t.addr, &small, &["download", "big.bin"]).finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(fs::read(small.join("files/big.bin")).unwrap() == data);
+}
