@@ -1,7 +1,7 @@
 # p2p-share — see README.md. `make demo` runs the swarm demo, `make test` the checks.
 CARGO ?= cargo
 
-.PHONY: build test demo demo-ci bench clean
+.PHONY: build test test-net demo demo-ci bench clean
 
 build:
 	$(CARGO) build --release
@@ -17,6 +17,10 @@ demo: build
 # The demo in a small, fast mode, checking its own outcome (used by CI).
 demo-ci: build
 	DEMO_SIZE_MIB=12 DEMO_LIMIT=2M DEMO_PORT=15000 DEMO_FIRST_PEER_PORT=16000 bash demo/run.sh --check
+
+# The scenario across five network namespaces with shaped links (needs root, iproute2).
+test-net: build
+	bash tests/net/run.sh
 
 bench:
 	$(CARGO) bench --bench bench

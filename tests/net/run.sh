@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# make test-net: the original's scenario across five hosts. Each host (h0 tracker, h1..h4
+# clients) is its own network namespace with its own address on 10.99.0.0/24, joined by a
+# bridge that lives in a namespace of its own, so the machine's own network is not touched.
+# Each client's uplink is shaped with tbf (NET_RATE, default 100mbit); no --upload-limit.
+# Checks: every copy's SHA-1, peers listed by their own addresses, client4's time at most
+# NET_MAX_RATIO (0.5) of client2's. Everything is removed afterwards, also on failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+NS=${NET_NS:-p2pnet}
+RATE=${NET_RATE:-100mbit}
+SIZE_MIB=${NET_SIZE_MIB:-48}
+MAX_RATIO=${NET_MAX_RATIO:-0.5}
+SUBNET=10.99.0
+
+[ "$(id -u)" = 0 ] || { echo "test-net: needs root (network namespaces)"; exit 1; }
+command -v ip >/dev/null && command -v tc >/dev/null || { echo "test-net: needs iproute2 (ip, tc)"; exit 1; }
+
+teardown() {
+  pkill -f "$PWD/target/release/(peer|tracker) .*$SUBNET" 2>/dev/null || true
+  for h in br h0 h1 h2 h3 h4; do ip netns del "$NS-$h" 2>/dev/null || true; done
+}
+trap teardown EXIT
+teardown
+
+ip netns add "$NS-br"
+ip -n "$NS-br" link add br0 type bridge
+ip -n "$NS-br" link set br0 up
+for i in 0 1 2 3 4; do
+  host="$NS-h$i"
+  ip netns add "$host"
+  # The veth pair is made inside the bridge's namespace, its far end moved to the host.
+  ip -n "$NS-br" link add "v$i" type veth peer name eth0 netns "$host"
+  ip -n "$NS-br" link set "v$i" master br0 up
+  ip -n "$host" addr add "$SUBNET.$((i + 1))/24" dev eth0
+  ip -n "$host" link set eth0 up
+  ip -n "$host" link set lo up
+  if [ "$i" -gt 0 ]; then
+    ip netns exec "$host" tc qdisc add dev eth0 root tbf rate "$RATE" burst 64kb latency 50ms
+  fi
+done
+echo "test-net: 5 hosts on $SUBNET.1-5, client uplinks shaped to $RATE"
+
+DEMO_NETNS="$NS" DEMO_TRACKER_IP="$SUBNET.1" DEMO_SIZE_MIB="$SIZE_MIB" DEMO_MAX_RATIO="$MAX_RATIO" \
+  bash demo/run.sh --check
+
+log=demo/work/tracker.log
+if ! grep -q "There are 4 clients now: \['$SUBNET.2:6000', '$SUBNET.3:6000', '$SUBNET.4:6000', '$SUBNET.5:6000'\]" "$log"; then
+  echo "test-net: the tracker did not list the peers by their own addresses:"; grep "clients now" "$log" | tail -3
+  exit 1
+fi
+if grep -q "127.0.0.1" "$log"; then
+  echo "test-net: a peer was seen as 127.0.0.1"; exit 1
+fi
+echo "test-net: peers listed by their own addresses ($SUBNET.2-5)"
+echo "test-net: passed"
