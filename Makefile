@@ -1,7 +1,7 @@
 # p2p-share — see README.md. `make demo` runs the swarm demo, `make test` the checks.
 CARGO ?= cargo
 
-.PHONY: build test test-net demo demo-ci bench clean
+.PHONY: build test test-net fuzz demo demo-ci bench clean
 
 build:
 	$(CARGO) build --release
@@ -21,6 +21,11 @@ demo-ci: build
 # The scenario across five network namespaces with shaped links (needs root, iproute2).
 test-net: build
 	bash tests/net/run.sh
+
+# The property tests with many more cases (random and mutated input to every decoder).
+FUZZ_CASES ?= 50000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --test integration props
 
 bench:
 	$(CARGO) bench --bench bench

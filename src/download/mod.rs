@@ -38,6 +38,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Most sources one download fetches from at once (one thread each).
+pub const MAX_SOURCES: usize = 32;
+
 /// What a download needs from its peer.
 pub struct Context<'a> {
     pub tracker: &'a TrackerClient,
@@ -372,6 +375,9 @@ impl<'a> Swarm<'a> {
                 if Some(addr) == me || active.contains(&addr) || banned.contains(&addr) || waiting {
                     continue;
                 }
+                if active.len() >= MAX_SOURCES {
+                    break; // the others may come in at a later refresh
+                }
                 active.insert(addr);
                 let (shared, tx, ev_tx) = (Arc::clone(&self.shared), tx.clone(), ev_tx.clone());
                 let spawned = thread::Builder::new().name(format!("source-{addr}")).spawn(move || {
@@ -391,7 +397,7 @@ impl<'a> Swarm<'a> {
                     active.remove(&addr);
                     match end {
                         SourceEnd::Finished => {}
-                        SourceEnd::Banned(_) => { warn!("source {addr} {end}"); banned.insert(addr); }
+                        SourceEnd::Banned(_) | SourceEnd::Lying(_) => { warn!("source {addr} {end}"); banned.insert(addr); }
                         SourceEnd::Failed(_) => { info!("source {addr} left: {end}"); retry_at.insert(addr, Instant::now() + Duration::from_secs(2)); }
                     }
                 },

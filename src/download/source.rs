@@ -73,6 +73,8 @@ pub enum SourceEnd {
     Failed(String),
     /// The source sent too many corrupt chunks.
     Banned(u32),
+    /// The source claims chunks it does not have.
+    Lying(String),
 }
 
 impl fmt::Display for SourceEnd {
@@ -81,6 +83,7 @@ impl fmt::Display for SourceEnd {
             SourceEnd::Finished => write!(f, "finished"),
             SourceEnd::Failed(why) => write!(f, "{why}"),
             SourceEnd::Banned(n) => write!(f, "dropped after {n} chunks that failed their SHA-1 check"),
+            SourceEnd::Lying(why) => write!(f, "dropped: {why}"),
         }
     }
 }
@@ -95,7 +98,7 @@ impl From<WireError> for SourceEnd {
 /// others when it ends.
 pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
     let end = match Conn::connect(addr, shared.io_timeout) {
-        Ok(conn) => Fetcher { shared, addr, conn, complete: false, last_have: Instant::now() }.run(tx),
+        Ok(conn) => Fetcher { shared, addr, conn, complete: false, last_have: Instant::now(), refused: 0 }.run(tx),
         Err(e) => SourceEnd::Failed(format!("cannot connect: {e}")),
     };
     shared.sched.lock().remove_source(addr);
@@ -108,6 +111,8 @@ struct Fetcher<'a> {
     conn: Conn,
     complete: bool,
     last_have: Instant,
+    /// Chunk requests it refused although it claimed to have them.
+    refused: u32,
 }
 
 impl Fetcher<'_> {
@@ -178,6 +183,10 @@ impl Fetcher<'_> {
             PeerReply::Error { reason } => {
                 debug!("{}: {reason}", self.addr);
                 self.shared.sched.lock().release(self.addr, i);
+                self.refused += 1;
+                if self.complete && self.refused >= MAX_BAD_CHUNKS {
+                    return Err(SourceEnd::Lying(format!("claims the whole file but refused {} chunks: {reason}", self.refused)));
+                }
                 self.complete = false;
                 return Ok(());
             }

@@ -4,5 +4,6 @@
 mod faults;
 mod helpers;
 mod menu;
+mod props;
 mod swarm;
 mod tracker;

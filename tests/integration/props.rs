@@ -1,0 +1,159 @@
+//! Property tests: random and mutated input to every decoder and to the tracker's request
+//! handling. Nothing may panic; every rejection is a one-line reason. `make test` runs the
+//! default number of cases; `make fuzz` runs many more (PROPTEST_CASES).
+
+use p2p_share::hash::ContentId;
+use p2p_share::manifest::{chunks_for, Manifest, CHUNK_SIZE};
+use p2p_share::names::validate_name;
+use p2p_share::tracker::state::{TrackerConfig, TrackerState};
+use p2p_share::wire::frame::{read_frame, write_frame, MAX_CONTROL_FRAME};
+use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
+use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
+use p2p_share::wire::{decode_reply, decode_request, encode_request};
+use proptest::prelude::*;
+use std::io::Cursor;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+fn one_line(e: &impl std::fmt::Display) -> bool {
+    let s = e.to_string();
+    !s.is_empty() && !s.contains('\n')
+}
+
+fn valid_request_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(br#"{"version":1,"msg":{"type":"search","name":"test.pdf"}}"#.to_vec()),
+        Just(br#"{"version":1,"msg":{"type":"register","port":6000}}"#.to_vec()),
+        Just(br#"{"version":1,"msg":{"type":"list_files"}}"#.to_vec()),
+        Just(format!(r#"{{"version":1,"msg":{{"type":"announce","port":6000,"added":[{{"name":"a","size":1,"content_id":"{}"}}]}}}}"#, ContentId::of(b"a")).into_bytes()),
+        Just(format!(r#"{{"version":1,"msg":{{"type":"chunk","content_id":"{}","index":3}}}}"#, ContentId::of(b"a")).into_bytes()),
+    ]
+}
+
+/// A valid message with some bytes changed, removed or added.
+fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    (valid_request_bytes(), prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)).prop_map(|(mut v, edits)| {
+        for (pos, byte, kind) in edits {
+            let i = pos % (v.len() + 1);
+            match kind {
+                0 if i < v.len() => v[i] = byte,
+                1 if i < v.len() => {
+                    v.remove(i);
+                }
+                _ => v.insert(i, byte),
+            }
+        }
+        v
+    })
+}
+
+fn sample_manifest() -> Manifest {
+    let chunks = (0..3u8).map(|i| ContentId::of(&[i])).collect();
+    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: ContentId::of(b"w"), chunks }
+}
+
+fn check_manifest(text: &str) {
+    match Manifest::parse(text) {
+        Ok(m) => {
+            assert_eq!(m.chunks.len() as u64, chunks_for(m.size));
+            assert!(validate_name(&m.name).is_ok());
+            assert_eq!(Manifest::parse(&m.to_ini()).unwrap(), m);
+        }
+        Err(e) => assert!(one_line(&e), "{e}"),
+    }
+}
+
+proptest! {
+    #[test]
+    fn frame_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let mut buf = Vec::new();
+        match read_frame(&mut Cursor::new(&bytes), &mut buf, 32) {
+            Ok(()) => prop_assert!(buf.len() <= 32 && bytes.len() >= 4 + buf.len()),
+            Err(e) => prop_assert!(one_line(&e)),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip(body in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &body).unwrap();
+        let mut buf = Vec::new();
+        read_frame(&mut Cursor::new(wire), &mut buf, MAX_CONTROL_FRAME).unwrap();
+        prop_assert_eq!(buf, body);
+    }
+
+    #[test]
+    fn message_decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Err(e) = decode_request::<TrackerRequest>(&bytes) { prop_assert!(one_line(&e)); }
+        if let Err(e) = decode_request::<PeerRequest>(&bytes) { prop_assert!(one_line(&e)); }
+        if let Err(e) = decode_reply::<TrackerReply>(&bytes) { prop_assert!(one_line(&e)); }
+        if let Err(e) = decode_reply::<PeerReply>(&bytes) { prop_assert!(one_line(&e)); }
+    }
+
+    #[test]
+    fn mutated_messages_never_panic(bytes in mutated()) {
+        if let Err(e) = decode_request::<TrackerRequest>(&bytes) { prop_assert!(one_line(&e)); }
+        if let Err(e) = decode_request::<PeerRequest>(&bytes) { prop_assert!(one_line(&e)); }
+    }
+
+    #[test]
+    fn manifest_parser_never_panics(text in "[\\[\\]a-z0-9_= \n.;#/]{0,300}") {
+        check_manifest(&text);
+    }
+
+    #[test]
+    fn mutated_manifests_never_panic(edits in prop::collection::vec((any::<usize>(), any::<char>()), 1..8)) {
+        let mut chars: Vec<char> = sample_manifest().to_ini().chars().collect();
+        for (pos, c) in edits {
+            let i = pos % chars.len();
+            chars[i] = c;
+        }
+        check_manifest(&chars.into_iter().collect::<String>());
+    }
+
+    #[test]
+    fn tracker_handles_any_request_sequence(reqs in prop::collection::vec(request(), 1..40)) {
+        let cfg = TrackerConfig { max_files_per_peer: 5, announce_interval: Duration::from_secs(1), ..TrackerConfig::default() };
+        let mut state = TrackerState::new(cfg);
+        let t0 = Instant::now();
+        for (i, (req, ip)) in reqs.iter().enumerate() {
+            let now = t0 + Duration::from_millis(200 * i as u64);
+            let out = state.handle_write(req, *ip, now);
+            if let TrackerReply::Error { reason } = &out.reply { prop_assert!(one_line(reason)); }
+            state.expire(now);
+            // Every listed file has a holder that is a registered peer.
+            if let TrackerReply::Files { files } = state.handle_read(&TrackerRequest::ListFiles) {
+                for f in files {
+                    prop_assert!(!f.holders.is_empty());
+                }
+            }
+        }
+        let mut wire = Vec::new();
+        encode_request(&mut wire, &TrackerRequest::ListFiles);
+        prop_assert!(decode_request::<TrackerRequest>(&wire[4..]).is_ok());
+    }
+}
+
+fn file_info() -> impl Strategy<Value = FileInfo> {
+    (prop_oneof![Just("a.bin"), Just("b.bin"), Just("../x"), Just(""), Just("a\0b")], 0u8..4, 0u64..3).prop_map(|(n, id, size)| FileInfo {
+        name: n.to_string(),
+        size,
+        content_id: ContentId::of(&[id]),
+    })
+}
+
+fn request() -> impl Strategy<Value = (TrackerRequest, IpAddr)> {
+    let port = prop_oneof![Just(0u16), Just(6000u16), Just(6001u16)];
+    let id = (0u8..4).prop_map(|i| ContentId::of(&[i]));
+    let req = prop_oneof![
+        prop::option::of(port.clone()).prop_map(|port| TrackerRequest::Register { port }),
+        (port.clone(), prop::option::of(prop::collection::vec(file_info(), 0..4)), prop::collection::vec(file_info(), 0..4), prop::collection::vec(id.clone(), 0..3))
+            .prop_map(|(port, full, added, removed)| TrackerRequest::Announce { port, full, added, removed }),
+        port.clone().prop_map(|port| TrackerRequest::Leave { port }),
+        (port.clone(), id.clone()).prop_map(|(port, content_id)| TrackerRequest::StartDownload { port, content_id }),
+        (port, id).prop_map(|(port, content_id)| TrackerRequest::StopDownload { port, content_id }),
+        "[a-zA-Z./]{0,8}".prop_map(|name| TrackerRequest::Search { name }),
+    ];
+    let ip = prop_oneof![Just(IpAddr::from([127, 0, 0, 1])), Just(IpAddr::from([10, 0, 0, 2]))];
+    (req, ip)
+}
