@@ -98,7 +98,9 @@ impl From<WireError> for SourceEnd {
 /// others when it ends.
 pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
     let end = match Conn::connect(addr, shared.io_timeout) {
-        Ok(conn) => Fetcher { shared, addr, conn, complete: false, last_have: Instant::now(), refused: 0 }.run(tx),
+        Ok(conn) => {
+            Fetcher { shared, addr, conn, complete: false, last_have: Instant::now(), refused: 0 }.run(tx)
+        }
         Err(e) => SourceEnd::Failed(format!("cannot connect: {e}")),
     };
     shared.sched.lock().remove_source(addr);
@@ -183,11 +185,15 @@ impl Fetcher<'_> {
             PeerReply::Error { reason } => {
                 debug!("{}: {reason}", self.addr);
                 self.shared.sched.lock().release(self.addr, i);
+                // It claimed this chunk (the scheduler only asks for claimed chunks), and a
+                // peer's chunks never go away: a refusal is a lie, or a restart.
                 self.refused += 1;
-                if self.complete && self.refused >= MAX_BAD_CHUNKS {
-                    return Err(SourceEnd::Lying(format!("claims the whole file but refused {} chunks: {reason}", self.refused)));
+                if self.refused >= MAX_BAD_CHUNKS {
+                    return Err(SourceEnd::Lying(format!(
+                        "claimed chunks it then refused ({}): {reason}",
+                        self.refused
+                    )));
                 }
-                self.complete = false;
                 return Ok(());
             }
             other => return Err(SourceEnd::Failed(format!("answered a chunk request with {other:?}"))),

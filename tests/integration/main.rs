@@ -1,8 +1,10 @@
 //! Integration tests: real `tracker` and `peer` processes, or in-process servers, on free
 //! ports with temporary folders.
 
+mod fake;
 mod faults;
 mod helpers;
+mod hostile;
 mod menu;
 mod props;
 mod swarm;

@@ -32,19 +32,21 @@ fn valid_request_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// A valid message with some bytes changed, removed or added.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (valid_request_bytes(), prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)).prop_map(|(mut v, edits)| {
-        for (pos, byte, kind) in edits {
-            let i = pos % (v.len() + 1);
-            match kind {
-                0 if i < v.len() => v[i] = byte,
-                1 if i < v.len() => {
-                    v.remove(i);
+    (valid_request_bytes(), prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)).prop_map(
+        |(mut v, edits)| {
+            for (pos, byte, kind) in edits {
+                let i = pos % (v.len() + 1);
+                match kind {
+                    0 if i < v.len() => v[i] = byte,
+                    1 if i < v.len() => {
+                        v.remove(i);
+                    }
+                    _ => v.insert(i, byte),
                 }
-                _ => v.insert(i, byte),
             }
-        }
-        v
-    })
+            v
+        },
+    )
 }
 
 fn sample_manifest() -> Manifest {
@@ -135,11 +137,8 @@ proptest! {
 }
 
 fn file_info() -> impl Strategy<Value = FileInfo> {
-    (prop_oneof![Just("a.bin"), Just("b.bin"), Just("../x"), Just(""), Just("a\0b")], 0u8..4, 0u64..3).prop_map(|(n, id, size)| FileInfo {
-        name: n.to_string(),
-        size,
-        content_id: ContentId::of(&[id]),
-    })
+    (prop_oneof![Just("a.bin"), Just("b.bin"), Just("../x"), Just(""), Just("a\0b")], 0u8..4, 0u64..3)
+        .prop_map(|(n, id, size)| FileInfo { name: n.to_string(), size, content_id: ContentId::of(&[id]) })
 }
 
 fn request() -> impl Strategy<Value = (TrackerRequest, IpAddr)> {
@@ -147,10 +146,21 @@ fn request() -> impl Strategy<Value = (TrackerRequest, IpAddr)> {
     let id = (0u8..4).prop_map(|i| ContentId::of(&[i]));
     let req = prop_oneof![
         prop::option::of(port.clone()).prop_map(|port| TrackerRequest::Register { port }),
-        (port.clone(), prop::option::of(prop::collection::vec(file_info(), 0..4)), prop::collection::vec(file_info(), 0..4), prop::collection::vec(id.clone(), 0..3))
-            .prop_map(|(port, full, added, removed)| TrackerRequest::Announce { port, full, added, removed }),
+        (
+            port.clone(),
+            prop::option::of(prop::collection::vec(file_info(), 0..4)),
+            prop::collection::vec(file_info(), 0..4),
+            prop::collection::vec(id.clone(), 0..3)
+        )
+            .prop_map(|(port, full, added, removed)| TrackerRequest::Announce {
+                port,
+                full,
+                added,
+                removed
+            }),
         port.clone().prop_map(|port| TrackerRequest::Leave { port }),
-        (port.clone(), id.clone()).prop_map(|(port, content_id)| TrackerRequest::StartDownload { port, content_id }),
+        (port.clone(), id.clone())
+            .prop_map(|(port, content_id)| TrackerRequest::StartDownload { port, content_id }),
         (port, id).prop_map(|(port, content_id)| TrackerRequest::StopDownload { port, content_id }),
         "[a-zA-Z./]{0,8}".prop_map(|name| TrackerRequest::Search { name }),
     ];

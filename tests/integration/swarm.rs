@@ -1,15 +1,16 @@
 //! Real peers swarm-downloading files; every test checks the downloaded bytes.
 
+use crate::fake::{lying_peer, Lie};
 use crate::helpers::{
     chunk_sources, peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO,
 };
 use p2p_share::hash::ContentId;
-use p2p_share::manifest::{Manifest, CHUNK_SIZE};
+use p2p_share::manifest::CHUNK_SIZE;
 use p2p_share::wire::conn::Conn;
 use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
 use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
@@ -119,54 +120,6 @@ fn source_killed_mid_transfer_download_completes_from_others() {
     assert!(downloaded(&dir, "f.bin") == data);
 }
 
-/// A lying peer: registers, announces the file, serves the true manifest but flips a byte
-/// in every chunk it sends.
-fn corrupt_peer(tracker: SocketAddr, manifest: Manifest) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let info =
-        FileInfo { name: manifest.name.clone(), size: manifest.size, content_id: manifest.content_id() };
-    let mut c = Conn::connect(tracker, IO).unwrap();
-    let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(port) }).unwrap();
-    let _: TrackerReply = c
-        .call(&TrackerRequest::Announce { port, full: Some(vec![info]), added: vec![], removed: vec![] })
-        .unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let m = manifest.clone();
-            thread::spawn(move || {
-                let mut conn = Conn::new(stream, IO).unwrap();
-                while let Ok(req) = conn.read_request::<PeerRequest>() {
-                    let ok = match req {
-                        PeerRequest::Manifest { .. } => {
-                            let text = m.to_ini();
-                            conn.send_reply(&PeerReply::Manifest {
-                                content_id: m.content_id(),
-                                len: text.len() as u32,
-                            })
-                            .is_ok()
-                                && conn.write_raw(text.as_bytes()).is_ok()
-                        }
-                        PeerRequest::Have { .. } => conn
-                            .send_reply(&PeerReply::Have { complete: true, bitfield: String::new() })
-                            .is_ok(),
-                        PeerRequest::Chunk { index, .. } => {
-                            let len = m.chunk_len(m.index(index).unwrap());
-                            let junk = vec![0xA5u8; len];
-                            conn.send_reply(&PeerReply::Chunk { index, len: len as u32 }).is_ok()
-                                && conn.write_raw(&junk).is_ok()
-                        }
-                    };
-                    if !ok {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn corrupt_source_is_detected_and_file_is_still_correct() {
     let t = TrackerProc::start(&[]);
@@ -175,7 +128,9 @@ fn corrupt_source_is_detected_and_file_is_still_correct() {
     let honest_dir = peer_dir(root.path(), "c1", &[("x.bin", &data)]);
     let manifest = p2p_share::manifest::hash_file(&honest_dir.join("files/x.bin"), "x.bin", true).unwrap();
     let (_honest, honest_port) = PeerProc::serve(t.addr, &honest_dir, &["--upload-limit", "3M"]);
-    let liar_port = corrupt_peer(t.addr, manifest);
+    let info =
+        FileInfo { name: manifest.name.clone(), size: manifest.size, content_id: manifest.content_id() };
+    let liar_port = lying_peer(t.addr, info, manifest.to_ini(), Lie::Corrupt);
     let dir = peer_dir(root.path(), "c2", &[]);
     let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "x.bin"]).finish(LONG);
     assert_eq!(code, Some(0), "{out}");

@@ -1,0 +1,113 @@
+//! Hostile counterparts speaking the wire protocol: a peer that lies in chosen ways and a
+//! tracker whose answers are chosen by the test.
+
+use crate::helpers::IO;
+use p2p_share::wire::conn::Conn;
+use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
+use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// What the fake peer does when asked for a chunk of `len` bytes.
+#[derive(Clone, Copy)]
+pub enum Lie {
+    /// Sends the right header, then junk bytes.
+    Corrupt,
+    /// Claims the whole file, then refuses every chunk.
+    Refuse,
+    /// Announces a length other than the chunk's.
+    WrongLength,
+    /// Sends half the bytes, then goes silent.
+    Stall,
+}
+
+/// Starts a peer that registers at `tracker`, announces `info`, serves `manifest` as its
+/// manifest text and lies about chunks as `lie` says. Returns its port.
+pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Lie) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut c = Conn::connect(tracker, IO).unwrap();
+    let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(port) }).unwrap();
+    let announce =
+        TrackerRequest::Announce { port, full: Some(vec![info.clone()]), added: vec![], removed: vec![] };
+    let r: TrackerReply = c.call(&announce).unwrap();
+    assert_eq!(r, TrackerReply::Ok, "the tracker took the announce");
+    let manifest = Arc::new(manifest);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (m, info) = (Arc::clone(&manifest), info.clone());
+            thread::spawn(move || {
+                let mut conn = Conn::new(stream, Duration::from_secs(120)).unwrap();
+                while let Ok(req) = conn.read_request::<PeerRequest>() {
+                    if !answer(&mut conn, req, &m, &info, lie) {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, lie: Lie) -> bool {
+    match req {
+        PeerRequest::Manifest { .. } => {
+            let reply = PeerReply::Manifest { content_id: info.content_id, len: manifest.len() as u32 };
+            conn.send_reply(&reply).is_ok() && conn.write_raw(manifest.as_bytes()).is_ok()
+        }
+        PeerRequest::Have { .. } => {
+            conn.send_reply(&PeerReply::Have { complete: true, bitfield: String::new() }).is_ok()
+        }
+        PeerRequest::Chunk { index, .. } => {
+            let len = (info.size - index as u64 * (1 << 20)).min(1 << 20) as usize;
+            match lie {
+                Lie::Corrupt => {
+                    conn.send_reply(&PeerReply::Chunk { index, len: len as u32 }).is_ok()
+                        && conn.write_raw(&vec![0xA5u8; len]).is_ok()
+                }
+                Lie::Refuse => conn
+                    .send_reply(&PeerReply::Error { reason: format!("chunk {index} is not here yet") })
+                    .is_ok(),
+                Lie::WrongLength => {
+                    conn.send_reply(&PeerReply::Chunk { index, len: len as u32 / 2 }).is_ok()
+                        && conn.write_raw(&vec![0u8; len / 2]).is_ok()
+                }
+                Lie::Stall => {
+                    let _ = conn.send_reply(&PeerReply::Chunk { index, len: len as u32 });
+                    let _ = conn.write_raw(&vec![0u8; len / 2]);
+                    thread::sleep(Duration::from_secs(120));
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// A tracker that answers every request with `reply(request)`, or with raw bytes.
+pub fn fake_tracker(
+    reply: impl Fn(&TrackerRequest) -> Result<TrackerReply, Vec<u8>> + Send + Sync + 'static,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = Arc::new(reply);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let reply = Arc::clone(&reply);
+            thread::spawn(move || {
+                let mut conn = Conn::new(stream, IO).unwrap();
+                while let Ok(req) = conn.read_request::<TrackerRequest>() {
+                    let sent = match reply(&req) {
+                        Ok(r) => conn.send_reply(&r).is_ok(),
+                        Err(raw) => conn.write_raw(&raw).is_ok(),
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
