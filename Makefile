@@ -1,7 +1,7 @@
 # p2p-share — see README.md. `make demo` runs the swarm demo, `make test` the checks.
 CARGO ?= cargo
 
-.PHONY: build test test-net fuzz demo demo-ci bench clean
+.PHONY: build test test-net fuzz soak demo demo-ci bench clean
 
 build:
 	$(CARGO) build --release
@@ -26,6 +26,10 @@ test-net: build
 FUZZ_CASES ?= 50000
 fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --test integration props
+
+# 8 peers, 40 downloads, sources killed and restarted at random (a few minutes).
+soak:
+	$(CARGO) test --release --test integration soak -- --ignored --nocapture
 
 bench:
 	$(CARGO) bench --bench bench

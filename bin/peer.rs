@@ -3,11 +3,13 @@
 use clap::{Parser, Subcommand};
 use p2p_share::cli::settings::{self, Given};
 use p2p_share::cli::{commands, menu};
+use p2p_share::download::Options;
 use p2p_share::logging;
 use p2p_share::peer::{Node, NodeConfig};
 use simplelog::LevelFilter;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// A p2p-share peer: shares the files in DIR/files and downloads files from other peers.
 #[derive(Parser)]
@@ -59,6 +61,9 @@ enum Command {
         /// Write when each chunk arrived and from whom to FILE (CSV: file,chunk,seconds,source).
         #[arg(long, value_name = "FILE")]
         timeline: Option<PathBuf>,
+        /// Give up when no source has answered for this many seconds (the partial is kept).
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        stall_timeout: u64,
     },
 }
 
@@ -96,9 +101,11 @@ fn run(args: Args) -> Result<ExitCode, String> {
             node.leave();
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Download { names, from, stay, timeline }) => {
+        Some(Command::Download { names, from, stay, timeline, stall_timeout }) => {
             let (node, stop) = start(&cfg)?;
-            let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref());
+            let opts =
+                Options { stall_timeout: Duration::from_secs(stall_timeout.max(1)), ..Options::default() };
+            let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);
             if stay {
                 println!("Serving as a peer to help others; press ctrl + c to leave.");
                 commands::wait_for(&stop);

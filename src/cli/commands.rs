@@ -126,8 +126,14 @@ pub fn print_report(r: &Report, out: &mut impl Write) {
 }
 
 /// `download NAME...`: fetches each (in parallel), prints reports; true if all succeeded.
-pub fn download(node: &Node, names: &[String], from: Option<&str>, timeline: Option<&Path>) -> bool {
-    let opts = Options { progress: Some(progress_display()), ..Options::default() };
+pub fn download(
+    node: &Node,
+    names: &[String],
+    from: Option<&str>,
+    timeline: Option<&Path>,
+    opts: Options,
+) -> bool {
+    let opts = Options { progress: Some(progress_display()), ..opts };
     let started = Instant::now();
     let results: Vec<(String, Result<Report, String>)> = thread::scope(|s| {
         let handles: Vec<_> = names

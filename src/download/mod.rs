@@ -17,7 +17,7 @@ use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::names::{validate_name, BadName};
 use crate::peer::manifest_cache::{ManifestCache, Stamp};
 use crate::peer::shares::Shares;
-use crate::peer::tracker_client::{TrackerClient, TrackerError};
+use crate::peer::tracker_client::{Sources, TrackerClient, TrackerError};
 use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
@@ -158,11 +158,8 @@ pub fn download(
     }
     info!("Searching the file from active peers...");
     let sources = ctx.tracker.start_download(id)?;
-    let initial: Vec<SocketAddr> = match from {
-        Some(f) => std::iter::once(f).chain(sources.downloaders.iter().copied()).collect(),
-        None => sources.holders.iter().chain(&sources.downloaders).copied().collect(),
-    };
     let late = !sources.downloaders.is_empty();
+    let initial = candidates(from, sources);
     let result = fetch(ctx, &listing, from, initial, late, opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
@@ -236,8 +233,10 @@ fn fetch(
     started: Instant,
 ) -> Result<Report, DownloadError> {
     let id = listing.info.content_id;
-    let manifest = local_manifest(ctx.chunks_dir, id)
-        .map_or_else(|| remote_manifest(&initial, id, opts.io_timeout), Ok)?;
+    let manifest = match local_manifest(ctx.chunks_dir, id) {
+        Some(m) => m,
+        None => manifest_until(ctx.tracker, id, from, initial.clone(), opts)?,
+    };
     if manifest.name != listing.info.name || manifest.size != listing.info.size {
         let why = format!(
             "manifest names '{}' ({} bytes), the tracker '{}'",
@@ -271,6 +270,36 @@ fn random_seed() -> u64 {
 fn local_manifest(chunks_dir: &Path, id: ContentId) -> Option<Manifest> {
     let text = fs::read_to_string(chunks_dir.join(id.to_hex()).join("file.ini")).ok()?;
     (ContentId::of(text.as_bytes()) == id).then(|| Manifest::parse(&text).ok()).flatten()
+}
+
+/// Asks the sources for the manifest, and asks the tracker for sources again every second
+/// (peers come back after a restart) until the stall time-out.
+fn manifest_until(
+    tracker: &TrackerClient,
+    id: ContentId,
+    from: Option<SocketAddr>,
+    mut sources: Vec<SocketAddr>,
+    opts: &Options,
+) -> Result<Manifest, DownloadError> {
+    let deadline = Instant::now() + opts.stall_timeout;
+    loop {
+        match remote_manifest(&sources, id, opts.io_timeout) {
+            Ok(m) => return Ok(m),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => thread::sleep(Duration::from_secs(1)),
+        }
+        if let Ok(s) = tracker.start_download(id) {
+            sources = candidates(from, s);
+        }
+    }
+}
+
+/// The peers to fetch from: `--from` (or else every holder) and every other downloader.
+fn candidates(from: Option<SocketAddr>, s: Sources) -> Vec<SocketAddr> {
+    match from {
+        Some(f) => std::iter::once(f).chain(s.downloaders).collect(),
+        None => s.holders.into_iter().chain(s.downloaders).collect(),
+    }
 }
 
 /// Fetches `file.ini` from the first source that gives one matching `id`.
@@ -433,8 +462,7 @@ impl<'a> Swarm<'a> {
     /// Asks the tracker who can help now (it may be down: then keep the sources we have).
     fn refresh(&self) -> Vec<SocketAddr> {
         match self.ctx.tracker.start_download(self.shared.store.content_id) {
-            Ok(s) if self.from.is_some() => self.from.into_iter().chain(s.downloaders).collect(),
-            Ok(s) => s.holders.into_iter().chain(s.downloaders).collect(),
+            Ok(s) => candidates(self.from, s),
             Err(e) => {
                 warn!("tracker unavailable, going on with known sources: {e}");
                 Vec::new()

@@ -209,7 +209,7 @@ fn hostile_tracker_replies_give_clear_errors() {
             _ => TrackerReply::Ok,
         })
     });
-    let (code, err) = run(refusing, &["download", "f.bin"]);
+    let (code, err) = run(refusing, &["download", "f.bin", "--stall-timeout", "2"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("could not get the manifest") && err.contains("refused"), "{err}");
     assert!(fs::read_dir(dir.join("files")).unwrap().next().is_none());

@@ -7,5 +7,6 @@ mod helpers;
 mod hostile;
 mod menu;
 mod props;
+mod soak;
 mod swarm;
 mod tracker;
