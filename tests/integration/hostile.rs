@@ -90,7 +90,8 @@ fn manifests_that_lie_are_refused_with_a_clear_error() {
         };
         lying_peer(t.addr, info.clone(), text, Lie::Corrupt);
         let dir = peer_dir(root.path(), &format!("d{i}"), &[]);
-        let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", &info.name]).finish(LONG);
+        let (code, out) =
+            PeerProc::spawn(t.addr, &dir, &["download", &info.name, "--stall-timeout", "1"]).finish(LONG);
         assert_eq!(code, Some(1), "{out}");
         let err = out.lines().find(|l| l.starts_with("peer: ")).unwrap_or_else(|| panic!("{out}"));
         assert!(err.contains("could not get the manifest") && err.contains(expect), "{err}");
@@ -101,7 +102,8 @@ fn manifests_that_lie_are_refused_with_a_clear_error() {
         FileInfo { name: "n.bin".into(), size: 3 * MIB as u64, content_id: ContentId::of(other.as_bytes()) };
     lying_peer(t.addr, info, other, Lie::Corrupt);
     let dir = peer_dir(root.path(), "d9", &[]);
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "n.bin"]).finish(LONG);
+    let (code, out) =
+        PeerProc::spawn(t.addr, &dir, &["download", "n.bin", "--stall-timeout", "1"]).finish(LONG);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("invalid file name"), "{out}");
     assert!(fs::read_dir(root.path()).unwrap().count() == 4);
