@@ -8,7 +8,6 @@ use crate::names::validate_name;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
-use crate::wire::frame::is_timeout;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::{FrameError, WireError};
 use log::{debug, info, warn};
@@ -143,7 +142,7 @@ fn serve_connection(
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
-            Err(e) => return end_connection(&mut conn, e),
+            Err(e) => return conn.end_after("peer server", e, |reason| PeerReply::Error { reason }),
         };
         let result = match answer(&mut conn, &req, shares, opts, &mut open_files) {
             Ok(r) => r,
@@ -288,17 +287,4 @@ fn copy_range_limited(
         done += got;
     }
     Ok(done)
-}
-
-fn end_connection(conn: &mut Conn, e: WireError) {
-    let from = conn.peer_addr();
-    match &e {
-        _ if e.is_closed() => {}
-        WireError::Frame(FrameError::Io(io)) if is_timeout(io) => debug!("peer server: {from} idle, closing"),
-        _ if e.deserves_reply() => {
-            warn!("peer server: {from}: {e}; closing the connection");
-            let _ = conn.send_reply(&PeerReply::Error { reason: e.to_string() });
-        }
-        _ => debug!("peer server: {from}: {e}"),
-    }
 }

@@ -6,7 +6,6 @@ use crate::conn_limit::{ConnGuard, ConnLimiter};
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
 use crate::wire::tracker_msg::{TrackerReply, TrackerRequest};
-use crate::wire::{frame::is_timeout, FrameError, WireError};
 use crossbeam_channel::{select, tick};
 use log::{debug, info, warn};
 use parking_lot::RwLock;
@@ -162,7 +161,7 @@ fn serve_connection(stream: TcpStream, state: &RwLock<TrackerState>, conns: &Con
     loop {
         let req: TrackerRequest = match conn.read_request() {
             Ok(req) => req,
-            Err(e) => return end_connection(&mut conn, e),
+            Err(e) => return conn.end_after("tracker", e, |reason| TrackerReply::Error { reason }),
         };
         let reply = dispatch(state, &req, from.ip());
         if let Err(e) = conn.send_reply(&reply) {
@@ -180,17 +179,4 @@ fn dispatch(state: &RwLock<TrackerState>, req: &TrackerRequest, ip: IpAddr) -> T
     // Log after the lock is released: never hold it across I/O.
     outcome.notes.iter().for_each(|n| info!("{n}"));
     outcome.reply
-}
-
-fn end_connection(conn: &mut Conn, e: WireError) {
-    let from = conn.peer_addr();
-    match &e {
-        _ if e.is_closed() => {}
-        WireError::Frame(FrameError::Io(io)) if is_timeout(io) => debug!("{from}: idle, closing"),
-        _ if e.deserves_reply() => {
-            warn!("{from}: {e}; closing the connection");
-            let _ = conn.send_reply(&TrackerReply::Error { reason: e.to_string() });
-        }
-        _ => warn!("{from}: {e}"),
-    }
 }

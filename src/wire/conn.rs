@@ -1,7 +1,7 @@
 //! A framed connection over TCP, used by both sides: requests out, replies in (or the
 //! reverse on a server), with time-outs on every read and write.
 
-use super::frame::{read_frame, read_full, MAX_CONTROL_FRAME};
+use super::frame::{is_timeout, read_frame, read_full, MAX_CONTROL_FRAME};
 use super::{decode_reply, decode_request, encode_reply, encode_request, FrameError, WireError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -95,6 +95,29 @@ impl Conn {
     /// Writes raw bytes (a chunk's payload).
     pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.writer.write_all(bytes)
+    }
+
+    /// Ends a connection whose request could not be read: nothing for a clean close, a
+    /// debug line for an idle time-out, and for malformed input a warning and an error reply
+    /// (`error_reply` makes it from the one-line reason) before the connection is dropped.
+    pub fn end_after<R: Serialize>(
+        &mut self,
+        who: &str,
+        e: WireError,
+        error_reply: impl FnOnce(String) -> R,
+    ) {
+        let from = self.peer;
+        match &e {
+            _ if e.is_closed() => {}
+            WireError::Frame(FrameError::Io(io)) if is_timeout(io) => {
+                log::debug!("{who}: {from} idle, closing")
+            }
+            _ if e.deserves_reply() => {
+                log::warn!("{who}: {from}: {e}; closing the connection");
+                let _ = self.send_reply(&error_reply(e.to_string()));
+            }
+            _ => log::debug!("{who}: {from}: {e}"),
+        }
     }
 
     /// The write half, for copying a file straight into the socket.
