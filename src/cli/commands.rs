@@ -95,7 +95,8 @@ pub fn progress_display() -> ProgressFn {
             b.set_style(style.clone());
             b
         });
-        bar.set_message(format!("{} ({} sources)", p.name, p.sources));
+        let plural = if p.sources == 1 { "" } else { "s" };
+        bar.set_message(format!("{} ({} source{plural})", p.name, p.sources));
         bar.set_position(p.done_bytes);
         if p.chunks_done == p.chunks_total {
             bar.finish();

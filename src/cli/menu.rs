@@ -112,6 +112,7 @@ fn download(node: &Node, input: &mut impl BufRead, out: &mut impl Write) -> bool
     };
     let mbs = listing.info.size as f64 / 1e6;
     let _ = write!(out, "File is {mbs:.1} Mbs, downloaded? (Y/N)? ->");
+    let _ = out.flush();
     let Some(yes) = read_line(input) else { return false };
     let _ = writeln!(out);
     if !yes.trim().eq_ignore_ascii_case("y") {

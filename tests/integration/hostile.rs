@@ -131,7 +131,7 @@ fn tracker_refuses_hostile_names_and_huge_ones() {
 }
 
 #[test]
-fn connection_flood_on_a_peer_does_not_stop_its_other_clients() {
+fn connection_and_request_floods_on_a_peer_do_not_stop_its_other_clients() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(2 * MIB, 42);
@@ -146,6 +146,18 @@ fn connection_flood_on_a_peer_does_not_stop_its_other_clients() {
             flood.push(s);
         }
     }
+    // And one connection that floods requests without ever reading a reply.
+    let mut flooder = std::net::TcpStream::connect(target).unwrap();
+    flooder.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut burst = Vec::new();
+    let id = hash_file(&root.path().join("src/files/f.bin"), "f.bin", true).unwrap().content_id();
+    for _ in 0..20_000 {
+        p2p_share::wire::encode_request(
+            &mut burst,
+            &p2p_share::wire::peer_msg::PeerRequest::Have { content_id: id },
+        );
+    }
+    let _ = std::io::Write::write_all(&mut flooder, &burst); // stops when the buffers are full
     let dir = peer_dir(root.path(), "down", &[]);
     let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "f.bin"]).finish(LONG);
     assert_eq!(code, Some(0), "{out}");
