@@ -63,12 +63,15 @@ fn load(addr: SocketAddr, dur: Duration, keep_open: bool) -> (u64, Duration, Vec
             thread::spawn(move || {
                 let req = TrackerRequest::Search { name: format!("file-{}.bin", i * 31) };
                 let mut lat = Vec::with_capacity(1 << 16);
-                let mut conn = if keep_open { Some(Conn::connect(addr, IO).unwrap()) } else { None };
+                // Each client is its own host (its own loopback address), as 32 peers would be;
+                // the tracker caps connections per address.
+                let me = SocketAddr::from(([127, 0, 1, 10 + i as u8], 0));
+                let mut conn = if keep_open { Some(connect_from(me, addr)) } else { None };
                 while start.elapsed() < dur {
                     let t = Instant::now();
                     let reply: TrackerReply = match conn.as_mut() {
                         Some(c) => c.call(&req).unwrap(),
-                        None => Conn::connect(addr, IO).unwrap().call(&req).unwrap(),
+                        None => connect_from(me, addr).call(&req).unwrap(),
                     };
                     match reply {
                         TrackerReply::Files { ref files } if files.len() == 1 => {
@@ -90,6 +93,14 @@ fn load(addr: SocketAddr, dur: Duration, keep_open: bool) -> (u64, Duration, Vec
     let refused = refused.load(Ordering::Relaxed);
     assert_eq!(refused, 0, "the tracker refused {refused} requests");
     (all.len() as u64, took, all)
+}
+
+/// A connection to `to` from the local address `from`.
+fn connect_from(from: SocketAddr, to: SocketAddr) -> Conn {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&from.into()).unwrap();
+    s.connect_timeout(&to.into(), IO).unwrap();
+    Conn::new(s.into(), IO).unwrap()
 }
 
 fn report(what: &str, n: u64, took: Duration, lat: Vec<u32>) {
