@@ -7,39 +7,34 @@
 //! second ask the tracker again and add new sources; at the end check the whole file's
 //! SHA-1 and move it atomically into `DIR/files`.
 
+mod error;
+mod manifest_fetch;
 pub mod reassembler;
 pub mod scheduler;
 pub mod source;
+pub mod swarm;
+
+pub use error::DownloadError;
+
+use error::disk;
+use manifest_fetch::{local_manifest, manifest_until};
+use swarm::Swarm;
 
 use crate::chunk_store::ChunkStore;
 use crate::hash::{ContentId, Sha1Hash};
-use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
-use crate::names::{validate_name, BadName};
+use crate::manifest::Manifest;
+use crate::names::validate_name;
 use crate::peer::manifest_cache::{ManifestCache, Stamp};
 use crate::peer::shares::Shares;
-use crate::peer::tracker_client::{Sources, TrackerClient, TrackerError};
-use crate::wire::conn::Conn;
-use crate::wire::peer_msg::{PeerReply, PeerRequest};
+use crate::peer::tracker_client::{Sources, TrackerClient};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
-use crossbeam_channel::{bounded, select, unbounded};
 use log::{info, warn};
-use parking_lot::Mutex;
 use reassembler::{Assembly, ProgressFn};
-use scheduler::Scheduler;
-use source::{BufferPool, SourceEnd};
-use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::fs;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
-
-/// Most sources one download fetches from at once (one thread each).
-pub const MAX_SOURCES: usize = 32;
 
 /// What a download needs from its peer.
 pub struct Context<'a> {
@@ -82,58 +77,6 @@ pub struct Report {
     /// Chunks already in place when the download started (resumed).
     pub resumed: u32,
     pub assembly: Assembly,
-}
-
-/// Why a download failed. The partial state stays on disk unless said otherwise.
-#[derive(Debug)]
-pub enum DownloadError {
-    Tracker(TrackerError),
-    BadName(BadName),
-    NotFound(String),
-    Ambiguous { name: String, choices: Vec<FileListing> },
-    UnknownSource(String),
-    NoManifest { id: ContentId, why: String },
-    Disk { path: PathBuf, err: io::Error },
-    Stalled { name: String, have: u32, total: u32 },
-    WholeHashMismatch { name: String, want: Sha1Hash, got: Sha1Hash },
-    Exists(PathBuf),
-}
-
-impl fmt::Display for DownloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DownloadError::Tracker(e) => write!(f, "{e}"),
-            DownloadError::BadName(e) => write!(f, "{e}"),
-            DownloadError::NotFound(name) => write!(f, "no peer shares '{name}'"),
-            DownloadError::Ambiguous { name, choices } => {
-                let ids: Vec<String> = choices.iter().map(|c| format!("{} ({} bytes)", c.info.content_id, c.info.size)).collect();
-                write!(f, "several different files are named '{name}'; download one by id: {}", ids.join(", "))
-            }
-            DownloadError::UnknownSource(s) => write!(f, "'{s}' is not a peer that has this file"),
-            DownloadError::NoManifest { id, why } => write!(f, "could not get the manifest of {id} from any source: {why}"),
-            DownloadError::Disk { path, err } => write!(f, "{}: {err} (partial download kept)", path.display()),
-            DownloadError::Stalled { name, have, total } => write!(
-                f,
-                "download of '{name}' stalled: no source has the missing chunks ({have} of {total} kept; run the command again to resume)"
-            ),
-            DownloadError::WholeHashMismatch { name, want, got } => {
-                write!(f, "'{name}' assembled but its SHA-1 is {got}, not {want}: the manifest lies")
-            }
-            DownloadError::Exists(path) => write!(f, "{} already exists with different content", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for DownloadError {}
-
-impl From<TrackerError> for DownloadError {
-    fn from(e: TrackerError) -> Self {
-        DownloadError::Tracker(e)
-    }
-}
-
-fn disk(path: &Path) -> impl FnOnce(io::Error) -> DownloadError + '_ {
-    move |err| DownloadError::Disk { path: path.to_path_buf(), err }
 }
 
 /// Downloads `target` (a file name, or a content id) into `DIR/files`. `from` (a port or
@@ -266,208 +209,11 @@ fn random_seed() -> u64 {
     (nanos ^ (std::process::id() as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// A manifest saved by an earlier, interrupted download of `id`.
-fn local_manifest(chunks_dir: &Path, id: ContentId) -> Option<Manifest> {
-    let text = fs::read_to_string(chunks_dir.join(id.to_hex()).join("file.ini")).ok()?;
-    (ContentId::of(text.as_bytes()) == id).then(|| Manifest::parse(&text).ok()).flatten()
-}
-
-/// Asks the sources for the manifest, and asks the tracker for sources again every second
-/// (peers come back after a restart) until the stall time-out.
-fn manifest_until(
-    tracker: &TrackerClient,
-    id: ContentId,
-    from: Option<SocketAddr>,
-    mut sources: Vec<SocketAddr>,
-    opts: &Options,
-) -> Result<Manifest, DownloadError> {
-    let deadline = Instant::now() + opts.stall_timeout;
-    loop {
-        match remote_manifest(&sources, id, opts.io_timeout) {
-            Ok(m) => return Ok(m),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => thread::sleep(Duration::from_secs(1)),
-        }
-        if let Ok(s) = tracker.start_download(id) {
-            sources = candidates(from, s);
-        }
-    }
-}
-
 /// The peers to fetch from: `--from` (or else every holder) and every other downloader.
 fn candidates(from: Option<SocketAddr>, s: Sources) -> Vec<SocketAddr> {
     match from {
         Some(f) => std::iter::once(f).chain(s.downloaders).collect(),
         None => s.holders.into_iter().chain(s.downloaders).collect(),
-    }
-}
-
-/// Fetches `file.ini` from the first source that gives one matching `id`.
-fn remote_manifest(
-    sources: &[SocketAddr],
-    id: ContentId,
-    timeout: Duration,
-) -> Result<Manifest, DownloadError> {
-    let mut why = String::from("no source");
-    for addr in sources {
-        match manifest_from(*addr, id, timeout) {
-            Ok(m) => {
-                info!("Received file.ini from {addr}");
-                return Ok(m);
-            }
-            Err(e) => {
-                warn!("no manifest from {addr}: {e}");
-                why = format!("{addr}: {e}");
-            }
-        }
-    }
-    Err(DownloadError::NoManifest { id, why })
-}
-
-fn manifest_from(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<Manifest, String> {
-    let mut conn = Conn::connect(addr, timeout).map_err(|e| e.to_string())?;
-    let req = PeerRequest::Manifest { content_id: Some(id), name: None };
-    let len = match conn.call(&req).map_err(|e| e.to_string())? {
-        PeerReply::Manifest { content_id, len }
-            if content_id == id && (len as usize) <= MAX_MANIFEST_BYTES =>
-        {
-            len
-        }
-        PeerReply::Manifest { content_id, len } => {
-            return Err(format!("sent manifest {content_id} of {len} bytes"))
-        }
-        PeerReply::Error { reason } => return Err(reason),
-        other => return Err(format!("answered with {other:?}")),
-    };
-    let mut text = vec![0u8; len as usize];
-    conn.read_raw(&mut text).map_err(|e| e.to_string())?;
-    if ContentId::of(&text) != id {
-        return Err("its manifest does not match the file's id".into());
-    }
-    let text = String::from_utf8(text).map_err(|_| "its manifest is not UTF-8".to_string())?;
-    Manifest::parse(&text).map_err(|e| e.to_string())
-}
-
-/// The source threads and the reassembler of one download.
-struct Swarm<'a> {
-    ctx: &'a Context<'a>,
-    shared: Arc<source::Shared>,
-    from: Option<SocketAddr>,
-    opts: &'a Options,
-    started: Instant,
-}
-
-impl<'a> Swarm<'a> {
-    fn new(
-        ctx: &'a Context<'a>,
-        store: Arc<ChunkStore>,
-        from: Option<SocketAddr>,
-        opts: &'a Options,
-        started: Instant,
-        seed: Option<u64>,
-    ) -> Self {
-        let mut sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield());
-        if let Some(seed) = seed {
-            sched = sched.with_random_picks(seed);
-        }
-        let shared = source::Shared {
-            store,
-            sched: Mutex::new(sched),
-            cancel: Default::default(),
-            pool: BufferPool::new(16),
-            io_timeout: opts.io_timeout,
-        };
-        Swarm { ctx, shared: Arc::new(shared), from, opts, started }
-    }
-
-    fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
-        let store = Arc::clone(&self.shared.store);
-        let (tx, rx) = bounded(4);
-        let (progress, started, pool) = (self.opts.progress.clone(), self.started, self.shared.pool.clone());
-        let sources = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&sources);
-        let reassembler = thread::Builder::new()
-            .name("reassembler".into())
-            .spawn(move || reassembler::run(&store, rx, pool, progress, counter, started))
-            .map_err(disk(self.ctx.chunks_dir))?;
-        let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
-        let me = self.ctx.tracker.me();
-        let mut active: HashSet<SocketAddr> = HashSet::new();
-        let mut banned: HashSet<SocketAddr> = HashSet::new();
-        let mut retry_at: HashMap<SocketAddr, Instant> = HashMap::new();
-        let mut candidates = initial;
-        let mut last_refresh = Instant::now();
-        let mut last_progress = (self.shared.store.count(), Instant::now());
-        let stalled = loop {
-            for addr in candidates.drain(..) {
-                let waiting = retry_at.get(&addr).is_some_and(|t| Instant::now() < *t);
-                if Some(addr) == me || active.contains(&addr) || banned.contains(&addr) || waiting {
-                    continue;
-                }
-                if active.len() >= MAX_SOURCES {
-                    break; // the others may come in at a later refresh
-                }
-                active.insert(addr);
-                let (shared, tx, ev_tx) = (Arc::clone(&self.shared), tx.clone(), ev_tx.clone());
-                let spawned = thread::Builder::new().name(format!("source-{addr}")).spawn(move || {
-                    let end = source::run(&shared, addr, &tx);
-                    let _ = ev_tx.send((addr, end));
-                });
-                if spawned.is_err() {
-                    active.remove(&addr);
-                }
-            }
-            sources.store(active.len(), Ordering::Relaxed);
-            if reassembler.is_finished() {
-                break false;
-            }
-            select! {
-                recv(ev_rx) -> ev => if let Ok((addr, end)) = ev {
-                    active.remove(&addr);
-                    match end {
-                        SourceEnd::Finished => {}
-                        SourceEnd::Banned(_) | SourceEnd::Lying(_) => { warn!("source {addr} {end}"); banned.insert(addr); }
-                        SourceEnd::Failed(_) => { info!("source {addr} left: {end}"); retry_at.insert(addr, Instant::now() + Duration::from_secs(2)); }
-                    }
-                },
-                default(Duration::from_millis(200)) => {}
-            }
-            let count = self.shared.store.count();
-            if count != last_progress.0 {
-                last_progress = (count, Instant::now());
-            }
-            if active.is_empty() && last_progress.1.elapsed() > self.opts.stall_timeout {
-                break true;
-            }
-            if last_refresh.elapsed() >= Duration::from_secs(1) {
-                last_refresh = Instant::now();
-                candidates = self.refresh();
-            }
-        };
-        self.shared.cancel.store(true, Ordering::SeqCst);
-        drop(tx);
-        let assembly = reassembler
-            .join()
-            .map_err(|_| disk(self.ctx.chunks_dir)(io::Error::other("reassembler panicked")))?;
-        let data = self.shared.store.data_path();
-        let assembly = assembly.map_err(disk(&data))?;
-        let m = &self.shared.store.manifest;
-        if stalled || assembly.sha1.is_none() {
-            let (have, total) = (self.shared.store.count(), m.chunk_count());
-            return Err(DownloadError::Stalled { name: m.name.clone(), have, total });
-        }
-        Ok(assembly)
-    }
-
-    /// Asks the tracker who can help now (it may be down: then keep the sources we have).
-    fn refresh(&self) -> Vec<SocketAddr> {
-        match self.ctx.tracker.start_download(self.shared.store.content_id) {
-            Ok(s) => candidates(self.from, s),
-            Err(e) => {
-                warn!("tracker unavailable, going on with known sources: {e}");
-                Vec::new()
-            }
-        }
     }
 }
 

@@ -1,0 +1,61 @@
+//! Why a download failed.
+
+use crate::hash::{ContentId, Sha1Hash};
+use crate::names::BadName;
+use crate::peer::tracker_client::TrackerError;
+use crate::wire::tracker_msg::FileListing;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a download failed. The partial state stays on disk unless said otherwise.
+#[derive(Debug)]
+pub enum DownloadError {
+    Tracker(TrackerError),
+    BadName(BadName),
+    NotFound(String),
+    Ambiguous { name: String, choices: Vec<FileListing> },
+    UnknownSource(String),
+    NoManifest { id: ContentId, why: String },
+    Disk { path: PathBuf, err: io::Error },
+    Stalled { name: String, have: u32, total: u32 },
+    WholeHashMismatch { name: String, want: Sha1Hash, got: Sha1Hash },
+    Exists(PathBuf),
+}
+
+impl fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownloadError::Tracker(e) => write!(f, "{e}"),
+            DownloadError::BadName(e) => write!(f, "{e}"),
+            DownloadError::NotFound(name) => write!(f, "no peer shares '{name}'"),
+            DownloadError::Ambiguous { name, choices } => {
+                let ids: Vec<String> = choices.iter().map(|c| format!("{} ({} bytes)", c.info.content_id, c.info.size)).collect();
+                write!(f, "several different files are named '{name}'; download one by id: {}", ids.join(", "))
+            }
+            DownloadError::UnknownSource(s) => write!(f, "'{s}' is not a peer that has this file"),
+            DownloadError::NoManifest { id, why } => write!(f, "could not get the manifest of {id} from any source: {why}"),
+            DownloadError::Disk { path, err } => write!(f, "{}: {err} (partial download kept)", path.display()),
+            DownloadError::Stalled { name, have, total } => write!(
+                f,
+                "download of '{name}' stalled: no source has the missing chunks ({have} of {total} kept; run the command again to resume)"
+            ),
+            DownloadError::WholeHashMismatch { name, want, got } => {
+                write!(f, "'{name}' assembled but its SHA-1 is {got}, not {want}: the manifest lies")
+            }
+            DownloadError::Exists(path) => write!(f, "{} already exists with different content", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for DownloadError {}
+
+impl From<TrackerError> for DownloadError {
+    fn from(e: TrackerError) -> Self {
+        DownloadError::Tracker(e)
+    }
+}
+
+pub(crate) fn disk(path: &Path) -> impl FnOnce(io::Error) -> DownloadError + '_ {
+    move |err| DownloadError::Disk { path: path.to_path_buf(), err }
+}

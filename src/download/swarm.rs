@@ -1,0 +1,246 @@
+//! The source threads and the reassembler of one download, and the roster that decides
+//! which sources run: at most [`MAX_SOURCES`] at once, none banned, failed ones retried
+//! after a pause.
+
+use super::error::disk;
+use super::reassembler::{self, Assembly};
+use super::scheduler::Scheduler;
+use super::source::{self, Arrival, BufferPool, SourceEnd};
+use super::{candidates, Context, DownloadError, Options};
+use crate::chunk_store::ChunkStore;
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use log::{info, warn};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Most sources one download fetches from at once (one thread each).
+pub const MAX_SOURCES: usize = 32;
+/// How long a source that failed waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Which sources run, which are banned for this download, which wait to be retried.
+#[derive(Default)]
+pub struct Roster {
+    active: HashSet<SocketAddr>,
+    banned: HashSet<SocketAddr>,
+    retry_at: HashMap<SocketAddr, Instant>,
+}
+
+impl Roster {
+    /// Whether a thread for `addr` may start now (`me` is this peer).
+    pub fn admits(&self, addr: SocketAddr, me: Option<SocketAddr>, now: Instant) -> bool {
+        let waiting = self.retry_at.get(&addr).is_some_and(|t| now < *t);
+        Some(addr) != me
+            && !self.active.contains(&addr)
+            && !self.banned.contains(&addr)
+            && !waiting
+            && self.active.len() < MAX_SOURCES
+    }
+
+    pub fn started(&mut self, addr: SocketAddr) {
+        self.active.insert(addr);
+    }
+
+    /// Records how a source thread ended.
+    pub fn ended(&mut self, addr: SocketAddr, end: &SourceEnd, now: Instant) {
+        self.active.remove(&addr);
+        match end {
+            SourceEnd::Finished => {}
+            SourceEnd::Banned(_) | SourceEnd::Lying(_) => {
+                self.banned.insert(addr);
+            }
+            SourceEnd::Failed(_) => {
+                self.retry_at.insert(addr, now + RETRY_AFTER);
+            }
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+}
+
+/// The source threads and the reassembler of one download.
+pub(super) struct Swarm<'a> {
+    ctx: &'a Context<'a>,
+    shared: Arc<source::Shared>,
+    from: Option<SocketAddr>,
+    opts: &'a Options,
+    started: Instant,
+}
+
+impl<'a> Swarm<'a> {
+    pub(super) fn new(
+        ctx: &'a Context<'a>,
+        store: Arc<ChunkStore>,
+        from: Option<SocketAddr>,
+        opts: &'a Options,
+        started: Instant,
+        seed: Option<u64>,
+    ) -> Self {
+        let mut sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield());
+        if let Some(seed) = seed {
+            sched = sched.with_random_picks(seed);
+        }
+        let shared = source::Shared {
+            store,
+            sched: Mutex::new(sched),
+            cancel: Default::default(),
+            pool: BufferPool::new(16),
+            io_timeout: opts.io_timeout,
+        };
+        Swarm { ctx, shared: Arc::new(shared), from, opts, started }
+    }
+
+    /// Fetches until the file is complete, or until no source answered for the stall
+    /// time-out.
+    pub(super) fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
+        let (tx, rx) = bounded(4);
+        let running = Arc::new(AtomicUsize::new(0));
+        let reassembler = self.spawn_reassembler(rx, Arc::clone(&running))?;
+        let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
+        let mut roster = Roster::default();
+        let mut candidates = initial;
+        let mut last_refresh = Instant::now();
+        let mut last_progress = (self.shared.store.count(), Instant::now());
+        let stalled = loop {
+            for addr in candidates.drain(..) {
+                if roster.admits(addr, self.ctx.tracker.me(), Instant::now())
+                    && self.spawn_source(addr, &tx, &ev_tx)
+                {
+                    roster.started(addr);
+                }
+            }
+            running.store(roster.active(), Ordering::Relaxed);
+            if reassembler.is_finished() {
+                break false;
+            }
+            select! {
+                recv(ev_rx) -> ev => if let Ok((addr, end)) = ev {
+                    match end {
+                        SourceEnd::Finished => {}
+                        SourceEnd::Failed(_) => info!("source {addr} left: {end}"),
+                        SourceEnd::Banned(_) | SourceEnd::Lying(_) => warn!("source {addr} {end}"),
+                    }
+                    roster.ended(addr, &end, Instant::now());
+                },
+                default(Duration::from_millis(200)) => {}
+            }
+            let count = self.shared.store.count();
+            if count != last_progress.0 {
+                last_progress = (count, Instant::now());
+            }
+            if roster.active() == 0 && last_progress.1.elapsed() > self.opts.stall_timeout {
+                break true;
+            }
+            if last_refresh.elapsed() >= Duration::from_secs(1) {
+                last_refresh = Instant::now();
+                candidates = self.refresh();
+            }
+        };
+        self.shared.cancel.store(true, Ordering::SeqCst);
+        drop(tx);
+        self.conclude(reassembler, stalled)
+    }
+
+    fn spawn_reassembler(
+        &self,
+        rx: Receiver<Arrival>,
+        running: Arc<AtomicUsize>,
+    ) -> Result<JoinHandle<io::Result<Assembly>>, DownloadError> {
+        let store = Arc::clone(&self.shared.store);
+        let (progress, started, pool) = (self.opts.progress.clone(), self.started, self.shared.pool.clone());
+        thread::Builder::new()
+            .name("reassembler".into())
+            .spawn(move || reassembler::run(&store, rx, pool, progress, running, started))
+            .map_err(disk(self.ctx.chunks_dir))
+    }
+
+    /// Starts a thread fetching from `addr`; false if no thread could be made.
+    fn spawn_source(
+        &self,
+        addr: SocketAddr,
+        tx: &Sender<Arrival>,
+        ev_tx: &Sender<(SocketAddr, SourceEnd)>,
+    ) -> bool {
+        let (shared, tx, ev_tx) = (Arc::clone(&self.shared), tx.clone(), ev_tx.clone());
+        thread::Builder::new()
+            .name(format!("source-{addr}"))
+            .spawn(move || {
+                let end = source::run(&shared, addr, &tx);
+                let _ = ev_tx.send((addr, end));
+            })
+            .is_ok()
+    }
+
+    /// Waits for the reassembler and says whether the file is complete.
+    fn conclude(
+        &self,
+        reassembler: JoinHandle<io::Result<Assembly>>,
+        stalled: bool,
+    ) -> Result<Assembly, DownloadError> {
+        let store = &self.shared.store;
+        let data = store.data_path();
+        let joined = reassembler.join().map_err(|_| disk(&data)(io::Error::other("reassembler panicked")))?;
+        let assembly = joined.map_err(disk(&data))?;
+        if stalled || assembly.sha1.is_none() {
+            let (have, total) = (store.count(), store.manifest.chunk_count());
+            return Err(DownloadError::Stalled { name: store.manifest.name.clone(), have, total });
+        }
+        Ok(assembly)
+    }
+
+    /// Asks the tracker who can help now (it may be down: then keep the sources we have).
+    fn refresh(&self) -> Vec<SocketAddr> {
+        match self.ctx.tracker.start_download(self.shared.store.content_id) {
+            Ok(s) => candidates(self.from, s),
+            Err(e) => {
+                warn!("tracker unavailable, going on with known sources: {e}");
+                Vec::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn roster_skips_self_running_banned_and_resting_sources() {
+        let mut r = Roster::default();
+        let now = Instant::now();
+        assert!(!r.admits(addr(1), Some(addr(1)), now), "never fetch from ourselves");
+        assert!(r.admits(addr(2), Some(addr(1)), now));
+        r.started(addr(2));
+        assert!(!r.admits(addr(2), None, now), "one thread per source");
+        r.ended(addr(2), &SourceEnd::Failed("gone".into()), now);
+        assert!(!r.admits(addr(2), None, now + Duration::from_secs(1)), "a failed source rests");
+        assert!(r.admits(addr(2), None, now + RETRY_AFTER), "then it is tried again");
+        r.started(addr(3));
+        r.ended(addr(3), &SourceEnd::Banned(3), now);
+        assert!(!r.admits(addr(3), None, now + Duration::from_secs(3600)), "a banned source never returns");
+    }
+
+    #[test]
+    fn roster_caps_running_sources() {
+        let mut r = Roster::default();
+        let now = Instant::now();
+        for p in 0..MAX_SOURCES as u16 {
+            assert!(r.admits(addr(100 + p), None, now));
+            r.started(addr(100 + p));
+        }
+        assert!(!r.admits(addr(9), None, now));
+        assert_eq!(r.active(), MAX_SOURCES);
+    }
+}
