@@ -106,6 +106,10 @@ pub fn progress_display() -> ProgressFn {
 
 /// What a finished download prints, in the original's words plus where chunks came from.
 pub fn print_report(r: &Report, out: &mut impl Write) {
+    if r.already_here {
+        let _ = writeln!(out, "'{}' is already here: {}", r.name, r.path.display());
+        return;
+    }
     let _ = writeln!(out, "Chunks downloaded!");
     let _ = writeln!(out, "Creating File...");
     let _ = writeln!(out, "Download time is: {:.6} seconds", r.took.as_secs_f64());

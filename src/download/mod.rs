@@ -76,6 +76,8 @@ pub struct Report {
     pub chunks: u32,
     /// Chunks already in place when the download started (resumed).
     pub resumed: u32,
+    /// The file was complete in `DIR/files` already; nothing was fetched.
+    pub already_here: bool,
     pub assembly: Assembly,
 }
 
@@ -124,6 +126,7 @@ impl Report {
             took: Duration::ZERO,
             chunks,
             resumed: chunks,
+            already_here: true,
             assembly: Assembly::default(),
         }
     }
@@ -252,6 +255,7 @@ fn finish(
         took: started.elapsed(),
         chunks: m.chunk_count(),
         resumed,
+        already_here: false,
         assembly,
     })
 }

@@ -201,7 +201,7 @@ impl<'a> Swarm<'a> {
         match self.ctx.tracker.start_download(self.shared.store.content_id) {
             Ok(s) => candidates(self.from, s),
             Err(e) => {
-                warn!("tracker unavailable, going on with known sources: {e}");
+                warn!("no new sources from the tracker ({e}); going on with the known ones");
                 Vec::new()
             }
         }
