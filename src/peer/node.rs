@@ -89,7 +89,8 @@ impl Node {
             upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
             ..Default::default()
         };
-        let addr = listener.local_addr().map_err(|err| NodeError::Listen { addr: cfg.tracker, err })?;
+        let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let addr = listener.local_addr().map_err(|err| NodeError::Listen { addr: unknown, err })?;
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)
             .map_err(|err| NodeError::Listen { addr, err })?;
         info!("Peer server started on {addr}!");
