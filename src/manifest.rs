@@ -114,11 +114,6 @@ impl Manifest {
         ((i as usize) < self.chunks.len()).then_some(ChunkIndex(i))
     }
 
-    /// All chunk indexes, in order.
-    pub fn indexes(&self) -> impl Iterator<Item = ChunkIndex> {
-        (0..self.chunk_count()).map(ChunkIndex)
-    }
-
     /// The length of chunk `i` (the last may be short).
     pub fn chunk_len(&self, i: ChunkIndex) -> usize {
         (self.size - i.offset()).min(CHUNK_SIZE) as usize

@@ -20,10 +20,6 @@ impl RateLimiter {
         RateLimiter { rate, burst, state: Mutex::new((burst, Instant::now())) }
     }
 
-    pub fn bytes_per_sec(&self) -> u64 {
-        self.rate as u64
-    }
-
     /// Takes `n` bytes' worth of tokens, sleeping as long as needed.
     pub fn take(&self, n: usize) {
         let wait = {

@@ -14,7 +14,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -107,10 +107,6 @@ impl Node {
     /// This peer as others reach it.
     pub fn addr(&self) -> SocketAddr {
         self.tracker.me().unwrap_or_else(|| self.server.local_addr())
-    }
-
-    pub fn files_dir(&self) -> &Path {
-        &self.files_dir
     }
 
     /// Downloads a file (by name or content id) into `DIR/files`.

@@ -89,10 +89,6 @@ impl TrackerState {
         TrackerState { cfg, peers: BTreeMap::new(), files: HashMap::new(), by_name: HashMap::new() }
     }
 
-    pub fn config(&self) -> &TrackerConfig {
-        &self.cfg
-    }
-
     /// Answers a read-only request (`list_files`, `search`).
     pub fn handle_read(&self, req: &TrackerRequest) -> TrackerReply {
         match req {

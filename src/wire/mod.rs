@@ -29,10 +29,6 @@ pub enum WireError {
     InvalidJson(String),
     BadMessage(String),
     UnsupportedVersion(u64),
-    /// The other side answered with an `error` message.
-    Remote(String),
-    /// The other side answered with a message that does not fit the request.
-    Unexpected(String),
 }
 
 impl fmt::Display for WireError {
@@ -44,8 +40,6 @@ impl fmt::Display for WireError {
             WireError::UnsupportedVersion(v) => {
                 write!(f, "unsupported protocol version {v} (this side speaks {PROTOCOL_VERSION})")
             }
-            WireError::Remote(reason) => write!(f, "{reason}"),
-            WireError::Unexpected(what) => write!(f, "unexpected reply: {what}"),
         }
     }
 }
