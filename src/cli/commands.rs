@@ -29,14 +29,19 @@ fn client(cfg: &NodeConfig) -> TrackerClient {
 /// `list`: every file and who has it.
 pub fn list(cfg: &NodeConfig, out: &mut impl Write) -> Result<(), String> {
     let files = client(cfg).list().map_err(|e| e.to_string())?;
+    print_list(&files, out);
+    Ok(())
+}
+
+/// `name : ['6000', '6001']` for every file, as the original printed its list.
+pub fn print_list(files: &[FileListing], out: &mut impl Write) {
     let _ = writeln!(out, "These are all files from the tracker:\n");
-    for f in &files {
+    for f in files {
         let _ = writeln!(out, "{} : {}", f.info.name, holders_line(f));
     }
     if files.is_empty() {
         let _ = writeln!(out, "(no files shared yet)");
     }
-    Ok(())
 }
 
 /// `search NAME`: who has it.

@@ -1,7 +1,7 @@
 //! The original's interactive session: a menu to list, search and download, with its
 //! prompts and words, minus its bugs and sleeps. End of input leaves like Ctrl+C.
 
-use super::commands::{holders_line, print_report, print_search, progress_display};
+use super::commands::{print_list, print_report, print_search, progress_display};
 use crate::download::Options;
 use crate::peer::Node;
 use crate::tracker::state::peer_label;
@@ -53,15 +53,7 @@ fn ask(input: &mut impl BufRead, out: &mut impl Write, prompt: &str) -> Option<S
 
 fn list(node: &Node, out: &mut impl Write) -> bool {
     match node.tracker.list() {
-        Ok(files) => {
-            let _ = writeln!(out, "These are all files from the tracker:\n");
-            for f in &files {
-                let _ = writeln!(out, "{} : {}", f.info.name, holders_line(f));
-            }
-            if files.is_empty() {
-                let _ = writeln!(out, "(no files shared yet)");
-            }
-        }
+        Ok(files) => print_list(&files, out),
         Err(e) => {
             let _ = writeln!(out, "Could not list files: {e}");
         }
