@@ -61,8 +61,10 @@ enum Command {
         /// Write when each chunk arrived and from whom to FILE (CSV: file,chunk,seconds,source).
         #[arg(long, value_name = "FILE")]
         timeline: Option<PathBuf>,
-        /// Give up when no source has answered for this many seconds (the partial is kept).
-        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        /// Give up when the sources sent next to nothing for this many seconds (1-86400;
+        /// the partial is kept).
+        #[arg(long, value_name = "SECS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
         stall_timeout: u64,
     },
 }
@@ -103,8 +105,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
         Some(Command::Download { names, from, stay, timeline, stall_timeout }) => {
             let (node, stop) = start(&cfg)?;
-            let opts =
-                Options { stall_timeout: Duration::from_secs(stall_timeout.max(1)), ..Options::default() };
+            let opts = Options { stall_timeout: Duration::from_secs(stall_timeout), ..Options::default() };
             let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);
             if stay {
                 println!("Serving as a peer to help others; press ctrl + c to leave.");

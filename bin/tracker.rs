@@ -16,18 +16,18 @@ struct Args {
     /// Address and port to listen on ([::1]:5000 for IPv6).
     #[arg(long, default_value = "127.0.0.1:5000")]
     bind: SocketAddr,
-    /// Worker threads answering requests.
-    #[arg(long, default_value_t = 128)]
-    workers: usize,
-    /// First port handed to peers that bring none (then +1, +2, ...).
-    #[arg(long, default_value_t = 6000)]
+    /// Worker threads answering requests (1-1024).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: u16,
+    /// First port handed to peers that bring none (then +1, +2, ...; 1-65535).
+    #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u16).range(1..))]
     first_peer_port: u16,
-    /// Seconds between peer announces; a peer silent for 3 intervals is dropped.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds between peer announces (1-3600); a peer silent for 3 intervals is dropped.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     announce_interval: u64,
-    /// Open connections allowed from one address.
-    #[arg(long, default_value_t = 64)]
-    max_conns_per_ip: usize,
+    /// Open connections allowed from one address (1-1024).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_conns_per_ip: u16,
     /// Also write the log to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -49,18 +49,15 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     logging::init(args.log_level, args.log.as_deref()).map_err(|e| format!("cannot open log file: {e}"))?;
-    if args.announce_interval == 0 {
-        return Err("--announce-interval must be at least 1 second".into());
-    }
     let opts = TrackerOptions {
         bind: args.bind,
-        workers: args.workers.max(1),
+        workers: usize::from(args.workers),
         rules: TrackerConfig {
             first_peer_port: args.first_peer_port,
             announce_interval: Duration::from_secs(args.announce_interval),
             ..TrackerConfig::default()
         },
-        max_conns_per_ip: args.max_conns_per_ip.max(1),
+        max_conns_per_ip: usize::from(args.max_conns_per_ip),
         ..TrackerOptions::default()
     };
     let tracker = Tracker::bind(opts).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;

@@ -46,6 +46,11 @@ impl ChunkStore {
         Ok((store, resumed))
     }
 
+    /// A handle for reading chunks (the peer server's), on the file this store writes.
+    pub fn reader(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     pub fn data_path(&self) -> PathBuf {
         self.dir.join("data.part")
     }

@@ -22,8 +22,42 @@ impl fmt::Display for BadName {
 
 impl std::error::Error for BadName {}
 
-/// Checks that `name` is a single, plain file name: no separators, no `.`/`..`, no NUL or
-/// control characters, no surrounding white space, at most [`MAX_NAME_LEN`] bytes.
+/// Unicode format characters (general category Cf) and the line and paragraph separators
+/// (Zl, Zp), as ranges (Unicode 15). They are invisible or reorder text: `invoice\u{202E}gpj.exe`
+/// shows as `invoiceexe.jpg`.
+const INVISIBLE: &[(u32, u32)] = &[
+    (0xAD, 0xAD),
+    (0x600, 0x605),
+    (0x61C, 0x61C),
+    (0x6DD, 0x6DD),
+    (0x70F, 0x70F),
+    (0x890, 0x891),
+    (0x8E2, 0x8E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// True for a format (Cf), line separator (Zl) or paragraph separator (Zp) character.
+fn is_invisible(c: char) -> bool {
+    let c = c as u32;
+    INVISIBLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// Checks that `name` is a single, plain file name: no separators, no `.`/`..`, no NUL,
+/// control, format or separator characters, not only or surrounded by white space, at most
+/// [`MAX_NAME_LEN`] bytes.
 pub fn validate_name(name: &str) -> Result<(), BadName> {
     let bad = |reason| Err(BadName { name: name.to_string(), reason });
     if name.is_empty() {
@@ -44,6 +78,12 @@ pub fn validate_name(name: &str) -> Result<(), BadName> {
     if name.chars().any(char::is_control) {
         return bad("it contains a control character");
     }
+    if name.chars().any(is_invisible) {
+        return bad("it contains an invisible or text-reordering character");
+    }
+    if name.trim().is_empty() {
+        return bad("it is only white space");
+    }
     if name.trim() != name {
         return bad("it starts or ends with white space");
     }
@@ -56,8 +96,14 @@ mod tests {
 
     #[test]
     fn accepts_plain_names() {
-        for n in ["test.pdf", "6 Tips For Getting A Job Abroad.pptx", ".DS_Store", "a=b;c#d", "résumé.txt"]
-        {
+        for n in [
+            "test.pdf",
+            "6 Tips For Getting A Job Abroad.pptx",
+            ".DS_Store",
+            "a=b;c#d",
+            "résumé.txt",
+            "日本語.txt",
+        ] {
             assert_eq!(validate_name(n), Ok(()), "{n}");
         }
     }
@@ -78,6 +124,13 @@ mod tests {
             " a",
             "a ",
             long.as_str(),
+            "invoice\u{202E}gpj.exe",
+            "a\u{200B}b",
+            "\u{FEFF}x.txt",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "x\u{E0041}",
+            "\u{3000}\u{3000}",
         ] {
             let err = validate_name(n).unwrap_err();
             assert!(err.to_string().starts_with("invalid file name"), "{err}");

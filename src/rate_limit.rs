@@ -43,7 +43,7 @@ pub struct BadRate(pub String);
 
 impl fmt::Display for BadRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid rate '{}': use bytes per second, e.g. 500K, 4M or 1G", self.0)
+        write!(f, "invalid rate '{}': use bytes per second from 16K to 1T, e.g. 500K, 4M or 1G", self.0)
     }
 }
 
@@ -62,11 +62,17 @@ pub fn parse_rate(s: &str) -> Result<u64, BadRate> {
         _ => (t, 1),
     };
     let value: f64 = num.trim().parse().map_err(|_| BadRate(s.to_string()))?;
-    if !value.is_finite() || value <= 0.0 || value * mult as f64 > u64::MAX as f64 / 2.0 {
+    let bytes = value * mult as f64;
+    if !value.is_finite() || !(MIN_RATE as f64..=MAX_RATE as f64).contains(&bytes) {
         return Err(BadRate(s.to_string()));
     }
-    Ok((value * mult as f64) as u64)
+    Ok(bytes as u64)
 }
+
+/// The smallest rate accepted: 16 KiB/s (a 1 MiB chunk then takes a minute to send).
+pub const MIN_RATE: u64 = 16 << 10;
+/// The largest: 1 TiB/s, which is no limit at all.
+pub const MAX_RATE: u64 = 1 << 40;
 
 #[cfg(test)]
 mod tests {
@@ -78,8 +84,8 @@ mod tests {
         assert_eq!(parse_rate("500K"), Ok(500 << 10));
         assert_eq!(parse_rate("1G"), Ok(1 << 30));
         assert_eq!(parse_rate("1.5MiB/s"), Ok(3 << 19));
-        assert_eq!(parse_rate("1000"), Ok(1000));
-        for bad in ["", "M", "-1M", "0", "fast", "1e400"] {
+        assert_eq!(parse_rate("20000"), Ok(20000));
+        for bad in ["", "M", "-1M", "0", "1", "15K", "fast", "1e400", "2T"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::download::reassembler::{Progress, ProgressFn};
 use crate::download::{Options, Report};
-use crate::peer::tracker_client::TrackerClient;
+use crate::peer::tracker_client::{FilePage, TrackerClient};
 use crate::peer::{Node, NodeConfig};
 use crate::tracker::state::peer_label;
 use crate::wire::tracker_msg::FileListing;
@@ -28,41 +28,71 @@ fn client(cfg: &NodeConfig) -> TrackerClient {
 
 /// `list`: every file and who has it.
 pub fn list(cfg: &NodeConfig, out: &mut impl Write) -> Result<(), String> {
-    let files = client(cfg).list().map_err(|e| e.to_string())?;
-    print_list(&files, out);
+    let page = client(cfg).list().map_err(|e| e.to_string())?;
+    print_list(&page, out);
     Ok(())
 }
 
 /// `name : ['6000', '6001']` for every file, as the original printed its list.
-pub fn print_list(files: &[FileListing], out: &mut impl Write) {
+pub fn print_list(page: &FilePage, out: &mut impl Write) {
     let _ = writeln!(out, "These are all files from the tracker:\n");
-    for f in files {
+    for f in &page.files {
         let _ = writeln!(out, "{} : {}", f.info.name, holders_line(f));
     }
-    if files.is_empty() {
+    if page.files.is_empty() {
         let _ = writeln!(out, "(no files shared yet)");
+    }
+    print_cut(page, out);
+}
+
+/// "(showing 1000 of 30000 files ...)" when the tracker's reply could not hold them all.
+fn print_cut(page: &FilePage, out: &mut impl Write) {
+    if (page.files.len() as u32) < page.total {
+        let _ = writeln!(
+            out,
+            "(showing {} of {} files; search for a name to see the others)",
+            page.files.len(),
+            page.total
+        );
     }
 }
 
 /// `search NAME`: who has it.
 pub fn search(cfg: &NodeConfig, name: &str, out: &mut impl Write) -> Result<usize, String> {
-    let files = client(cfg).search(name).map_err(|e| e.to_string())?;
-    print_search(&files, out);
-    Ok(files.len())
+    let page = client(cfg).search(name).map_err(|e| e.to_string())?;
+    print_search(&page, out);
+    Ok(page.files.len())
 }
 
-pub fn print_search(files: &[FileListing], out: &mut impl Write) {
-    if files.is_empty() {
+/// Each match with its size, id and how many peers on how many hosts hold it.
+pub fn print_search(page: &FilePage, out: &mut impl Write) {
+    if page.files.is_empty() {
         let _ = writeln!(out, "No peer has a file like that.");
         return;
     }
-    for f in files {
-        let _ = writeln!(out, "{} ({} bytes, id {}):", f.info.name, f.info.size, f.info.content_id.short());
+    for f in &page.files {
+        let _ = writeln!(
+            out,
+            "{} ({} bytes, id {}, {}):",
+            f.info.name,
+            f.info.size,
+            f.info.content_id.short(),
+            holder_count_text(f)
+        );
         let _ = writeln!(out, "Following peers have the file:");
         for h in &f.holders {
             let _ = writeln!(out, "{}", peer_label(h));
         }
     }
+    print_cut(page, out);
+}
+
+/// "3 holders on 2 hosts".
+pub fn holder_count_text(f: &FileListing) -> String {
+    let n = f.holder_count.max(f.holders.len() as u32);
+    let hosts = f.hosts.max(1);
+    let s = |k: u32| if k == 1 { "" } else { "s" };
+    format!("{n} holder{} on {hosts} host{}", s(n), s(hosts))
 }
 
 /// A progress printer: a line every 10% (for pipes and logs).

@@ -78,7 +78,7 @@ fn download(node: &Node, input: &mut impl BufRead, out: &mut impl Write) -> bool
     let name = name.trim().to_string();
     let _ = writeln!(out, "Searching the file from active peers...\n");
     let found: Vec<FileListing> = match node.tracker.search(&name) {
-        Ok(f) => f.into_iter().filter(|l| l.info.name == name).collect(),
+        Ok(page) => page.files.into_iter().filter(|l| l.info.name == name).collect(),
         Err(e) => {
             let _ = writeln!(out, "Could not search: {e}");
             return true;

@@ -38,7 +38,7 @@ impl fmt::Display for DownloadError {
             DownloadError::Disk { path, err } => write!(f, "{}: {err} (partial download kept)", path.display()),
             DownloadError::Stalled { name, have, total } => write!(
                 f,
-                "download of '{name}' stalled: no source has the missing chunks ({have} of {total} kept; run the command again to resume)"
+                "download of '{name}' stalled: no source sent the missing chunks ({have} of {total} kept; run the command again to resume)"
             ),
             DownloadError::WholeHashMismatch { name, want, got } => {
                 write!(f, "'{name}' assembled but its SHA-1 is {got}, not {want}: the manifest lies")

@@ -20,6 +20,9 @@ pub(super) fn local_manifest(chunks_dir: &Path, id: ContentId) -> Option<Manifes
     (ContentId::of(text.as_bytes()) == id).then(|| Manifest::parse(&text).ok()).flatten()
 }
 
+/// Most sources asked for the manifest at once.
+const MAX_ASKED: usize = 16;
+
 /// Asks the sources for the manifest, and asks the tracker for sources again every second
 /// (peers come back after a restart) until the stall time-out.
 pub(super) fn manifest_until(
@@ -31,7 +34,7 @@ pub(super) fn manifest_until(
 ) -> Result<Manifest, DownloadError> {
     let deadline = Instant::now() + opts.stall_timeout;
     loop {
-        match remote_manifest(&sources, id, opts.io_timeout) {
+        match remote_manifest(&sources, id, opts.io_timeout, deadline) {
             Ok(m) => return Ok(m),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => thread::sleep(Duration::from_secs(1)),
@@ -42,15 +45,29 @@ pub(super) fn manifest_until(
     }
 }
 
-/// Fetches `file.ini` from the first source that gives one matching `id`.
+/// Asks up to [`MAX_ASKED`] sources for `file.ini` at once; the first that gives one
+/// matching `id` wins, so a silent or dripping source costs nothing while an honest one
+/// answers. Gives up at `deadline`; the threads still asking end by their own deadlines.
 fn remote_manifest(
     sources: &[SocketAddr],
     id: ContentId,
     timeout: Duration,
+    deadline: Instant,
 ) -> Result<Manifest, DownloadError> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for &addr in sources.iter().take(MAX_ASKED) {
+        let tx = tx.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("manifest-{addr}"))
+            .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout)))));
+        if let Err(e) = spawned {
+            warn!("cannot ask {addr} for the manifest: {e}");
+        }
+    }
+    drop(tx);
     let mut why = String::from("no source");
-    for addr in sources {
-        match manifest_from(*addr, id, timeout) {
+    while let Ok((addr, answer)) = rx.recv_deadline(deadline.max(Instant::now() + timeout)) {
+        match answer {
             Ok(m) => {
                 info!("Received file.ini from {addr}");
                 return Ok(m);

@@ -25,7 +25,7 @@ use crate::hash::{ContentId, Sha1Hash};
 use crate::manifest::Manifest;
 use crate::names::validate_name;
 use crate::peer::manifest_cache::{ManifestCache, Stamp};
-use crate::peer::shares::Shares;
+use crate::peer::shares::{FileIdentity, Shares};
 use crate::peer::tracker_client::{Sources, TrackerClient};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
 use log::{info, warn};
@@ -105,7 +105,8 @@ pub fn download(
     let sources = ctx.tracker.start_download(id)?;
     let late = !sources.downloaders.is_empty();
     let initial = candidates(from, sources);
-    let result = fetch(ctx, &listing, from, initial, late, opts, started);
+    let by_id = target.parse::<ContentId>().is_ok();
+    let result = fetch(ctx, &listing, from, initial, late, by_id, opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
     }
@@ -141,10 +142,10 @@ fn resolve(
     let mut found: Vec<FileListing> = if let Ok(id) = target.parse::<ContentId>() {
         let s = tracker.start_download(id)?;
         let file = s.file.ok_or_else(|| DownloadError::NotFound(target.to_string()))?;
-        vec![FileListing { info: file, holders: s.holders }]
+        vec![FileListing { info: file, holder_count: s.holders.len() as u32, hosts: 0, holders: s.holders }]
     } else {
         validate_name(target).map_err(DownloadError::BadName)?;
-        tracker.search(target)?.into_iter().filter(|l| l.info.name == target).collect()
+        tracker.search(target)?.files.into_iter().filter(|l| l.info.name == target).collect()
     };
     let from = match from {
         None => None,
@@ -162,19 +163,30 @@ fn resolve(
             Some(addr)
         }
     };
-    match found.len() {
-        0 => Err(DownloadError::NotFound(target.to_string())),
-        1 => Ok((found.remove(0), from)),
-        _ => Err(DownloadError::Ambiguous { name: target.to_string(), choices: found }),
+    match most_hosts(&found) {
+        _ if found.is_empty() => Err(DownloadError::NotFound(target.to_string())),
+        Some(i) => Ok((found.swap_remove(i), from)),
+        None => Err(DownloadError::Ambiguous { name: target.to_string(), choices: found }),
     }
 }
 
+/// The listing that strictly more distinct hosts share than any other, if there is one: a
+/// name several files claim goes to the one most hosts vouch for.
+fn most_hosts(found: &[FileListing]) -> Option<usize> {
+    let best = found.iter().map(|l| l.hosts).max()?;
+    let mut at_best = found.iter().enumerate().filter(|(_, l)| l.hosts == best);
+    let (i, _) = at_best.next()?;
+    at_best.next().is_none().then_some(i)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn fetch(
     ctx: &Context,
     listing: &FileListing,
     from: Option<SocketAddr>,
     initial: Vec<SocketAddr>,
     late: bool,
+    by_id: bool,
     opts: &Options,
     started: Instant,
 ) -> Result<Report, DownloadError> {
@@ -185,10 +197,14 @@ fn fetch(
     };
     if manifest.name != listing.info.name || manifest.size != listing.info.size {
         let why = format!(
-            "manifest names '{}' ({} bytes), the tracker '{}'",
-            manifest.name, manifest.size, listing.info.name
+            "manifest names '{}' ({} bytes), the tracker '{}' ({} bytes)",
+            manifest.name, manifest.size, listing.info.name, listing.info.size
         );
-        return Err(DownloadError::NoManifest { id, why });
+        if !by_id {
+            return Err(DownloadError::NoManifest { id, why });
+        }
+        // Asked for by content id: the manifest, which that id authenticates, decides.
+        warn!("{why}; going by the manifest");
     }
     let (store, resumed) = ChunkStore::open(ctx.chunks_dir, manifest).map_err(disk(ctx.chunks_dir))?;
     if resumed > 0 {
@@ -242,7 +258,8 @@ fn finish(
     ctx.cache.store(m, stamp).map_err(disk(ctx.chunks_dir))?;
     store.finish(&dest).map_err(disk(&dest))?;
     let id = store.content_id;
-    ctx.shares.add_complete(Arc::new(m.clone()), id, dest.clone());
+    let identity = FileIdentity::of(&fs::symlink_metadata(&dest).map_err(disk(&dest))?);
+    ctx.shares.add_complete(Arc::new(m.clone()), id, dest.clone(), identity);
     let info = FileInfo { name: m.name.clone(), size: m.size, content_id: id };
     if let Err(e) = ctx.tracker.announce(vec![info], vec![]) {
         warn!("could not announce '{}' to the tracker: {e}", m.name);

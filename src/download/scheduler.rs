@@ -1,5 +1,8 @@
 //! Which chunk each source fetches next: rarest first, and an end game for the last chunks
-//! so one slow source cannot stall the finish. Pure logic, no sockets.
+//! so one slow source cannot stall the finish. A source with nothing left to fetch also
+//! takes over chunks that a far slower source has held for too long (overdue: four times
+//! the usual time a chunk takes, at least [`MIN_OVERDUE`]). Pure logic, no sockets: the
+//! time comes in as an argument of the `_at` methods.
 //!
 //! A chunk is in exactly one state: `Missing` (nobody fetches it), `Requested` (one or more
 //! sources fetch it; more than one only in the end game) or `Done` (verified). A source's
@@ -9,9 +12,14 @@
 use crate::bitfield::Bitfield;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Most sources fetching one chunk in the end game.
 const ENDGAME_COPIES: u8 = 2;
+/// A chunk requested this long ago is overdue at the least.
+pub const MIN_OVERDUE: Duration = Duration::from_secs(2);
+/// Before any chunk arrived, a chunk is overdue after this.
+const FIRST_OVERDUE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -37,6 +45,10 @@ impl SourceView {
 pub struct Scheduler {
     state: Vec<State>,
     requesters: Vec<u8>,
+    /// When each requested chunk was first requested.
+    requested_at: Vec<Option<Instant>>,
+    /// A running average of how long a chunk takes from request to arrival.
+    typical: Option<Duration>,
     availability: Vec<u16>,
     sources: HashMap<SocketAddr, SourceView>,
     remaining: u32,
@@ -58,6 +70,8 @@ impl Scheduler {
         Scheduler {
             state,
             requesters: vec![0; count as usize],
+            requested_at: vec![None; count as usize],
+            typical: None,
             availability: vec![0; count as usize],
             sources: HashMap::new(),
             remaining,
@@ -129,6 +143,12 @@ impl Scheduler {
     /// The next chunk for `src`, if it has one that is needed: the rarest missing chunk
     /// (lowest index among equals), or in the end game a chunk another source is fetching.
     pub fn assign(&mut self, src: SocketAddr) -> Option<u32> {
+        self.assign_at(src, Instant::now())
+    }
+
+    /// [`assign`](Self::assign) at time `now`: also takes over a chunk another source has
+    /// held past the overdue time, when `src` has nothing missing to fetch.
+    pub fn assign_at(&mut self, src: SocketAddr, now: Instant) -> Option<u32> {
         self.advance_first_open();
         let view = self.sources.get(&src)?;
         let mut best: Option<(u16, u32)> = None;
@@ -148,12 +168,13 @@ impl Scheduler {
                 }
             }
         }
-        if best.is_none() && self.missing == 0 {
-            best = self.endgame_pick(src);
+        if best.is_none() {
+            best = self.endgame_pick(src, now);
         }
         let (_, i) = best?;
         if self.state[i as usize] == State::Missing {
             self.missing -= 1;
+            self.requested_at[i as usize] = Some(now);
         }
         self.state[i as usize] = State::Requested;
         self.requesters[i as usize] += 1;
@@ -186,15 +207,29 @@ impl Scheduler {
         Some((rarest, picks[r % picks.len()]))
     }
 
-    fn endgame_pick(&self, src: SocketAddr) -> Option<(u16, u32)> {
+    /// A chunk another source is fetching: any in the end game (nothing missing), else
+    /// only an overdue one. The fewest copies first, then the oldest request.
+    fn endgame_pick(&self, src: SocketAddr, now: Instant) -> Option<(u16, u32)> {
         let view = self.sources.get(&src)?;
+        let overdue = self.overdue_after();
+        let endgame = self.missing == 0;
         (self.first_open..self.state.len() as u32)
             .filter(|&i| {
                 self.state[i as usize] == State::Requested && view.has(i) && !view.assigned.contains(&i)
             })
             .filter(|&i| self.requesters[i as usize] < ENDGAME_COPIES)
-            .min_by_key(|&i| self.requesters[i as usize])
+            .filter(|&i| {
+                endgame
+                    || self.requested_at[i as usize]
+                        .is_some_and(|t| now.saturating_duration_since(t) > overdue)
+            })
+            .min_by_key(|&i| (self.requesters[i as usize], self.requested_at[i as usize]))
             .map(|i| (0, i))
+    }
+
+    /// How long a chunk may stay with one source before another may take it over too.
+    pub fn overdue_after(&self) -> Duration {
+        self.typical.map_or(FIRST_OVERDUE, |t| (t * 4).max(MIN_OVERDUE))
     }
 
     fn advance_first_open(&mut self) {
@@ -208,6 +243,11 @@ impl Scheduler {
     /// `src` delivered chunk `i`, verified. Returns false if it was already done (an end
     /// game duplicate, to be dropped).
     pub fn completed(&mut self, src: SocketAddr, i: u32) -> bool {
+        self.completed_at(src, i, Instant::now())
+    }
+
+    /// [`completed`](Self::completed) at time `now`, which also tunes the overdue time.
+    pub fn completed_at(&mut self, src: SocketAddr, i: u32, now: Instant) -> bool {
         if let Some(v) = self.sources.get_mut(&src) {
             v.assigned.remove(&i);
         }
@@ -216,6 +256,10 @@ impl Scheduler {
             return false;
         }
         *state = State::Done;
+        if let Some(t) = self.requested_at[i as usize].take() {
+            let took = now.saturating_duration_since(t);
+            self.typical = Some(self.typical.map_or(took, |avg| (avg * 7 + took) / 8));
+        }
         self.requesters[i as usize] = 0;
         self.remaining -= 1;
         true
@@ -231,6 +275,7 @@ impl Scheduler {
             self.requesters[i as usize] -= 1;
             if self.requesters[i as usize] == 0 {
                 self.state[i as usize] = State::Missing;
+                self.requested_at[i as usize] = None;
                 self.missing += 1;
                 self.first_open = self.first_open.min(i);
             }
@@ -340,5 +385,27 @@ mod tests {
         assert!(s.completed(addr(2), 0));
         assert!(!s.completed(addr(1), 0), "the late duplicate is dropped");
         assert!(s.is_done());
+    }
+
+    #[test]
+    fn a_far_slower_source_loses_its_chunk_before_the_end_game() {
+        let (slow, fast) = (addr(2), addr(1));
+        let mut s = Scheduler::new(6, &Bitfield::new(6));
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        s.update_source(slow, None);
+        assert_eq!(s.assign_at(slow, ms(0)), Some(0));
+        s.update_source(fast, Some(bits(6, &[0, 1, 2, 3])));
+        for (k, i) in [1u32, 2, 3].into_iter().enumerate() {
+            let t = 100 * k as u64;
+            assert_eq!(s.assign_at(fast, ms(t)), Some(i));
+            assert!(s.completed_at(fast, i, ms(t + 100)));
+        }
+        assert_eq!(s.overdue_after(), MIN_OVERDUE, "chunks take 100 ms here");
+        assert_eq!(s.assign_at(fast, ms(1000)), None, "chunk 0 is not overdue yet; 4 and 5 are missing");
+        assert_eq!(s.assign_at(fast, ms(2100)), Some(0), "taken over from the slow source");
+        assert!(s.completed_at(fast, 0, ms(2200)));
+        assert!(!s.completed_at(slow, 0, ms(9000)), "the slow copy is dropped");
+        assert_eq!(s.remaining(), 2);
     }
 }

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -62,7 +62,13 @@ pub struct Shared {
     pub cancel: AtomicBool,
     pub pool: BufferPool,
     pub io_timeout: Duration,
+    /// Payload bytes received from all sources (verified or not): the stall clock's input.
+    pub received: AtomicU64,
 }
+
+/// A chunk's payload is read in slices of this size, each under its own deadline and
+/// counted as it arrives.
+const SLICE: usize = 64 * 1024;
 
 /// Why a source thread ended.
 #[derive(Debug)]
@@ -200,7 +206,10 @@ impl Fetcher<'_> {
         };
         let mut buf = self.shared.pool.get();
         buf.resize(len, 0);
-        self.conn.read_raw(&mut buf)?;
+        for slice in buf.chunks_mut(SLICE) {
+            self.conn.read_raw(slice)?;
+            self.shared.received.fetch_add(slice.len() as u64, Ordering::Relaxed);
+        }
         if Sha1Hash::of(&buf) != m.chunk_hash(idx) {
             self.shared.pool.put(buf);
             let bad = self.shared.sched.lock().failed(self.addr, i);

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// Most sources one download fetches from at once (one thread each).
 pub const MAX_SOURCES: usize = 32;
+/// Bytes the sources must send within the stall time-out for a download to go on.
+pub const STALL_PROGRESS: u64 = 64 * 1024;
 /// How long a source that failed waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -94,12 +96,14 @@ impl<'a> Swarm<'a> {
             cancel: Default::default(),
             pool: BufferPool::new(16),
             io_timeout: opts.io_timeout,
+            received: Default::default(),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started }
     }
 
-    /// Fetches until the file is complete, or until no source answered for the stall
-    /// time-out.
+    /// Fetches until the file is complete, or until the sources together sent less than
+    /// [`STALL_PROGRESS`] bytes in the stall time-out (a source that drips bytes, or that
+    /// only holds a connection open, keeps nothing alive).
     pub(super) fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
         let (tx, rx) = bounded(4);
         let running = Arc::new(AtomicUsize::new(0));
@@ -108,7 +112,7 @@ impl<'a> Swarm<'a> {
         let mut roster = Roster::default();
         let mut candidates = initial;
         let mut last_refresh = Instant::now();
-        let mut last_progress = (self.shared.store.count(), Instant::now());
+        let mut last_progress = (0u64, Instant::now());
         let stalled = loop {
             for addr in candidates.drain(..) {
                 if roster.admits(addr, self.ctx.tracker.me(), Instant::now())
@@ -132,11 +136,11 @@ impl<'a> Swarm<'a> {
                 },
                 default(Duration::from_millis(200)) => {}
             }
-            let count = self.shared.store.count();
-            if count != last_progress.0 {
-                last_progress = (count, Instant::now());
+            let received = self.shared.received.load(Ordering::Relaxed);
+            if received >= last_progress.0 + STALL_PROGRESS {
+                last_progress = (received, Instant::now());
             }
-            if roster.active() == 0 && last_progress.1.elapsed() > self.opts.stall_timeout {
+            if last_progress.1.elapsed() > self.opts.stall_timeout {
                 break true;
             }
             if last_refresh.elapsed() >= Duration::from_secs(1) {

@@ -1,8 +1,12 @@
 //! The file monitor: looks at `DIR/files` about every second (no `chdir`), hashes new or
 //! changed files (or takes their cached manifest) and tells the tracker what changed.
+//!
+//! A file is shared only once it has settled: not modified for [`SETTLE`], and the same
+//! file (device, inode, size, mtime) before and after hashing. A file being copied in is
+//! therefore never announced half-written; a changed file stops being shared at once.
 
 use super::manifest_cache::{ManifestCache, Stamp};
-use super::shares::Shares;
+use super::shares::{FileIdentity, Shares};
 use super::tracker_client::TrackerClient;
 use crate::hash::ContentId;
 use crate::names::validate_name;
@@ -14,18 +18,31 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How often the folder is looked at.
-pub const SCAN_EVERY: Duration = Duration::from_millis(700);
+pub const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// How long a file must go unmodified before it is hashed and shared.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// Keeps `Shares` in step with the files in one folder.
 pub struct FileMonitor {
     files_dir: PathBuf,
     cache: ManifestCache,
     shares: Arc<Shares>,
-    known: HashMap<String, (Stamp, ContentId)>,
+    known: HashMap<String, (FileIdentity, ContentId)>,
     warned: HashSet<String>,
+}
+
+/// True when the file was last modified at least [`SETTLE`] ago.
+fn settled(meta: &std::fs::Metadata) -> bool {
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    SystemTime::now().duration_since(modified).is_ok_and(|age| age >= SETTLE)
+}
+
+/// True when `path` is still the file `identity` describes.
+fn still(path: &std::path::Path, identity: FileIdentity) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| FileIdentity::of(&m) == identity)
 }
 
 /// What one scan found.
@@ -33,6 +50,8 @@ pub struct FileMonitor {
 pub struct Changes {
     pub added: Vec<FileInfo>,
     pub removed: Vec<ContentId>,
+    /// Files seen that have not settled yet (not shared until they do).
+    pub unsettled: usize,
 }
 
 impl Changes {
@@ -67,25 +86,31 @@ impl FileMonitor {
             if !meta.is_file() {
                 continue;
             }
-            seen.insert(name.clone());
-            let stamp = Stamp::of(&meta);
-            if self.known.get(&name).is_some_and(|(s, _)| *s == stamp) {
+            let identity = FileIdentity::of(&meta);
+            if self.known.get(&name).is_some_and(|(s, _)| *s == identity) {
+                seen.insert(name.clone());
                 continue;
             }
-            match self.cache.manifest_for(&entry.path(), &name, stamp) {
+            if !settled(&meta) {
+                changes.unsettled += 1;
+                continue; // still being written: not seen, so an older version stops being shared
+            }
+            match self.cache.manifest_for(&entry.path(), &name, Stamp::of(&meta)) {
+                Ok(_) if !still(&entry.path(), identity) => {} // changed while hashed: next scan
                 Ok((manifest, cached)) => {
+                    seen.insert(name.clone());
                     let id = manifest.content_id();
                     if !cached {
                         info!("Hashed '{name}': {} chunks", manifest.chunk_count());
                     }
-                    if let Some((_, old)) = self.known.insert(name.clone(), (stamp, id)) {
+                    if let Some((_, old)) = self.known.insert(name.clone(), (identity, id)) {
                         if old != id {
                             self.shares.remove(&old);
                             changes.removed.push(old);
                         }
                     }
                     changes.added.push(FileInfo { name: name.clone(), size: manifest.size, content_id: id });
-                    self.shares.add_complete(Arc::new(manifest), id, entry.path());
+                    self.shares.add_complete(Arc::new(manifest), id, entry.path(), identity);
                 }
                 Err(e) => self.warn_once(&name, format!("cannot share '{name}': {e}")),
             }
@@ -113,6 +138,15 @@ impl FileMonitor {
             return None;
         }
         Some(name)
+    }
+
+    /// Scans until every file has settled (at most a little over [`SETTLE`]), so a peer
+    /// started right after its files were written shares them from the start.
+    pub fn initial_scan(&mut self) {
+        let deadline = std::time::Instant::now() + SETTLE + SCAN_EVERY;
+        while self.scan().unsettled > 0 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn warn_once(&mut self, key: &str, msg: String) {

@@ -11,10 +11,10 @@ use crate::rate_limit::RateLimiter;
 use crossbeam_channel::{bounded, select, tick, Sender};
 use log::{info, warn};
 use std::fmt;
-use std::fs;
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -34,15 +34,31 @@ pub struct NodeConfig {
 /// Why a peer could not start.
 #[derive(Debug)]
 pub enum NodeError {
-    Folder { path: PathBuf, err: io::Error },
+    Folder {
+        path: PathBuf,
+        err: io::Error,
+    },
+    /// Another peer process already uses this folder.
+    Busy {
+        dir: PathBuf,
+    },
     Tracker(TrackerError),
-    Listen { addr: SocketAddr, err: io::Error },
+    Listen {
+        addr: SocketAddr,
+        err: io::Error,
+    },
 }
 
 impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeError::Folder { path, err } => write!(f, "cannot use folder {}: {err}", path.display()),
+            NodeError::Busy { dir } => write!(
+                f,
+                "another peer is already using {} (it holds {}); stop it or choose another --dir",
+                dir.display(),
+                dir.join(LOCK_FILE).display()
+            ),
             NodeError::Tracker(e) => write!(f, "{e}"),
             NodeError::Listen { addr, err } => write!(f, "cannot listen on {addr}: {err}"),
         }
@@ -57,6 +73,26 @@ impl From<TrackerError> for NodeError {
     }
 }
 
+/// The lock file that keeps two peers from writing to one folder.
+pub const LOCK_FILE: &str = ".p2p-share.lock";
+
+/// Takes the folder's lock (an OS file lock, released when the process ends), or says
+/// that another peer holds it.
+pub fn lock_dir(dir: &Path) -> Result<File, NodeError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| NodeError::Folder { path: path.clone(), err })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(NodeError::Busy { dir: dir.to_path_buf() }),
+        Err(TryLockError::Error(err)) => Err(NodeError::Folder { path, err }),
+    }
+}
+
 /// A peer in the swarm. [`leave`](Node::leave) tells the tracker it goes.
 pub struct Node {
     pub shares: Arc<Shares>,
@@ -67,6 +103,7 @@ pub struct Node {
     server: PeerServer,
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
+    _lock: File,
 }
 
 impl Node {
@@ -77,11 +114,12 @@ impl Node {
         for d in [&files_dir, &chunks_dir] {
             fs::create_dir_all(d).map_err(|err| NodeError::Folder { path: d.clone(), err })?;
         }
+        let lock = lock_dir(&cfg.dir)?;
         let shares = Arc::new(Shares::default());
         let tracker = Arc::new(TrackerClient::new(cfg.tracker, Arc::clone(&shares)));
         let mut monitor =
             FileMonitor::new(files_dir.clone(), ManifestCache::new(&chunks_dir), Arc::clone(&shares));
-        monitor.scan();
+        monitor.initial_scan();
         info!("Registering peer from tracker...");
         let listener = bind_and_register(&tracker, cfg)?;
         info!("Setting peer as a server...");
@@ -101,7 +139,17 @@ impl Node {
         info!("File monitor system started!");
         threads.push(spawn_announcer(Arc::clone(&tracker), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
-        Ok(Node { shares, tracker, cache, files_dir, chunks_dir, server, stop: Some(stop_tx), threads })
+        Ok(Node {
+            shares,
+            tracker,
+            cache,
+            files_dir,
+            chunks_dir,
+            server,
+            stop: Some(stop_tx),
+            threads,
+            _lock: lock,
+        })
     }
 
     /// This peer as others reach it.

@@ -4,6 +4,7 @@
 use super::shares::{Holding, Shared, Shares};
 use crate::conn_limit::{ConnGuard, ConnLimiter};
 use crate::hash::ContentId;
+use crate::manifest::ChunkIndex;
 use crate::names::validate_name;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
@@ -11,22 +12,32 @@ use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::{FrameError, WireError};
 use log::{debug, info, warn};
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+/// Files one connection keeps open (one per content id it asked about, the oldest closed).
+pub const MAX_OPEN_FILES_PER_CONN: usize = 4;
+/// Files the whole server keeps open.
+pub const MAX_OPEN_FILES: usize = 256;
+
 /// Limits of the peer server.
 #[derive(Clone)]
 pub struct ServerOptions {
+    /// Connections served at once; past it, hoarders give way (see `conn_limit`).
     pub max_conns: usize,
+    /// Connections admitted beyond `max_conns` while hoarders give way.
+    pub headroom: usize,
     pub max_conns_per_ip: usize,
+    /// How long a connection may wait for its next request.
     pub io_timeout: Duration,
+    /// A request must arrive whole within this once its first byte came.
+    pub message_deadline: Duration,
     /// Caps the sum of all uploads.
     pub upload_limit: Option<Arc<RateLimiter>>,
 }
@@ -35,10 +46,50 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_conns: 128,
+            headroom: 64,
             max_conns_per_ip: 16,
             io_timeout: Duration::from_secs(30),
+            message_deadline: Duration::from_secs(10),
             upload_limit: None,
         }
+    }
+}
+
+/// The files one connection has open, within its own cap and the server's.
+struct OpenFiles<'a> {
+    files: Vec<(ContentId, File)>,
+    server_total: &'a AtomicUsize,
+}
+
+impl OpenFiles<'_> {
+    fn get(&self, id: &ContentId) -> Option<&File> {
+        self.files.iter().find(|(i, _)| i == id).map(|(_, f)| f)
+    }
+
+    /// Keeps `file` open for `id`, closing this connection's oldest if it has too many.
+    fn insert(&mut self, id: ContentId, file: File) -> Result<&File, Refusal> {
+        if self.files.len() >= MAX_OPEN_FILES_PER_CONN {
+            self.files.remove(0);
+            self.server_total.fetch_sub(1, Ordering::SeqCst);
+        }
+        if self.server_total.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN_FILES {
+            self.server_total.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refusal(format!("too many files open here ({MAX_OPEN_FILES}); try again")));
+        }
+        self.files.push((id, file));
+        Ok(&self.files[self.files.len() - 1].1)
+    }
+
+    fn forget(&mut self, id: &ContentId) {
+        let before = self.files.len();
+        self.files.retain(|(i, _)| i != id);
+        self.server_total.fetch_sub(before - self.files.len(), Ordering::SeqCst);
+    }
+}
+
+impl Drop for OpenFiles<'_> {
+    fn drop(&mut self) {
+        self.server_total.fetch_sub(self.files.len(), Ordering::SeqCst);
     }
 }
 
@@ -91,7 +142,8 @@ fn accept_loop(
     stop: Shutdown,
     conns: ConnRegistry,
 ) {
-    let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns);
+    let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
+    let open_files = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if stop.is_stopping() {
             break;
@@ -114,9 +166,10 @@ fn accept_loop(
             }
         };
         let (shares, opts, conns) = (Arc::clone(&shares), opts.clone(), conns.clone());
+        let open_files = Arc::clone(&open_files);
         let spawned = thread::Builder::new()
             .name(format!("serve-{peer}"))
-            .spawn(move || serve_connection(stream, guard, &shares, &opts, &conns));
+            .spawn(move || serve_connection(stream, guard, &shares, &opts, &conns, &open_files));
         if let Err(e) = spawned {
             warn!("peer server: cannot start a thread for {peer}: {e}");
         }
@@ -131,14 +184,16 @@ fn refuse(stream: TcpStream, reason: &str) {
 
 fn serve_connection(
     stream: TcpStream,
-    _guard: ConnGuard,
+    guard: ConnGuard,
     shares: &Shares,
     opts: &ServerOptions,
     conns: &ConnRegistry,
+    server_files: &AtomicUsize,
 ) {
-    let Ok(mut conn) = Conn::new(stream, opts.io_timeout) else { return };
+    let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
+    let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(guard.give_way_test());
     let _registered = conns.register(conn.stream());
-    let mut open_files: HashMap<ContentId, File> = HashMap::new();
+    let mut open_files = OpenFiles { files: Vec::new(), server_total: server_files };
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
@@ -167,7 +222,7 @@ fn answer(
     req: &PeerRequest,
     shares: &Shares,
     opts: &ServerOptions,
-    files: &mut HashMap<ContentId, File>,
+    files: &mut OpenFiles,
 ) -> Answer {
     match req {
         PeerRequest::Manifest { content_id, name } => {
@@ -184,7 +239,7 @@ fn answer(
         PeerRequest::Have { content_id } => {
             let Some(shared) = shares.get(content_id) else { return Ok(Err(not_shared(content_id))) };
             let reply = match &shared.holding {
-                Holding::Complete(_) => PeerReply::Have { complete: true, bitfield: String::new() },
+                Holding::Complete(..) => PeerReply::Have { complete: true, bitfield: String::new() },
                 Holding::Partial(store) => {
                     PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex() }
                 }
@@ -219,7 +274,7 @@ fn send_chunk(
     shared: &Shared,
     index: u32,
     opts: &ServerOptions,
-    files: &mut HashMap<ContentId, File>,
+    files: &mut OpenFiles,
 ) -> Answer {
     let m = &shared.manifest;
     let Some(idx) = m.index(index) else {
@@ -229,19 +284,9 @@ fn send_chunk(
             m.chunk_count()
         ))));
     };
-    let path = match &shared.holding {
-        Holding::Complete(path) => path.clone(),
-        Holding::Partial(store) if store.has(idx) => store.data_path(),
-        Holding::Partial(_) => {
-            return Ok(Err(Refusal(format!("chunk {index} of '{}' is not here yet", m.name))))
-        }
-    };
-    let file = match files.entry(shared.content_id) {
-        Entry::Occupied(f) => f.into_mut(),
-        Entry::Vacant(slot) => match File::open(&path) {
-            Ok(f) => slot.insert(f),
-            Err(e) => return Ok(Err(Refusal(format!("cannot read '{}': {e}", m.name)))),
-        },
+    let file = match open_for_chunk(shared, idx, files) {
+        Ok(f) => f,
+        Err(r) => return Ok(Err(r)),
     };
     let len = m.chunk_len(idx);
     conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
@@ -255,6 +300,45 @@ fn send_chunk(
         // The file shrank under us: the promised bytes cannot be sent, so close.
         Ok(n) => Err(WireError::Frame(FrameError::Truncated { expected: len, got: n })),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The open file to read chunk `idx` of `shared` from. A complete file is opened without
+/// following links and must still be the file that was hashed (device, inode, size,
+/// mtime), checked again before every chunk; a partial one is read through the download's
+/// own handle, and only for chunks already verified.
+fn open_for_chunk<'f>(
+    shared: &Shared,
+    idx: ChunkIndex,
+    files: &'f mut OpenFiles,
+) -> Result<&'f File, Refusal> {
+    let name = &shared.manifest.name;
+    let id = shared.content_id;
+    let changed = |e: io::Error| Refusal(format!("cannot serve '{name}': {e}"));
+    match &shared.holding {
+        Holding::Complete(path, identity) => {
+            if let Some(f) = files.get(&id) {
+                if let Err(e) = identity.check(f) {
+                    files.forget(&id);
+                    warn!("not serving '{name}': {e}; it will be hashed again");
+                    return Err(changed(e));
+                }
+                return Ok(files.get(&id).expect("just checked"));
+            }
+            let f = identity.open(path).map_err(|e| {
+                warn!("not serving '{name}': {e}");
+                changed(e)
+            })?;
+            files.insert(id, f)
+        }
+        Holding::Partial(store) if store.has(idx) => {
+            if files.get(&id).is_some() {
+                return Ok(files.get(&id).expect("just checked"));
+            }
+            let f = store.reader().map_err(changed)?;
+            files.insert(id, f)
+        }
+        Holding::Partial(_) => Err(Refusal(format!("chunk {} of '{name}' is not here yet", idx.get()))),
     }
 }
 

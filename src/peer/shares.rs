@@ -7,13 +7,49 @@ use crate::manifest::Manifest;
 use crate::wire::tracker_msg::FileInfo;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Which file on disk, in which version: what was hashed must be what is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileIdentity {
+    pub fn of(meta: &Metadata) -> FileIdentity {
+        let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        FileIdentity { dev: meta.dev(), ino: meta.ino(), size: meta.len(), mtime_ns }
+    }
+
+    /// Opens `path` for reading without following a symbolic link, and only if it is still
+    /// this file in this version.
+    pub fn open(&self, path: &Path) -> io::Result<File> {
+        let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+        self.check(&file)?;
+        Ok(file)
+    }
+
+    /// Fails unless the open `file` is still this file in this version (one `fstat`).
+    pub fn check(&self, file: &File) -> io::Result<()> {
+        let now = FileIdentity::of(&file.metadata()?);
+        if now != *self {
+            return Err(io::Error::other("it changed on disk since it was hashed"));
+        }
+        Ok(())
+    }
+}
 
 /// Where a shared file's bytes are.
 pub enum Holding {
-    /// All of it, at this path in `DIR/files`.
-    Complete(PathBuf),
+    /// All of it, at this path in `DIR/files`, as it was when hashed.
+    Complete(PathBuf, FileIdentity),
     /// The chunks downloaded so far.
     Partial(Arc<ChunkStore>),
 }
@@ -31,7 +67,7 @@ impl Shared {
     }
 
     pub fn is_complete(&self) -> bool {
-        matches!(self.holding, Holding::Complete(_))
+        matches!(self.holding, Holding::Complete(..))
     }
 }
 
@@ -70,8 +106,14 @@ impl Shares {
         found.first().map(|s| Arc::clone(s))
     }
 
-    pub fn add_complete(&self, manifest: Arc<Manifest>, content_id: ContentId, path: PathBuf) {
-        let shared = Shared { manifest, content_id, holding: Holding::Complete(path) };
+    pub fn add_complete(
+        &self,
+        manifest: Arc<Manifest>,
+        content_id: ContentId,
+        path: PathBuf,
+        id: FileIdentity,
+    ) {
+        let shared = Shared { manifest, content_id, holding: Holding::Complete(path, id) };
         self.by_id.write().insert(content_id, Arc::new(shared));
     }
 

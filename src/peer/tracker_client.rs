@@ -5,7 +5,7 @@ use super::shares::Shares;
 use crate::hash::ContentId;
 use crate::wire::conn::Conn;
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
-use crate::wire::WireError;
+use crate::wire::{FrameError, WireError};
 use log::info;
 use parking_lot::Mutex;
 use std::fmt;
@@ -18,8 +18,19 @@ const TRACKER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A failed exchange with the tracker.
 #[derive(Debug)]
 pub enum TrackerError {
-    Unreachable { addr: SocketAddr, err: std::io::Error },
-    Protocol { addr: SocketAddr, err: WireError },
+    Unreachable {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    Protocol {
+        addr: SocketAddr,
+        err: WireError,
+    },
+    /// The other side answered, but not in the tracker protocol (e.g. an HTTP server).
+    NotATracker {
+        addr: SocketAddr,
+        err: WireError,
+    },
     Refused(String),
     Unexpected(String),
 }
@@ -29,6 +40,9 @@ impl fmt::Display for TrackerError {
         match self {
             TrackerError::Unreachable { addr, err } => write!(f, "cannot reach the tracker at {addr}: {err}"),
             TrackerError::Protocol { addr, err } => write!(f, "tracker at {addr}: {err}"),
+            TrackerError::NotATracker { addr, err } => {
+                write!(f, "{addr} does not speak the p2p-share tracker protocol ({err})")
+            }
             TrackerError::Refused(reason) => write!(f, "the tracker refused: {reason}"),
             TrackerError::Unexpected(what) => write!(f, "unexpected answer from the tracker: {what}"),
         }
@@ -45,21 +59,34 @@ pub struct Sources {
     pub downloaders: Vec<SocketAddr>,
 }
 
+/// This peer's session at the tracker: its address as the tracker sees it, and the
+/// secret token every request for it brings.
+#[derive(Debug, Clone)]
+struct Session {
+    me: SocketAddr,
+    token: String,
+}
+
 /// Talks to one tracker on behalf of one peer.
 pub struct TrackerClient {
     addr: SocketAddr,
-    port: Mutex<Option<u16>>,
-    me: Mutex<Option<SocketAddr>>,
+    session: Mutex<Option<Session>>,
     interval: Mutex<Duration>,
     shares: Arc<Shares>,
+}
+
+/// A page of the tracker's file list: `total` matched, `files` are those that fit.
+#[derive(Debug, Clone, Default)]
+pub struct FilePage {
+    pub files: Vec<FileListing>,
+    pub total: u32,
 }
 
 impl TrackerClient {
     pub fn new(addr: SocketAddr, shares: Arc<Shares>) -> TrackerClient {
         TrackerClient {
             addr,
-            port: Mutex::new(None),
-            me: Mutex::new(None),
+            session: Mutex::new(None),
             interval: Mutex::new(Duration::from_secs(10)),
             shares,
         }
@@ -71,7 +98,7 @@ impl TrackerClient {
 
     /// This peer as the tracker sees it (after registering).
     pub fn me(&self) -> Option<SocketAddr> {
-        *self.me.lock()
+        self.session.lock().as_ref().map(|s| s.me)
     }
 
     /// How often the tracker wants to hear from this peer.
@@ -86,6 +113,7 @@ impl TrackerClient {
         match conn.call(req) {
             Ok(TrackerReply::Error { reason }) => Err(TrackerError::Refused(reason)),
             Ok(reply) => Ok(reply),
+            Err(err) if speaks_another_protocol(&err) => Err(TrackerError::NotATracker { addr, err }),
             Err(err) => Err(TrackerError::Protocol { addr, err }),
         }
     }
@@ -93,38 +121,43 @@ impl TrackerClient {
     /// Registers with `port` (or lets the tracker assign one); returns this peer's address
     /// as the tracker sees it.
     pub fn register(&self, port: Option<u16>) -> Result<SocketAddr, TrackerError> {
-        match self.call(&TrackerRequest::Register { port })? {
-            TrackerReply::Registered { peer, announce_interval_secs } => {
-                *self.port.lock() = Some(peer.port());
-                *self.me.lock() = Some(peer);
+        let token =
+            self.session.lock().as_ref().filter(|s| Some(s.me.port()) == port).map(|s| s.token.clone());
+        match self.call(&TrackerRequest::Register { port, token })? {
+            TrackerReply::Registered { peer, announce_interval_secs, token } => {
+                *self.session.lock() = Some(Session { me: peer, token });
                 *self.interval.lock() = Duration::from_secs(announce_interval_secs.clamp(1, 3600));
                 Ok(peer)
             }
-            other => Err(TrackerError::Unexpected(format!("{other:?}"))),
+            other => Err(unexpected(&other)),
         }
     }
 
-    fn port(&self) -> Result<u16, TrackerError> {
-        self.port.lock().ok_or_else(|| TrackerError::Unexpected("this peer is not registered".into()))
+    fn session(&self) -> Result<(u16, String), TrackerError> {
+        let s = self.session.lock();
+        let s = s.as_ref().ok_or_else(|| TrackerError::Unexpected("this peer is not registered".into()))?;
+        Ok((s.me.port(), s.token.clone()))
     }
 
     /// Registers again under the same port and announces every complete file.
     pub fn rejoin(&self) -> Result<(), TrackerError> {
-        let port = self.port()?;
+        let (port, _) = self.session()?;
         self.register(Some(port))?;
         info!("Registered again with the tracker at {}", self.addr);
+        let (port, token) = self.session()?;
         let full = Some(self.shares.complete_files());
-        self.expect_ok(&TrackerRequest::Announce { port, full, added: vec![], removed: vec![] })
+        self.expect_ok(&TrackerRequest::Announce { port, token, full, added: vec![], removed: vec![] })
     }
 
-    /// Sends a request made for this peer's port; registers again once if the tracker
-    /// does not know the peer.
-    fn as_peer(&self, make: impl Fn(u16) -> TrackerRequest) -> Result<TrackerReply, TrackerError> {
-        let port = self.port()?;
-        match self.call(&make(port))? {
+    /// Sends a request made for this peer's port and token; registers again once if the
+    /// tracker does not know the peer.
+    fn as_peer(&self, make: impl Fn(u16, String) -> TrackerRequest) -> Result<TrackerReply, TrackerError> {
+        let (port, token) = self.session()?;
+        match self.call(&make(port, token))? {
             TrackerReply::UnknownPeer => {
                 self.rejoin()?;
-                match self.call(&make(port))? {
+                let (port, token) = self.session()?;
+                match self.call(&make(port, token))? {
                     TrackerReply::UnknownPeer => {
                         Err(TrackerError::Unexpected("the tracker forgot this peer again".into()))
                     }
@@ -138,57 +171,83 @@ impl TrackerClient {
     fn expect_ok(&self, req: &TrackerRequest) -> Result<(), TrackerError> {
         match self.call(req)? {
             TrackerReply::Ok => Ok(()),
-            other => Err(TrackerError::Unexpected(format!("{other:?}"))),
+            other => Err(unexpected(&other)),
         }
     }
 
     /// Announces changes to the shared files (an empty change is a heartbeat).
     pub fn announce(&self, added: Vec<FileInfo>, removed: Vec<ContentId>) -> Result<(), TrackerError> {
-        let reply = self.as_peer(|port| TrackerRequest::Announce {
+        let reply = self.as_peer(|port, token| TrackerRequest::Announce {
             port,
+            token,
             full: None,
             added: added.clone(),
             removed: removed.clone(),
         })?;
         match reply {
             TrackerReply::Ok => Ok(()),
-            other => Err(TrackerError::Unexpected(format!("{other:?}"))),
+            other => Err(unexpected(&other)),
         }
     }
 
-    pub fn list(&self) -> Result<Vec<FileListing>, TrackerError> {
+    pub fn list(&self) -> Result<FilePage, TrackerError> {
         self.files(&TrackerRequest::ListFiles)
     }
 
-    pub fn search(&self, name: &str) -> Result<Vec<FileListing>, TrackerError> {
+    pub fn search(&self, name: &str) -> Result<FilePage, TrackerError> {
         self.files(&TrackerRequest::Search { name: name.to_string() })
     }
 
-    fn files(&self, req: &TrackerRequest) -> Result<Vec<FileListing>, TrackerError> {
+    fn files(&self, req: &TrackerRequest) -> Result<FilePage, TrackerError> {
         match self.call(req)? {
-            TrackerReply::Files { files } => Ok(files),
-            other => Err(TrackerError::Unexpected(format!("{other:?}"))),
+            TrackerReply::Files { files, total } => {
+                let total = total.max(files.len() as u32);
+                Ok(FilePage { files, total })
+            }
+            other => Err(unexpected(&other)),
         }
     }
 
     /// Tells the tracker this peer downloads `id`; returns who can help.
     pub fn start_download(&self, id: ContentId) -> Result<Sources, TrackerError> {
-        match self.as_peer(|port| TrackerRequest::StartDownload { port, content_id: id })? {
+        match self.as_peer(|port, token| TrackerRequest::StartDownload { port, token, content_id: id })? {
             TrackerReply::Sources { file, holders, downloaders } => {
                 Ok(Sources { file, holders, downloaders })
             }
-            other => Err(TrackerError::Unexpected(format!("{other:?}"))),
+            other => Err(unexpected(&other)),
         }
     }
 
     pub fn stop_download(&self, id: ContentId) -> Result<(), TrackerError> {
-        let port = self.port()?;
-        self.expect_ok(&TrackerRequest::StopDownload { port, content_id: id })
+        let (port, token) = self.session()?;
+        self.expect_ok(&TrackerRequest::StopDownload { port, token, content_id: id })
     }
 
     /// Leaves the swarm.
     pub fn leave(&self) -> Result<(), TrackerError> {
-        let port = self.port()?;
-        self.expect_ok(&TrackerRequest::Leave { port })
+        let (port, token) = self.session()?;
+        self.expect_ok(&TrackerRequest::Leave { port, token })
     }
+}
+
+/// A reply of the wrong kind, named by its kind only (never the whole reply).
+fn unexpected(reply: &TrackerReply) -> TrackerError {
+    let kind = match reply {
+        TrackerReply::Registered { .. } => "registered",
+        TrackerReply::Ok => "ok",
+        TrackerReply::UnknownPeer => "unknown_peer",
+        TrackerReply::Files { .. } => "files",
+        TrackerReply::Sources { .. } => "sources",
+        TrackerReply::Error { .. } => "error",
+    };
+    TrackerError::Unexpected(format!("a '{kind}' reply where another was due"))
+}
+
+/// True when a reply could not be read because the other side speaks something else: a
+/// length prefix that is really text (`HTTP`...), or a body that is not our JSON.
+fn speaks_another_protocol(e: &WireError) -> bool {
+    matches!(
+        e,
+        WireError::Frame(FrameError::TooLarge { .. }) | WireError::InvalidJson(_) | WireError::BadMessage(_)
+    )
 }

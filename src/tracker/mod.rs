@@ -2,6 +2,7 @@
 
 pub mod pool;
 pub mod server;
+pub mod session;
 pub mod state;
 
 pub use server::{Tracker, TrackerOptions};

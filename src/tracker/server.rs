@@ -23,8 +23,10 @@ pub struct TrackerOptions {
     pub rules: TrackerConfig,
     /// Open connections allowed from one address (keep it below `workers`).
     pub max_conns_per_ip: usize,
-    /// A connection idle this long is closed.
+    /// A connection idle this long is closed (sooner when others wait for a worker).
     pub idle_timeout: Duration,
+    /// A request must arrive whole within this once its first byte came.
+    pub message_deadline: Duration,
 }
 
 impl Default for TrackerOptions {
@@ -33,8 +35,9 @@ impl Default for TrackerOptions {
             bind: "127.0.0.1:5000".parse().expect("valid address"),
             workers: 128,
             rules: TrackerConfig::default(),
-            max_conns_per_ip: 64,
+            max_conns_per_ip: 16,
             idle_timeout: Duration::from_secs(30),
+            message_deadline: Duration::from_secs(10),
         }
     }
 }
@@ -49,7 +52,7 @@ pub struct Tracker {
 
 struct Job {
     stream: TcpStream,
-    _guard: ConnGuard,
+    guard: ConnGuard,
 }
 
 impl Tracker {
@@ -74,15 +77,20 @@ impl Tracker {
         info!("Server started on port: {}", self.local_addr().port());
         info!("Press ctrl + c to shutdown server.");
         info!("Waiting for clients...");
-        let limiter = ConnLimiter::new(self.opts.max_conns_per_ip, self.opts.workers * 4);
+        // Every worker busy is pressure: connections beyond the workers wait in the queue
+        // while those that hoard workers without sending give way.
+        let workers = self.opts.workers;
+        let limiter = ConnLimiter::new(self.opts.max_conns_per_ip, workers, workers);
         let conns = ConnRegistry::default();
         let reaper = self.spawn_reaper();
         let pool = {
             let state = Arc::clone(&self.state);
             let conns = conns.clone();
-            let idle = self.opts.idle_timeout;
-            WorkerPool::new(self.opts.workers, self.opts.workers * 2, "tracker-worker", move |job: Job| {
-                serve_connection(job.stream, &state, &conns, idle);
+            let (idle, message) = (self.opts.idle_timeout, self.opts.message_deadline);
+            WorkerPool::new(workers, workers * 2, "tracker-worker", move |job: Job| {
+                let Ok(conn) = Conn::new(job.stream, idle) else { return };
+                let conn = conn.with_message_deadline(message).with_give_way(job.guard.give_way_test());
+                serve_connection(conn, &state, &conns);
             })
         };
         for stream in self.listener.incoming() {
@@ -114,7 +122,7 @@ impl Tracker {
                 refuse(stream, &e.to_string());
             }
             Ok(guard) => {
-                if let Err(job) = pool.try_submit(Job { stream, _guard: guard }) {
+                if let Err(job) = pool.try_submit(Job { stream, guard }) {
                     warn!("refusing {peer}: all workers busy");
                     refuse(job.stream, "server busy, try again");
                 }
@@ -153,9 +161,8 @@ fn refuse(stream: TcpStream, reason: &str) {
     }
 }
 
-/// Answers requests on one connection until it closes, idles out or misbehaves.
-fn serve_connection(stream: TcpStream, state: &RwLock<TrackerState>, conns: &ConnRegistry, idle: Duration) {
-    let Ok(mut conn) = Conn::new(stream, idle) else { return };
+/// Answers requests on one connection until it closes, idles out, gives way or misbehaves.
+fn serve_connection(mut conn: Conn, state: &RwLock<TrackerState>, conns: &ConnRegistry) {
     let _registered = conns.register(conn.stream());
     let from = conn.peer_addr();
     loop {

@@ -1,10 +1,19 @@
 //! The tracker's state and the handling of every request, without sockets.
 //!
-//! Invariants:
-//! - a file entry exists while at least one peer holds it or downloads it;
-//! - `by_name` names exactly the entries in `files`;
-//! - a peer's `files` / `downloading` sets mirror the `holders` / `downloaders` of entries.
+//! Every peer has a session: registering hands it a secret token, and every later request
+//! for that peer must bring it, so another process on the same address cannot speak for it.
+//! A peer's files are its own claims (content id, name, size): one peer's claim never
+//! blocks another's, and a downloader verifies what it gets against the content id.
+//!
+//! Invariants (checked by [`TrackerState::check_invariants`] in the property tests):
+//! - a claim exists in `claims` exactly while at least one peer holds it, and that peer's
+//!   `files` maps the claim's content id to the claim;
+//! - `by_id` and `by_name` index exactly the claims in `claims`;
+//! - `downloads[id]` exists exactly while a peer downloads `id`, and names exactly the
+//!   peers whose `downloading` set has `id`;
+//! - `per_ip` counts exactly the peers, and the files they claim, of each address.
 
+use super::session::new_token;
 use crate::hash::ContentId;
 use crate::names::{validate_name, MAX_NAME_LEN};
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
@@ -12,20 +21,33 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// Most listings one `list_files` or `search` reply carries (keeps it under the frame limit).
+/// Most listings one `list_files` or `search` reply carries.
 pub const MAX_LISTINGS: usize = 1000;
 /// Most holders named per listing.
 pub const MAX_HOLDERS_SHOWN: usize = 200;
+/// Bytes of listings one reply may carry (well under the 1 MiB frame limit).
+pub const MAX_REPLY_BYTES: usize = 768 * 1024;
+/// Peers named in a console line before "and N more".
+const MAX_LABELS_SHOWN: usize = 10;
 
 /// Settings of the tracker's rules.
 #[derive(Debug, Clone)]
 pub struct TrackerConfig {
     /// The first port handed to a peer that brings none (then +1, +2, ...).
     pub first_peer_port: u16,
-    /// How often peers announce; a peer silent for 3 intervals is dropped.
+    /// How often peers announce; a peer silent for 3 intervals is dropped, and one that
+    /// never announced after registering is dropped after one.
     pub announce_interval: Duration,
     /// Most files one peer may share.
     pub max_files_per_peer: usize,
+    /// Most peers registered from one address.
+    pub max_peers_per_ip: usize,
+    /// Most files the peers of one address may share together.
+    pub max_files_per_ip: usize,
+    /// Most peers in all.
+    pub max_peers: usize,
+    /// Most distinct claims (content id, name, size) in all.
+    pub max_claims: usize,
 }
 
 impl Default for TrackerConfig {
@@ -34,21 +56,38 @@ impl Default for TrackerConfig {
             first_peer_port: 6000,
             announce_interval: Duration::from_secs(10),
             max_files_per_peer: 10_000,
+            max_peers_per_ip: 64,
+            max_files_per_ip: 20_000,
+            max_peers: 50_000,
+            max_claims: 200_000,
         }
     }
 }
 
 struct PeerEntry {
+    token: String,
     last_seen: Instant,
-    files: HashSet<ContentId>,
+    /// False until the first authorized request after registering.
+    active: bool,
+    files: HashMap<ContentId, FileInfo>,
     downloading: HashSet<ContentId>,
 }
 
-struct FileEntry {
-    info: FileInfo,
+struct ClaimEntry {
     lower_name: String,
     holders: BTreeSet<SocketAddr>,
-    downloaders: BTreeSet<SocketAddr>,
+}
+
+/// Who downloads one content id, and what it is (the best claim seen while they do).
+struct Downloads {
+    info: Option<FileInfo>,
+    peers: BTreeSet<SocketAddr>,
+}
+
+#[derive(Default, Debug, PartialEq, Eq)]
+struct IpUse {
+    peers: usize,
+    files: usize,
 }
 
 /// What handling a request produced: the reply, and lines for the console.
@@ -58,12 +97,35 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
+/// Why a request for a peer was not let through.
+enum Denied {
+    /// No such peer: it should register (again).
+    Unknown,
+    /// The peer exists, but the request did not bring its session token.
+    WrongToken(SocketAddr),
+}
+
+impl From<Denied> for Outcome {
+    fn from(d: Denied) -> Outcome {
+        match d {
+            Denied::Unknown => reply(TrackerReply::UnknownPeer),
+            Denied::WrongToken(addr) => error(format!("wrong session token for peer {addr}")),
+        }
+    }
+}
+
+type TokenSource = Box<dyn FnMut() -> String + Send + Sync>;
+
 /// Which peers have which files, and who downloads what.
 pub struct TrackerState {
     cfg: TrackerConfig,
     peers: BTreeMap<SocketAddr, PeerEntry>,
-    files: HashMap<ContentId, FileEntry>,
-    by_name: HashMap<String, BTreeSet<ContentId>>,
+    claims: HashMap<FileInfo, ClaimEntry>,
+    by_id: HashMap<ContentId, BTreeSet<FileInfo>>,
+    by_name: HashMap<String, BTreeSet<FileInfo>>,
+    downloads: HashMap<ContentId, Downloads>,
+    per_ip: HashMap<IpAddr, IpUse>,
+    tokens: TokenSource,
 }
 
 /// How a peer is shown on the console: its port when it is on 127.0.0.1 (as the original
@@ -76,6 +138,18 @@ pub fn peer_label(addr: &SocketAddr) -> String {
     }
 }
 
+/// `'6000', '6001'`, cut after a few with "and N more" so a log line stays short.
+fn labels<'a>(addrs: impl ExactSizeIterator<Item = &'a SocketAddr>, quote: bool) -> String {
+    let n = addrs.len();
+    let shown: Vec<String> = addrs
+        .take(MAX_LABELS_SHOWN)
+        .map(|a| if quote { format!("'{}'", peer_label(a)) } else { peer_label(a) })
+        .collect();
+    let more =
+        if n > MAX_LABELS_SHOWN { format!(", ... and {} more", n - MAX_LABELS_SHOWN) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
 fn error(reason: impl Into<String>) -> Outcome {
     Outcome { reply: TrackerReply::Error { reason: reason.into() }, notes: Vec::new() }
 }
@@ -84,17 +158,42 @@ fn reply(reply: TrackerReply) -> Outcome {
     Outcome { reply, notes: Vec::new() }
 }
 
+/// Compares tokens without stopping at the first difference.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The JSON size of a listing, roughly (names may double when escaped).
+fn listing_bytes(l: &FileListing) -> usize {
+    120 + 2 * l.info.name.len() + l.holders.iter().map(|h| h.to_string().len() + 3).sum::<usize>()
+}
+
 impl TrackerState {
     pub fn new(cfg: TrackerConfig) -> TrackerState {
-        TrackerState { cfg, peers: BTreeMap::new(), files: HashMap::new(), by_name: HashMap::new() }
+        TrackerState {
+            cfg,
+            peers: BTreeMap::new(),
+            claims: HashMap::new(),
+            by_id: HashMap::new(),
+            by_name: HashMap::new(),
+            downloads: HashMap::new(),
+            per_ip: HashMap::new(),
+            tokens: Box::new(new_token),
+        }
+    }
+
+    /// Uses `tokens` to make session tokens (for tests that need to know them).
+    pub fn with_tokens(mut self, tokens: impl FnMut() -> String + Send + Sync + 'static) -> TrackerState {
+        self.tokens = Box::new(tokens);
+        self
     }
 
     /// Answers a read-only request (`list_files`, `search`).
     pub fn handle_read(&self, req: &TrackerRequest) -> TrackerReply {
         match req {
             TrackerRequest::ListFiles => {
-                let mut all: Vec<&FileEntry> = self.files.values().collect();
-                all.sort_by(|a, b| (&a.info.name, a.info.content_id).cmp(&(&b.info.name, b.info.content_id)));
+                let mut all: Vec<&FileInfo> = self.claims.keys().collect();
+                all.sort_by(|a, b| (&a.name, a.content_id, a.size).cmp(&(&b.name, b.content_id, b.size)));
                 self.listings(all)
             }
             TrackerRequest::Search { name } => self.search(name),
@@ -103,37 +202,52 @@ impl TrackerState {
     }
 
     /// Handles a request that changes the state. `from` is the address the connection
-    /// came from; a peer is `from` plus the port it names.
+    /// came from; a peer is `from` plus the port it names, and must bring its token.
     pub fn handle_write(&mut self, req: &TrackerRequest, from: IpAddr, now: Instant) -> Outcome {
+        let at = |port: &u16| SocketAddr::new(from, *port);
         match req {
-            TrackerRequest::Register { port } => self.register(from, *port, now),
-            TrackerRequest::Announce { port, full, added, removed } => {
-                self.announce(SocketAddr::new(from, *port), full.as_deref(), added, removed, now)
+            TrackerRequest::Register { port, token } => self.register(from, *port, token.as_deref(), now),
+            TrackerRequest::Announce { port, token, full, added, removed } => {
+                self.announce(at(port), token, full.as_deref(), added, removed, now)
             }
-            TrackerRequest::Leave { port } => self.leave(SocketAddr::new(from, *port)),
-            TrackerRequest::StartDownload { port, content_id } => {
-                self.start_download(SocketAddr::new(from, *port), *content_id, now)
+            TrackerRequest::Leave { port, token } => self.leave(at(port), token),
+            TrackerRequest::StartDownload { port, token, content_id } => {
+                self.start_download(at(port), token, *content_id, now)
             }
-            TrackerRequest::StopDownload { port, content_id } => {
-                self.stop_download(SocketAddr::new(from, *port), *content_id)
+            TrackerRequest::StopDownload { port, token, content_id } => {
+                self.stop_download(at(port), token, *content_id, now)
             }
             TrackerRequest::ListFiles | TrackerRequest::Search { .. } => reply(self.handle_read(req)),
         }
     }
 
-    /// Drops peers silent for 3 announce intervals; returns console lines.
+    /// Drops peers silent for 3 announce intervals, and registrations that never made a
+    /// request after one interval; returns console lines.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let limit = self.cfg.announce_interval * 3;
-        let silent: Vec<SocketAddr> = self
+        let silent: Vec<(SocketAddr, bool)> = self
             .peers
             .iter()
-            .filter(|(_, p)| now.saturating_duration_since(p.last_seen) > limit)
-            .map(|(a, _)| *a)
+            .filter_map(|(a, p)| {
+                let quiet = now.saturating_duration_since(p.last_seen);
+                let never = !p.active && quiet > self.cfg.announce_interval;
+                (quiet > limit || never).then_some((*a, p.active))
+            })
             .collect();
         let mut notes = Vec::new();
-        for addr in silent {
-            self.remove_peer(addr);
-            notes.push(format!("Peer {} expired: silent for over {} s", peer_label(&addr), limit.as_secs()));
+        for (addr, active) in &silent {
+            self.remove_peer(*addr);
+            if *active {
+                notes.push(format!(
+                    "Peer {} expired: silent for over {} s",
+                    peer_label(addr),
+                    limit.as_secs()
+                ));
+            }
+        }
+        let unused = silent.iter().filter(|(_, active)| !active).count();
+        if unused > 0 {
+            notes.push(format!("{unused} registration(s) never used expired"));
         }
         if !notes.is_empty() {
             notes.push(self.clients_line());
@@ -141,17 +255,21 @@ impl TrackerState {
         notes
     }
 
-    /// `There are 2 clients now: ['6000', '6001']`, as the original printed.
+    /// `There are 2 clients now: ['6000', '6001']`, as the original printed (cut after a few).
     pub fn clients_line(&self) -> String {
-        let labels: Vec<String> = self.peers.keys().map(|a| format!("'{}'", peer_label(a))).collect();
-        format!("There are {} clients now: [{}]", self.peers.len(), labels.join(", "))
+        format!("There are {} clients now: [{}]", self.peers.len(), labels(self.peers.keys(), true))
     }
 
     pub fn peer_count(&self) -> usize {
         self.peers.len()
     }
 
-    fn register(&mut self, from: IpAddr, port: Option<u16>, now: Instant) -> Outcome {
+    /// Distinct claims indexed.
+    pub fn claim_count(&self) -> usize {
+        self.claims.len()
+    }
+
+    fn register(&mut self, from: IpAddr, port: Option<u16>, token: Option<&str>, now: Instant) -> Outcome {
         let port = match port {
             Some(0) => return error("port 0 is not a listening port"),
             Some(p) => p,
@@ -162,134 +280,188 @@ impl TrackerState {
         };
         let addr = SocketAddr::new(from, port);
         let mut notes = vec!["Registering peer...".to_string()];
-        if self.peers.contains_key(&addr) {
-            // Registering again (e.g. after a restart of the peer): start from a clean slate.
+        if let Some(old) = self.peers.get(&addr) {
+            if !token.is_some_and(|t| same_token(t, &old.token)) {
+                let free_after = self.cfg.announce_interval.as_secs() * 3;
+                return error(format!(
+                    "{addr} belongs to a live peer session; it is free again after {free_after} s of silence"
+                ));
+            }
+            // The same session registering again (after a restart of its server): clean slate.
             self.remove_peer(addr);
         }
-        let entry = PeerEntry { last_seen: now, files: HashSet::new(), downloading: HashSet::new() };
+        if self.peers.len() >= self.cfg.max_peers {
+            return error(format!("the tracker is full: {} peers (limit)", self.cfg.max_peers));
+        }
+        let on_ip = self.per_ip.get(&from).map_or(0, |u| u.peers);
+        if on_ip >= self.cfg.max_peers_per_ip {
+            return error(format!("too many peers from {from} (limit {})", self.cfg.max_peers_per_ip));
+        }
+        let token = token.map(str::to_string).unwrap_or_else(|| (self.tokens)());
+        let entry = PeerEntry {
+            token: token.clone(),
+            last_seen: now,
+            active: false,
+            files: HashMap::new(),
+            downloading: HashSet::new(),
+        };
         self.peers.insert(addr, entry);
+        self.per_ip.entry(from).or_default().peers += 1;
         notes.push("Success! Peer is now connected on the tracker!".into());
         notes.push(self.clients_line());
         let interval = self.cfg.announce_interval.as_secs().max(1);
-        Outcome { reply: TrackerReply::Registered { peer: addr, announce_interval_secs: interval }, notes }
+        Outcome {
+            reply: TrackerReply::Registered { peer: addr, announce_interval_secs: interval, token },
+            notes,
+        }
     }
 
     fn free_port(&self, ip: IpAddr) -> Option<u16> {
         (self.cfg.first_peer_port..=u16::MAX).find(|p| !self.peers.contains_key(&SocketAddr::new(ip, *p)))
     }
 
+    /// The peer at `addr` if `token` is its session's; marks it alive at `now`.
+    fn authorize(&mut self, addr: SocketAddr, token: &str, now: Instant) -> Result<&mut PeerEntry, Denied> {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return Err(Denied::Unknown);
+        };
+        if !same_token(token, &peer.token) {
+            return Err(Denied::WrongToken(addr));
+        }
+        peer.last_seen = now;
+        peer.active = true;
+        Ok(peer)
+    }
+
     fn announce(
         &mut self,
         addr: SocketAddr,
+        token: &str,
         full: Option<&[FileInfo]>,
         added: &[FileInfo],
         removed: &[ContentId],
         now: Instant,
     ) -> Outcome {
-        let Some(peer) = self.peers.get_mut(&addr) else {
-            return reply(TrackerReply::UnknownPeer);
-        };
-        peer.last_seen = now;
+        if let Err(denied) = self.authorize(addr, token, now) {
+            return denied.into();
+        }
+        if full.is_none() && added.is_empty() && removed.is_empty() {
+            return reply(TrackerReply::Ok); // a heartbeat
+        }
+        let current = &self.peers[&addr].files.clone();
         let incoming = full.unwrap_or_default().iter().chain(added);
         for info in incoming.clone() {
-            if let Err(reason) = self.check_file(info) {
-                return error(reason);
+            if let Err(e) = validate_name(&info.name) {
+                return error(e.to_string());
             }
         }
-        let current = &self.peers[&addr].files;
-        let mut next: HashSet<ContentId> = if full.is_some() { HashSet::new() } else { current.clone() };
-        next.extend(incoming.clone().map(|f| f.content_id));
+        let mut next: HashMap<ContentId, FileInfo> =
+            if full.is_some() { HashMap::new() } else { current.clone() };
+        next.extend(incoming.map(|f| (f.content_id, f.clone())));
         for id in removed {
             next.remove(id);
         }
-        if next.len() > self.cfg.max_files_per_peer {
-            return error(format!("too many files: {} (limit {})", next.len(), self.cfg.max_files_per_peer));
+        if let Err(reason) = self.check_caps(addr, current, &next) {
+            return error(reason);
         }
-        let gone: Vec<ContentId> = current.difference(&next).copied().collect();
+        let gone: Vec<FileInfo> = current
+            .iter()
+            .filter(|(id, info)| next.get(*id) != Some(*info))
+            .map(|(_, i)| i.clone())
+            .collect();
+        let new: Vec<FileInfo> = next
+            .iter()
+            .filter(|(id, info)| current.get(*id) != Some(*info))
+            .map(|(_, i)| i.clone())
+            .collect();
+        for info in gone {
+            self.remove_holder(addr, &info);
+        }
         let mut notes = Vec::new();
-        for id in gone {
-            self.remove_holder(addr, id);
-        }
-        for info in incoming {
-            if next.contains(&info.content_id) && self.add_holder(addr, info) {
-                notes.push(format!(
-                    "Peer {} shares '{}' ({} bytes)",
-                    peer_label(&addr),
-                    info.name,
-                    info.size
-                ));
-            }
+        for info in new {
+            notes.push(format!("Peer {} shares '{}' ({} bytes)", peer_label(&addr), info.name, info.size));
+            self.add_holder(addr, info);
         }
         Outcome { reply: TrackerReply::Ok, notes }
     }
 
-    /// A file may be indexed if its name is valid and it agrees with an existing entry.
-    fn check_file(&self, info: &FileInfo) -> Result<(), String> {
-        validate_name(&info.name).map_err(|e| e.to_string())?;
-        match self.files.get(&info.content_id) {
-            Some(f) if f.info != *info => Err(format!(
-                "file {} announced as '{}' ({} bytes) but indexed as '{}' ({} bytes)",
-                info.content_id.short(),
-                info.name,
-                info.size,
-                f.info.name,
-                f.info.size
-            )),
-            _ => Ok(()),
+    /// Refuses a new file set that would pass a cap: per peer, per address, or in all.
+    fn check_caps(
+        &self,
+        addr: SocketAddr,
+        current: &HashMap<ContentId, FileInfo>,
+        next: &HashMap<ContentId, FileInfo>,
+    ) -> Result<(), String> {
+        if next.len() > self.cfg.max_files_per_peer {
+            return Err(format!("too many files: {} (limit {})", next.len(), self.cfg.max_files_per_peer));
         }
+        let on_ip = self.per_ip.get(&addr.ip()).map_or(0, |u| u.files) - current.len() + next.len();
+        if on_ip > self.cfg.max_files_per_ip {
+            return Err(format!(
+                "too many files from {}: {on_ip} (limit {} per address)",
+                addr.ip(),
+                self.cfg.max_files_per_ip
+            ));
+        }
+        let fresh = next.values().filter(|i| !self.claims.contains_key(*i)).count();
+        if fresh > 0 && self.claims.len() + fresh > self.cfg.max_claims {
+            return Err(format!("the tracker's index is full ({} files)", self.cfg.max_claims));
+        }
+        Ok(())
     }
 
-    /// Returns true when `addr` did not hold the file before.
-    fn add_holder(&mut self, addr: SocketAddr, info: &FileInfo) -> bool {
-        let entry = self.entry(info);
-        let new = entry.holders.insert(addr);
+    fn add_holder(&mut self, addr: SocketAddr, info: FileInfo) {
+        let (by_id, by_name) = (&mut self.by_id, &mut self.by_name);
+        let claim = self.claims.entry(info.clone()).or_insert_with(|| {
+            by_id.entry(info.content_id).or_default().insert(info.clone());
+            by_name.entry(info.name.clone()).or_default().insert(info.clone());
+            ClaimEntry { lower_name: info.name.to_lowercase(), holders: BTreeSet::new() }
+        });
+        claim.holders.insert(addr);
         if let Some(p) = self.peers.get_mut(&addr) {
-            p.files.insert(info.content_id);
+            p.files.insert(info.content_id, info);
+            self.per_ip.entry(addr.ip()).or_default().files += 1;
         }
-        new
     }
 
-    fn entry(&mut self, info: &FileInfo) -> &mut FileEntry {
-        let by_name = &mut self.by_name;
-        self.files.entry(info.content_id).or_insert_with(|| {
-            by_name.entry(info.name.clone()).or_default().insert(info.content_id);
-            FileEntry {
-                info: info.clone(),
-                lower_name: info.name.to_lowercase(),
-                holders: BTreeSet::new(),
-                downloaders: BTreeSet::new(),
+    fn remove_holder(&mut self, addr: SocketAddr, info: &FileInfo) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            if p.files.remove(&info.content_id).is_some() {
+                if let Some(u) = self.per_ip.get_mut(&addr.ip()) {
+                    u.files -= 1;
+                }
             }
-        })
+        }
+        self.drop_holder(addr, info);
     }
 
-    fn remove_holder(&mut self, addr: SocketAddr, id: ContentId) {
-        if let Some(p) = self.peers.get_mut(&addr) {
-            p.files.remove(&id);
-        }
-        if let Some(f) = self.files.get_mut(&id) {
-            f.holders.remove(&addr);
-        }
-        self.drop_if_unused(id);
-    }
-
-    fn drop_if_unused(&mut self, id: ContentId) {
-        let Some(f) = self.files.get(&id) else { return };
-        if !f.holders.is_empty() || !f.downloaders.is_empty() {
+    /// Takes `addr` off the claim's holders, and the claim off the index when none is left.
+    fn drop_holder(&mut self, addr: SocketAddr, info: &FileInfo) {
+        let Some(claim) = self.claims.get_mut(info) else { return };
+        claim.holders.remove(&addr);
+        if !claim.holders.is_empty() {
             return;
         }
-        let name = f.info.name.clone();
-        self.files.remove(&id);
-        if let Some(ids) = self.by_name.get_mut(&name) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.by_name.remove(&name);
+        self.claims.remove(info);
+        if let Some(set) = self.by_id.get_mut(&info.content_id) {
+            set.remove(info);
+            if set.is_empty() {
+                self.by_id.remove(&info.content_id);
+            }
+        }
+        if let Some(set) = self.by_name.get_mut(&info.name) {
+            set.remove(info);
+            if set.is_empty() {
+                self.by_name.remove(&info.name);
             }
         }
     }
 
-    fn leave(&mut self, addr: SocketAddr) -> Outcome {
-        if !self.peers.contains_key(&addr) {
-            return reply(TrackerReply::Ok);
+    fn leave(&mut self, addr: SocketAddr, token: &str) -> Outcome {
+        match self.authorize(addr, token, Instant::now()) {
+            Ok(_) => {}
+            Err(Denied::Unknown) => return reply(TrackerReply::Ok),
+            Err(denied) => return denied.into(),
         }
         self.remove_peer(addr);
         let notes = vec![
@@ -302,56 +474,93 @@ impl TrackerState {
 
     fn remove_peer(&mut self, addr: SocketAddr) {
         let Some(peer) = self.peers.remove(&addr) else { return };
-        for id in peer.files.iter().chain(&peer.downloading) {
-            if let Some(f) = self.files.get_mut(id) {
-                f.holders.remove(&addr);
-                f.downloaders.remove(&addr);
+        if let Some(u) = self.per_ip.get_mut(&addr.ip()) {
+            u.peers -= 1;
+            u.files -= peer.files.len();
+            if u.peers == 0 {
+                self.per_ip.remove(&addr.ip());
             }
-            self.drop_if_unused(*id);
+        }
+        for info in peer.files.values() {
+            self.drop_holder(addr, info);
+        }
+        for id in &peer.downloading {
+            self.drop_downloader(addr, *id);
         }
     }
 
-    fn start_download(&mut self, addr: SocketAddr, id: ContentId, now: Instant) -> Outcome {
-        let Some(peer) = self.peers.get_mut(&addr) else {
-            return reply(TrackerReply::UnknownPeer);
-        };
-        peer.last_seen = now;
-        let Some(file) = self.files.get_mut(&id) else {
+    fn drop_downloader(&mut self, addr: SocketAddr, id: ContentId) -> bool {
+        let Some(d) = self.downloads.get_mut(&id) else { return false };
+        let was = d.peers.remove(&addr);
+        if d.peers.is_empty() {
+            self.downloads.remove(&id);
+        }
+        was
+    }
+
+    /// The claim of `id` that the most distinct hosts share (then the most holders).
+    fn best_claim(&self, id: &ContentId) -> Option<&FileInfo> {
+        self.by_id.get(id)?.iter().max_by_key(|info| {
+            let c = &self.claims[*info];
+            (hosts(&c.holders), c.holders.len(), std::cmp::Reverse(*info))
+        })
+    }
+
+    fn start_download(&mut self, addr: SocketAddr, token: &str, id: ContentId, now: Instant) -> Outcome {
+        if let Err(denied) = self.authorize(addr, token, now) {
+            return denied.into();
+        }
+        let best = self.best_claim(&id).cloned();
+        if best.is_none() && !self.downloads.contains_key(&id) {
             return error(format!("no peer shares or downloads file {id}"));
-        };
+        }
+        let d = self.downloads.entry(id).or_insert(Downloads { info: None, peers: BTreeSet::new() });
+        if best.is_some() {
+            d.info = best;
+        }
         let mut notes = Vec::new();
-        if file.downloaders.insert(addr) {
+        if d.peers.insert(addr) {
             notes.push("Adding client to the downloading list...".to_string());
             notes.push("Add success!".to_string());
-            notes.push(downloading_line(file));
+            notes.push(downloading_line(d, &id));
         }
         if let Some(p) = self.peers.get_mut(&addr) {
             p.downloading.insert(id);
         }
-        let file = &self.files[&id];
-        let others = |set: &BTreeSet<SocketAddr>| -> Vec<SocketAddr> {
-            set.iter().filter(|a| **a != addr).take(MAX_HOLDERS_SHOWN).copied().collect()
-        };
-        let sources = TrackerReply::Sources {
-            file: Some(file.info.clone()),
-            holders: others(&file.holders),
-            downloaders: others(&file.downloaders),
-        };
-        Outcome { reply: sources, notes }
+        let d = &self.downloads[&id];
+        let file = d.info.clone();
+        // The best claim's holders first, then those of other claims of the same content id:
+        // the downloader checks the manifest against the id, so a liar costs only a connection.
+        let claims = self.by_id.get(&id).into_iter().flatten();
+        let mut ordered: Vec<&FileInfo> = claims.collect();
+        ordered.sort_by_key(|info| Some(*info) != file.as_ref());
+        let mut holders: Vec<SocketAddr> = Vec::new();
+        for info in ordered {
+            for h in &self.claims[info].holders {
+                if *h != addr && !holders.contains(h) && holders.len() < MAX_HOLDERS_SHOWN {
+                    holders.push(*h);
+                }
+            }
+        }
+        let downloaders = d.peers.iter().filter(|a| **a != addr).take(MAX_HOLDERS_SHOWN).copied().collect();
+        Outcome { reply: TrackerReply::Sources { file, holders, downloaders }, notes }
     }
 
-    fn stop_download(&mut self, addr: SocketAddr, id: ContentId) -> Outcome {
-        if let Some(p) = self.peers.get_mut(&addr) {
-            p.downloading.remove(&id);
+    fn stop_download(&mut self, addr: SocketAddr, token: &str, id: ContentId, now: Instant) -> Outcome {
+        match self.authorize(addr, token, now) {
+            Ok(peer) => {
+                peer.downloading.remove(&id);
+            }
+            Err(denied) => return denied.into(),
         }
-        let Some(file) = self.files.get_mut(&id) else { return reply(TrackerReply::Ok) };
         let mut notes = Vec::new();
-        if file.downloaders.remove(&addr) {
+        if self.downloads.get(&id).is_some_and(|d| d.peers.contains(&addr)) {
             notes.push("Removing client from the downloading list...".to_string());
             notes.push("Remove success!".to_string());
-            notes.push(downloading_line(file));
+            self.drop_downloader(addr, id);
+            let empty = Downloads { info: None, peers: BTreeSet::new() };
+            notes.push(downloading_line(self.downloads.get(&id).unwrap_or(&empty), &id));
         }
-        self.drop_if_unused(id);
         Outcome { reply: TrackerReply::Ok, notes }
     }
 
@@ -359,36 +568,101 @@ impl TrackerState {
         if name.len() > MAX_NAME_LEN {
             return TrackerReply::Error { reason: format!("search name longer than {MAX_NAME_LEN} bytes") };
         }
-        if let Some(ids) = self.by_name.get(name) {
-            let exact: Vec<&FileEntry> = ids.iter().filter_map(|id| self.files.get(id)).collect();
-            if exact.iter().any(|f| !f.holders.is_empty()) {
-                return self.listings(exact);
-            }
+        if let Some(exact) = self.by_name.get(name) {
+            return self.listings(exact.iter().collect());
         }
         let needle = name.to_lowercase();
-        let mut found: Vec<&FileEntry> =
-            self.files.values().filter(|f| f.lower_name.contains(&needle)).collect();
-        found.sort_by(|a, b| (&a.info.name, a.info.content_id).cmp(&(&b.info.name, b.info.content_id)));
+        let mut found: Vec<&FileInfo> =
+            self.claims.iter().filter(|(_, c)| c.lower_name.contains(&needle)).map(|(i, _)| i).collect();
+        found.sort_by(|a, b| (&a.name, a.content_id, a.size).cmp(&(&b.name, b.content_id, b.size)));
         self.listings(found)
     }
 
-    fn listings(&self, entries: Vec<&FileEntry>) -> TrackerReply {
-        let files = entries
-            .into_iter()
-            .filter(|f| !f.holders.is_empty())
-            .take(MAX_LISTINGS)
-            .map(|f| FileListing {
-                info: f.info.clone(),
-                holders: f.holders.iter().take(MAX_HOLDERS_SHOWN).copied().collect(),
-            })
-            .collect();
-        TrackerReply::Files { files }
+    /// The listings of `infos`, as many as fit in one reply; `total` says how many matched.
+    fn listings(&self, infos: Vec<&FileInfo>) -> TrackerReply {
+        let total = infos.len() as u32;
+        let mut bytes = 0;
+        let mut files = Vec::new();
+        for info in infos.into_iter().take(MAX_LISTINGS) {
+            let c = &self.claims[info];
+            let l = FileListing {
+                info: info.clone(),
+                holders: c.holders.iter().take(MAX_HOLDERS_SHOWN).copied().collect(),
+                holder_count: c.holders.len() as u32,
+                hosts: hosts(&c.holders) as u32,
+            };
+            bytes += listing_bytes(&l);
+            if bytes > MAX_REPLY_BYTES {
+                break;
+            }
+            files.push(l);
+        }
+        TrackerReply::Files { files, total }
+    }
+
+    /// Checks every invariant in the module comment; says which one broke.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (info, claim) in &self.claims {
+            if claim.holders.is_empty() {
+                return Err(format!("claim {info:?} has no holder"));
+            }
+            for h in &claim.holders {
+                if self.peers.get(h).and_then(|p| p.files.get(&info.content_id)) != Some(info) {
+                    return Err(format!("holder {h} of {info:?} does not claim it"));
+                }
+            }
+            if !self.by_id.get(&info.content_id).is_some_and(|s| s.contains(info))
+                || !self.by_name.get(&info.name).is_some_and(|s| s.contains(info))
+            {
+                return Err(format!("claim {info:?} missing from an index"));
+            }
+        }
+        let indexed: usize = self.by_id.values().map(BTreeSet::len).sum();
+        let named: usize = self.by_name.values().map(BTreeSet::len).sum();
+        if indexed != self.claims.len() || named != self.claims.len() {
+            return Err(format!("indexes hold {indexed} and {named} claims, not {}", self.claims.len()));
+        }
+        let mut use_by_ip: HashMap<IpAddr, IpUse> = HashMap::new();
+        for (addr, p) in &self.peers {
+            let u = use_by_ip.entry(addr.ip()).or_default();
+            u.peers += 1;
+            u.files += p.files.len();
+            for info in p.files.values() {
+                if !self.claims.get(info).is_some_and(|c| c.holders.contains(addr)) {
+                    return Err(format!("{addr} claims {info:?} but is not its holder"));
+                }
+            }
+            for id in &p.downloading {
+                if !self.downloads.get(id).is_some_and(|d| d.peers.contains(addr)) {
+                    return Err(format!("{addr} downloads {id} but is not listed"));
+                }
+            }
+        }
+        for (id, d) in &self.downloads {
+            if d.peers.is_empty() {
+                return Err(format!("download list of {id} is empty"));
+            }
+            if let Some(a) =
+                d.peers.iter().find(|a| !self.peers.get(a).is_some_and(|p| p.downloading.contains(id)))
+            {
+                return Err(format!("{a} listed as downloading {id} but does not"));
+            }
+        }
+        if use_by_ip != self.per_ip {
+            return Err(format!("per-address counts {:?} are not {:?}", self.per_ip, use_by_ip));
+        }
+        Ok(())
     }
 }
 
-fn downloading_line(file: &FileEntry) -> String {
-    let labels: Vec<String> = file.downloaders.iter().map(peer_label).collect();
-    format!("Now downloading clients are [{}] for '{}'", labels.join(", "), file.info.name)
+/// Distinct addresses among `holders`.
+fn hosts(holders: &BTreeSet<SocketAddr>) -> usize {
+    holders.iter().map(SocketAddr::ip).collect::<HashSet<_>>().len()
+}
+
+fn downloading_line(d: &Downloads, id: &ContentId) -> String {
+    let name = d.info.as_ref().map_or_else(|| id.short(), |i| i.name.clone());
+    format!("Now downloading clients are [{}] for '{name}'", labels(d.peers.iter(), false))
 }
 
 #[cfg(test)]
@@ -401,21 +675,42 @@ mod tests {
         FileInfo { name: name.into(), size: 10, content_id: ContentId::of(seed.as_bytes()) }
     }
 
-    fn registered(state: &mut TrackerState, now: Instant) -> SocketAddr {
-        match state.handle_write(&TrackerRequest::Register { port: None }, LO, now).reply {
-            TrackerReply::Registered { peer, .. } => peer,
+    /// A peer as a test drives it: its address and session token.
+    #[derive(Clone)]
+    struct P(SocketAddr, String);
+
+    fn register_at(state: &mut TrackerState, ip: IpAddr, port: Option<u16>, now: Instant) -> P {
+        match state.handle_write(&TrackerRequest::Register { port, token: None }, ip, now).reply {
+            TrackerReply::Registered { peer, token, .. } => P(peer, token),
             other => panic!("{other:?}"),
         }
     }
 
-    fn share(state: &mut TrackerState, peer: SocketAddr, files: Vec<FileInfo>, now: Instant) -> TrackerReply {
-        let req = TrackerRequest::Announce { port: peer.port(), full: None, added: files, removed: vec![] };
-        state.handle_write(&req, peer.ip(), now).reply
+    fn registered(state: &mut TrackerState, now: Instant) -> P {
+        register_at(state, LO, None, now)
+    }
+
+    fn share(state: &mut TrackerState, p: &P, files: Vec<FileInfo>, now: Instant) -> TrackerReply {
+        let req = TrackerRequest::Announce {
+            port: p.0.port(),
+            token: p.1.clone(),
+            full: None,
+            added: files,
+            removed: vec![],
+        };
+        let out = state.handle_write(&req, p.0.ip(), now).reply;
+        state.check_invariants().unwrap();
+        out
+    }
+
+    fn start(state: &mut TrackerState, p: &P, id: ContentId, now: Instant) -> Outcome {
+        let req = TrackerRequest::StartDownload { port: p.0.port(), token: p.1.clone(), content_id: id };
+        state.handle_write(&req, p.0.ip(), now)
     }
 
     fn names(reply: TrackerReply) -> Vec<(String, Vec<u16>)> {
         match reply {
-            TrackerReply::Files { files } => files
+            TrackerReply::Files { files, .. } => files
                 .into_iter()
                 .map(|f| (f.info.name, f.holders.iter().map(|h| h.port()).collect()))
                 .collect(),
@@ -427,10 +722,10 @@ mod tests {
     fn assigns_ports_from_first_and_prints_clients() {
         let mut s = TrackerState::new(TrackerConfig::default());
         let now = Instant::now();
-        assert_eq!(registered(&mut s, now).port(), 6000);
-        assert_eq!(registered(&mut s, now).port(), 6001);
+        assert_eq!(registered(&mut s, now).0.port(), 6000);
+        assert_eq!(registered(&mut s, now).0.port(), 6001);
         assert_eq!(s.clients_line(), "There are 2 clients now: ['6000', '6001']");
-        let own = s.handle_write(&TrackerRequest::Register { port: Some(7000) }, LO, now);
+        let own = s.handle_write(&TrackerRequest::Register { port: Some(7000), token: None }, LO, now);
         assert!(matches!(own.reply, TrackerReply::Registered { peer, .. } if peer.port() == 7000));
         assert!(own.notes.contains(&"There are 3 clients now: ['6000', '6001', '7000']".to_string()));
     }
@@ -439,11 +734,44 @@ mod tests {
     fn peers_on_other_hosts_are_known_by_their_address() {
         let mut s = TrackerState::new(TrackerConfig::default());
         let ip: IpAddr = "10.9.0.3".parse().unwrap();
-        let out = s.handle_write(&TrackerRequest::Register { port: None }, ip, Instant::now());
-        assert!(
-            matches!(out.reply, TrackerReply::Registered { peer, .. } if peer == "10.9.0.3:6000".parse().unwrap())
-        );
+        let p = register_at(&mut s, ip, None, Instant::now());
+        assert_eq!(p.0, "10.9.0.3:6000".parse().unwrap());
         assert_eq!(s.clients_line(), "There are 1 clients now: ['10.9.0.3:6000']");
+    }
+
+    #[test]
+    fn only_the_session_token_speaks_for_a_peer() {
+        let mut s = TrackerState::new(TrackerConfig::default());
+        let now = Instant::now();
+        let a = registered(&mut s, now);
+        share(&mut s, &a, vec![file("real.pdf", "r")], now);
+        let forged = P(a.0, "0".repeat(32));
+        let wipe = TrackerRequest::Announce {
+            port: a.0.port(),
+            token: forged.1.clone(),
+            full: Some(vec![]),
+            added: vec![],
+            removed: vec![],
+        };
+        let out = s.handle_write(&wipe, LO, now).reply;
+        assert!(
+            matches!(out, TrackerReply::Error { ref reason } if reason.contains("wrong session token")),
+            "{out:?}"
+        );
+        assert!(matches!(share(&mut s, &forged, vec![file("fake", "f")], now), TrackerReply::Error { .. }));
+        let leave = TrackerRequest::Leave { port: a.0.port(), token: String::new() };
+        assert!(matches!(s.handle_write(&leave, LO, now).reply, TrackerReply::Error { .. }));
+        let take_over = TrackerRequest::Register { port: Some(a.0.port()), token: None };
+        let out = s.handle_write(&take_over, LO, now).reply;
+        assert!(
+            matches!(out, TrackerReply::Error { ref reason } if reason.contains("live peer session")),
+            "{out:?}"
+        );
+        assert_eq!(names(s.handle_read(&TrackerRequest::ListFiles)), vec![("real.pdf".into(), vec![6000])]);
+        // The real peer registering again with its token keeps its place.
+        let again = TrackerRequest::Register { port: Some(a.0.port()), token: Some(a.1.clone()) };
+        assert!(matches!(s.handle_write(&again, LO, now).reply, TrackerReply::Registered { .. }));
+        s.check_invariants().unwrap();
     }
 
     #[test]
@@ -452,8 +780,8 @@ mod tests {
         let now = Instant::now();
         let a = registered(&mut s, now);
         let b = registered(&mut s, now);
-        share(&mut s, a, vec![file("test.pdf", "1"), file("Thesis.pdf", "2")], now);
-        share(&mut s, b, vec![file("test.pdf", "1")], now);
+        share(&mut s, &a, vec![file("test.pdf", "1"), file("Thesis.pdf", "2")], now);
+        share(&mut s, &b, vec![file("test.pdf", "1")], now);
         let all = names(s.handle_read(&TrackerRequest::ListFiles));
         assert_eq!(all, vec![("Thesis.pdf".into(), vec![6000]), ("test.pdf".into(), vec![6000, 6001])]);
         let exact = names(s.handle_read(&TrackerRequest::Search { name: "test.pdf".into() }));
@@ -469,60 +797,101 @@ mod tests {
         let now = Instant::now();
         let a = registered(&mut s, now);
         let b = registered(&mut s, now);
-        share(&mut s, a, vec![file("x.bin", "one")], now);
-        share(&mut s, b, vec![file("x.bin", "two")], now);
+        share(&mut s, &a, vec![file("x.bin", "one")], now);
+        share(&mut s, &b, vec![file("x.bin", "two")], now);
         let found = names(s.handle_read(&TrackerRequest::Search { name: "x.bin".into() }));
         assert_eq!(found.len(), 2);
         assert!(found.iter().all(|(_, holders)| holders.len() == 1));
     }
 
     #[test]
-    fn removed_and_full_announce_update_index() {
+    fn a_false_claim_blocks_no_one() {
         let mut s = TrackerState::new(TrackerConfig::default());
         let now = Instant::now();
-        let a = registered(&mut s, now);
-        share(&mut s, a, vec![file("a", "1"), file("b", "2")], now);
-        let rm = TrackerRequest::Announce {
-            port: a.port(),
-            full: None,
-            added: vec![],
-            removed: vec![file("a", "1").content_id],
-        };
-        assert_eq!(s.handle_write(&rm, LO, now).reply, TrackerReply::Ok);
-        assert_eq!(names(s.handle_read(&TrackerRequest::ListFiles)), vec![("b".into(), vec![6000])]);
-        let full = TrackerRequest::Announce {
-            port: a.port(),
-            full: Some(vec![file("c", "3")]),
-            added: vec![],
-            removed: vec![],
-        };
-        s.handle_write(&full, LO, now);
-        assert_eq!(names(s.handle_read(&TrackerRequest::ListFiles)), vec![("c".into(), vec![6000])]);
+        let evil_ip: IpAddr = "127.0.0.9".parse().unwrap();
+        let evil = register_at(&mut s, evil_ip, None, now);
+        let real = file("movie.mkv", "m");
+        let lie = FileInfo { name: "evil.txt".into(), size: 1, content_id: real.content_id };
+        assert_eq!(share(&mut s, &evil, vec![lie], now), TrackerReply::Ok);
+        let (a, b) = (registered(&mut s, now), register_at(&mut s, "127.0.0.2".parse().unwrap(), None, now));
+        assert_eq!(share(&mut s, &a, vec![real.clone(), file("other.txt", "o")], now), TrackerReply::Ok);
+        assert_eq!(share(&mut s, &b, vec![real.clone()], now), TrackerReply::Ok);
+        let listed = names(s.handle_read(&TrackerRequest::ListFiles));
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        let c = registered(&mut s, now);
+        match start(&mut s, &c, real.content_id, now).reply {
+            TrackerReply::Sources { file, holders, .. } => {
+                assert_eq!(file, Some(real), "the claim most hosts share");
+                assert_eq!(holders.len(), 3, "every holder of the id, the liar last: {holders:?}");
+                assert_eq!(holders[2], evil.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        s.check_invariants().unwrap();
     }
 
     #[test]
     fn refuses_bad_names_and_too_many_files() {
-        let cfg = TrackerConfig { max_files_per_peer: 2, ..TrackerConfig::default() };
+        let cfg = TrackerConfig { max_files_per_peer: 2, max_files_per_ip: 3, ..TrackerConfig::default() };
         let mut s = TrackerState::new(cfg);
         let now = Instant::now();
         let a = registered(&mut s, now);
-        let bad = share(&mut s, a, vec![file("../etc/passwd", "1")], now);
+        let bad = share(&mut s, &a, vec![file("../etc/passwd", "1")], now);
         assert!(
             matches!(bad, TrackerReply::Error { ref reason } if reason.contains("invalid file name")),
             "{bad:?}"
         );
-        let many = share(&mut s, a, vec![file("a", "1"), file("b", "2"), file("c", "3")], now);
+        let many = share(&mut s, &a, vec![file("a", "1"), file("b", "2"), file("c", "3")], now);
         assert!(
             matches!(many, TrackerReply::Error { ref reason } if reason.contains("too many files")),
             "{many:?}"
         );
         assert!(names(s.handle_read(&TrackerRequest::ListFiles)).is_empty());
+        let b = registered(&mut s, now);
+        assert_eq!(share(&mut s, &a, vec![file("a", "1"), file("b", "2")], now), TrackerReply::Ok);
+        let per_ip = share(&mut s, &b, vec![file("c", "3"), file("d", "4")], now);
+        assert!(
+            matches!(per_ip, TrackerReply::Error { ref reason } if reason.contains("per address")),
+            "{per_ip:?}"
+        );
+    }
+
+    #[test]
+    fn caps_peers_per_address_and_replies_say_what_they_leave_out() {
+        let cfg = TrackerConfig { max_peers_per_ip: 2, ..TrackerConfig::default() };
+        let mut s = TrackerState::new(cfg);
+        let now = Instant::now();
+        let a = registered(&mut s, now);
+        registered(&mut s, now);
+        let third = s.handle_write(&TrackerRequest::Register { port: None, token: None }, LO, now).reply;
+        assert!(
+            matches!(third, TrackerReply::Error { ref reason } if reason.contains("too many peers")),
+            "{third:?}"
+        );
+        let many: Vec<FileInfo> = (0..1500).map(|i| file(&format!("f{i:04}"), &i.to_string())).collect();
+        let cfg = TrackerConfig { max_files_per_peer: 2000, ..TrackerConfig::default() };
+        let mut s2 = TrackerState::new(cfg);
+        let b = registered(&mut s2, now);
+        share(&mut s2, &b, many, now);
+        match s2.handle_read(&TrackerRequest::ListFiles) {
+            TrackerReply::Files { files, total } => {
+                assert_eq!((files.len(), total), (MAX_LISTINGS, 1500));
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = a;
     }
 
     #[test]
     fn unknown_peer_is_told_to_register() {
         let mut s = TrackerState::new(TrackerConfig::default());
-        let req = TrackerRequest::Announce { port: 6000, full: None, added: vec![], removed: vec![] };
+        let req = TrackerRequest::Announce {
+            port: 6000,
+            token: String::new(),
+            full: None,
+            added: vec![],
+            removed: vec![],
+        };
         assert_eq!(s.handle_write(&req, LO, Instant::now()).reply, TrackerReply::UnknownPeer);
     }
 
@@ -531,41 +900,45 @@ mod tests {
         let mut s = TrackerState::new(TrackerConfig::default());
         let now = Instant::now();
         let (a, b, c) = (registered(&mut s, now), registered(&mut s, now), registered(&mut s, now));
-        share(&mut s, a, vec![file("f1", "1"), file("f2", "2")], now);
+        share(&mut s, &a, vec![file("f1", "1"), file("f2", "2")], now);
         let f1 = file("f1", "1").content_id;
         let f2 = file("f2", "2").content_id;
-        let start = |s: &mut TrackerState, p: SocketAddr, id| {
-            s.handle_write(&TrackerRequest::StartDownload { port: p.port(), content_id: id }, LO, now)
-        };
-        let first = start(&mut s, b, f1);
+        let first = start(&mut s, &b, f1, now);
         assert!(first.notes.contains(&"Now downloading clients are [6001] for 'f1'".to_string()));
-        start(&mut s, c, f2);
-        let again = start(&mut s, c, f1);
+        start(&mut s, &c, f2, now);
+        let again = start(&mut s, &c, f1, now);
         match again.reply {
             TrackerReply::Sources { holders, downloaders, .. } => {
-                assert_eq!(holders, vec![a]);
-                assert_eq!(downloaders, vec![b], "only f1's downloaders, without the asker");
+                assert_eq!(holders, vec![a.0]);
+                assert_eq!(downloaders, vec![b.0], "only f1's downloaders, without the asker");
             }
             other => panic!("{other:?}"),
         }
-        let stop = s.handle_write(&TrackerRequest::StopDownload { port: b.port(), content_id: f1 }, LO, now);
+        let stop = TrackerRequest::StopDownload { port: b.0.port(), token: b.1.clone(), content_id: f1 };
+        let stop = s.handle_write(&stop, LO, now);
         assert!(stop.notes.contains(&"Now downloading clients are [6002] for 'f1'".to_string()));
+        s.check_invariants().unwrap();
     }
 
     #[test]
-    fn silent_peers_expire_after_three_intervals() {
+    fn silent_peers_and_unused_registrations_expire() {
         let cfg = TrackerConfig { announce_interval: Duration::from_secs(1), ..TrackerConfig::default() };
         let mut s = TrackerState::new(cfg);
         let t0 = Instant::now();
         let a = registered(&mut s, t0);
         let b = registered(&mut s, t0);
-        share(&mut s, a, vec![file("f", "1")], t0);
-        share(&mut s, b, vec![], t0 + Duration::from_secs(2));
+        let unused = registered(&mut s, t0);
+        share(&mut s, &a, vec![file("f", "1")], t0);
+        share(&mut s, &b, vec![], t0 + Duration::from_secs(2));
+        let early = s.expire(t0 + Duration::from_millis(1100));
+        assert_eq!(early[0], "1 registration(s) never used expired");
+        assert_eq!(s.peer_count(), 2, "{:?} gone", unused.0);
         assert!(s.expire(t0 + Duration::from_millis(2900)).is_empty());
         let notes = s.expire(t0 + Duration::from_millis(3100));
         assert_eq!(notes[0], "Peer 6000 expired: silent for over 3 s");
         assert_eq!(s.peer_count(), 1);
         assert!(names(s.handle_read(&TrackerRequest::ListFiles)).is_empty());
+        s.check_invariants().unwrap();
     }
 
     #[test]
@@ -573,10 +946,23 @@ mod tests {
         let mut s = TrackerState::new(TrackerConfig::default());
         let now = Instant::now();
         let a = registered(&mut s, now);
-        share(&mut s, a, vec![file("f", "1")], now);
-        let out = s.handle_write(&TrackerRequest::Leave { port: a.port() }, LO, now);
+        share(&mut s, &a, vec![file("f", "1")], now);
+        let out = s.handle_write(&TrackerRequest::Leave { port: a.0.port(), token: a.1.clone() }, LO, now);
         assert_eq!(out.notes[1], "Peer 6000 removed!");
         assert_eq!(s.clients_line(), "There are 0 clients now: []");
         assert!(names(s.handle_read(&TrackerRequest::ListFiles)).is_empty());
+        s.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn console_lines_stay_short_with_many_peers() {
+        let mut s = TrackerState::new(TrackerConfig::default());
+        let now = Instant::now();
+        for _ in 0..50 {
+            registered(&mut s, now);
+        }
+        let line = s.clients_line();
+        assert!(line.starts_with("There are 50 clients now: ['6000', '6001'"), "{line}");
+        assert!(line.ends_with("'6009', ... and 40 more]"), "{line}");
     }
 }

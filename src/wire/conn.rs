@@ -1,25 +1,35 @@
 //! A framed connection over TCP, used by both sides: requests out, replies in (or the
-//! reverse on a server), with time-outs on every read and write.
+//! reverse on a server). Every read has a total deadline (see [`deadline`](super::deadline)):
+//! a reply must arrive whole within the connection's time-out, a request within the message
+//! deadline once its first byte came, and a raw payload at a minimum rate.
 
-use super::frame::{is_timeout, read_frame, read_full, MAX_CONTROL_FRAME};
+use super::deadline::{DeadlineStream, GiveWay};
+use super::frame::{read_frame, read_full, MAX_CONTROL_FRAME};
 use super::{decode_reply, decode_request, encode_reply, encode_request, FrameError, WireError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The slowest rate a raw payload may arrive at: 1 MiB gets 64 s on top of the time-out.
+pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
 
 /// One TCP connection that speaks frames.
 pub struct Conn {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<DeadlineStream>,
     writer: TcpStream,
     peer: SocketAddr,
+    /// How long a reply may take, and how long a server waits for the next request.
+    io_timeout: Duration,
+    /// How long a request may take once its first byte arrived.
+    message_deadline: Duration,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
 }
 
 impl Conn {
-    /// Connects with a time-out, and sets `io_timeout` on every later read and write.
+    /// Connects with a time-out, and bounds every later read and write by `io_timeout`.
     pub fn connect(addr: SocketAddr, io_timeout: Duration) -> io::Result<Conn> {
         let stream = TcpStream::connect_timeout(&addr, io_timeout)?;
         Conn::new(stream, io_timeout)
@@ -28,17 +38,31 @@ impl Conn {
     /// Wraps an accepted stream.
     pub fn new(stream: TcpStream, io_timeout: Duration) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(io_timeout))?;
         stream.set_write_timeout(Some(io_timeout))?;
         let peer = stream.peer_addr()?;
         let writer = stream.try_clone()?;
         Ok(Conn {
-            reader: BufReader::with_capacity(64 * 1024, stream),
+            reader: BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream)),
             writer,
             peer,
+            io_timeout,
+            message_deadline: io_timeout,
             inbuf: Vec::new(),
             outbuf: Vec::new(),
         })
+    }
+
+    /// A server's bound on one request once it started arriving (the idle wait before it
+    /// is the `io_timeout`).
+    pub fn with_message_deadline(mut self, d: Duration) -> Conn {
+        self.message_deadline = d;
+        self
+    }
+
+    /// While waiting for input, end the connection when `test` says so.
+    pub fn with_give_way(mut self, test: GiveWay) -> Conn {
+        self.reader.get_mut().set_give_way(test);
+        self
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
@@ -47,6 +71,10 @@ impl Conn {
 
     pub fn stream(&self) -> &TcpStream {
         &self.writer
+    }
+
+    fn deadline_in(&mut self, d: Duration) {
+        self.reader.get_mut().set_deadline(Instant::now() + d);
     }
 
     /// Sends one request.
@@ -65,14 +93,21 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads one reply.
+    /// Reads one reply; all of it must arrive within the time-out.
     pub fn read_reply<T: DeserializeOwned>(&mut self) -> Result<T, WireError> {
+        self.deadline_in(self.io_timeout);
         read_frame(&mut self.reader, &mut self.inbuf, MAX_CONTROL_FRAME)?;
         decode_reply(&self.inbuf)
     }
 
-    /// Reads one request (with its version envelope).
+    /// Reads one request (with its version envelope): waits up to the time-out for its
+    /// first byte, then gives it the message deadline to arrive whole.
     pub fn read_request<T: DeserializeOwned>(&mut self) -> Result<T, WireError> {
+        self.deadline_in(self.io_timeout);
+        if self.reader.fill_buf()?.is_empty() {
+            return Err(WireError::Frame(FrameError::Closed));
+        }
+        self.deadline_in(self.message_deadline);
         read_frame(&mut self.reader, &mut self.inbuf, MAX_CONTROL_FRAME)?;
         decode_request(&self.inbuf)
     }
@@ -83,8 +118,10 @@ impl Conn {
         self.read_reply()
     }
 
-    /// Reads exactly `buf.len()` raw bytes (a chunk's payload).
+    /// Reads exactly `buf.len()` raw bytes (a chunk's payload), which must arrive within the
+    /// time-out plus their length at [`MIN_PAYLOAD_RATE`].
     pub fn read_raw(&mut self, buf: &mut [u8]) -> Result<(), WireError> {
+        self.deadline_in(self.io_timeout + Duration::from_secs(buf.len() as u64 / MIN_PAYLOAD_RATE));
         let got = read_full(&mut self.reader, buf)?;
         if got < buf.len() {
             return Err(WireError::Frame(FrameError::Truncated { expected: buf.len(), got }));
@@ -98,8 +135,9 @@ impl Conn {
     }
 
     /// Ends a connection whose request could not be read: nothing for a clean close, a
-    /// debug line for an idle time-out, and for malformed input a warning and an error reply
-    /// (`error_reply` makes it from the one-line reason) before the connection is dropped.
+    /// debug line for an idle time-out or a connection that gave way, and for malformed
+    /// input a warning and an error reply (`error_reply` makes it from the one-line reason)
+    /// before the connection is dropped.
     pub fn end_after<R: Serialize>(
         &mut self,
         who: &str,
@@ -109,14 +147,11 @@ impl Conn {
         let from = self.peer;
         match &e {
             _ if e.is_closed() => {}
-            WireError::Frame(FrameError::Io(io)) if is_timeout(io) => {
-                log::debug!("{who}: {from} idle, closing")
-            }
             _ if e.deserves_reply() => {
                 log::warn!("{who}: {from}: {e}; closing the connection");
                 let _ = self.send_reply(&error_reply(e.to_string()));
             }
-            _ => log::debug!("{who}: {from}: {e}"),
+            _ => log::debug!("{who}: {from}: {e}; closing"),
         }
     }
 

@@ -8,6 +8,7 @@
 //! or an unknown version gets an `error` reply with a one-line reason, and is disconnected.
 
 pub mod conn;
+pub mod deadline;
 pub mod frame;
 pub mod peer_msg;
 pub mod tracker_msg;

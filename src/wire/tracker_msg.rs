@@ -4,9 +4,10 @@ use crate::hash::ContentId;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
-/// A shared file as the tracker indexes it. `content_id` is the SHA-1 of its manifest, so
-/// two files with one name but different bytes are two entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A shared file as a peer claims it. `content_id` is the SHA-1 of its manifest, so two
+/// files with one name but different bytes are two entries; the name and size are the
+/// holder's claim, which a downloader checks against the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FileInfo {
     pub name: String,
     pub size: u64,
@@ -18,7 +19,14 @@ pub struct FileInfo {
 pub struct FileListing {
     #[serde(flatten)]
     pub info: FileInfo,
+    /// The holders (at most a few hundred are named).
     pub holders: Vec<SocketAddr>,
+    /// How many peers hold it in all.
+    #[serde(default)]
+    pub holder_count: u32,
+    /// On how many distinct addresses (hosts) they are.
+    #[serde(default)]
+    pub hosts: u32,
 }
 
 /// What a peer asks the tracker. A peer is known by the address the tracker sees its
@@ -26,11 +34,19 @@ pub struct FileListing {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrackerRequest {
-    /// Join the swarm. Without a port the tracker assigns one (6000, 6001, ...).
-    Register { port: Option<u16> },
+    /// Join the swarm. Without a port the tracker assigns one (6000, 6001, ...). The reply
+    /// carries a session token that every later request of this peer must bring; taking
+    /// over a port whose session is alive needs that session's token.
+    Register {
+        port: Option<u16>,
+        #[serde(default)]
+        token: Option<String>,
+    },
     /// The peer's shared files: the full list (`full`), or changes. Also a heartbeat.
     Announce {
         port: u16,
+        #[serde(default)]
+        token: String,
         #[serde(default)]
         full: Option<Vec<FileInfo>>,
         #[serde(default)]
@@ -43,11 +59,25 @@ pub enum TrackerRequest {
     /// Files named exactly `name`, else those whose name contains it (ignoring case).
     Search { name: String },
     /// The peer leaves the swarm.
-    Leave { port: u16 },
+    Leave {
+        port: u16,
+        #[serde(default)]
+        token: String,
+    },
     /// The peer downloads `content_id`; repeated while it runs, as a refresh of its sources.
-    StartDownload { port: u16, content_id: ContentId },
+    StartDownload {
+        port: u16,
+        #[serde(default)]
+        token: String,
+        content_id: ContentId,
+    },
     /// The peer stopped downloading `content_id`.
-    StopDownload { port: u16, content_id: ContentId },
+    StopDownload {
+        port: u16,
+        #[serde(default)]
+        token: String,
+        content_id: ContentId,
+    },
 }
 
 impl TrackerRequest {
@@ -64,13 +94,20 @@ pub enum TrackerReply {
     Registered {
         peer: SocketAddr,
         announce_interval_secs: u64,
+        /// The session token: every later request of this peer brings it.
+        #[serde(default)]
+        token: String,
     },
     Ok,
     /// The tracker does not know this peer (it restarted, or dropped a silent peer):
     /// register again and announce the full file list.
     UnknownPeer,
+    /// Files, sorted by name; `total` counts all that matched, of which only the first
+    /// `files.len()` fit in the reply.
     Files {
         files: Vec<FileListing>,
+        #[serde(default)]
+        total: u32,
     },
     /// Who can give chunks of a file: peers holding all of it, and other downloaders.
     Sources {

@@ -37,7 +37,10 @@ fn populate(addr: SocketAddr) {
     let mut c = Conn::connect(addr, IO).unwrap();
     for p in 0..8u16 {
         let port = 6000 + p;
-        let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(port) }).unwrap();
+        let token = match c.call(&TrackerRequest::Register { port: Some(port), token: None }).unwrap() {
+            TrackerReply::Registered { token, .. } => token,
+            other => panic!("{other:?}"),
+        };
         let added = (0..125u32)
             .map(|i| {
                 let n = p as u32 * 125 + i;
@@ -49,7 +52,7 @@ fn populate(addr: SocketAddr) {
             })
             .collect();
         let r: TrackerReply =
-            c.call(&TrackerRequest::Announce { port, full: None, added, removed: vec![] }).unwrap();
+            c.call(&TrackerRequest::Announce { port, token, full: None, added, removed: vec![] }).unwrap();
         assert_eq!(r, TrackerReply::Ok);
     }
 }
@@ -74,7 +77,7 @@ fn load(addr: SocketAddr, dur: Duration, keep_open: bool) -> (u64, Duration, Vec
                         None => connect_from(me, addr).call(&req).unwrap(),
                     };
                     match reply {
-                        TrackerReply::Files { ref files } if files.len() == 1 => {
+                        TrackerReply::Files { ref files, .. } if files.len() == 1 => {
                             lat.push(t.elapsed().as_micros() as u32)
                         }
                         other => {

@@ -98,7 +98,9 @@ impl Swarm {
         use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
         for _ in 0..600 {
             let mut c = Conn::connect(self.tracker, Duration::from_secs(5)).unwrap();
-            if let Ok(TrackerReply::Files { files }) = c.call(&TrackerRequest::Search { name: name.into() }) {
+            if let Ok(TrackerReply::Files { files, .. }) =
+                c.call(&TrackerRequest::Search { name: name.into() })
+            {
                 if files.first().is_some_and(|f| f.holders.len() >= n) {
                     return;
                 }

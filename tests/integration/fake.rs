@@ -29,9 +29,17 @@ pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Li
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut c = Conn::connect(tracker, IO).unwrap();
-    let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(port) }).unwrap();
-    let announce =
-        TrackerRequest::Announce { port, full: Some(vec![info.clone()]), added: vec![], removed: vec![] };
+    let token = match c.call(&TrackerRequest::Register { port: Some(port), token: None }).unwrap() {
+        TrackerReply::Registered { token, .. } => token,
+        other => panic!("{other:?}"),
+    };
+    let announce = TrackerRequest::Announce {
+        port,
+        token,
+        full: Some(vec![info.clone()]),
+        added: vec![],
+        removed: vec![],
+    };
     let r: TrackerReply = c.call(&announce).unwrap();
     assert_eq!(r, TrackerReply::Ok, "the tracker took the announce");
     let manifest = Arc::new(manifest);

@@ -10,7 +10,7 @@ const MIB: usize = 1 << 20;
 
 fn listed(t: &TrackerProc, name: &str) -> usize {
     match t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: name.into() }) {
-        Ok(TrackerReply::Files { files }) => files.iter().map(|f| f.holders.len()).sum(),
+        Ok(TrackerReply::Files { files, .. }) => files.iter().map(|f| f.holders.len()).sum(),
         _ => 0,
     }
 }

@@ -113,13 +113,22 @@ fn manifests_that_lie_are_refused_with_a_clear_error() {
 fn tracker_refuses_hostile_names_and_huge_ones() {
     let t = TrackerProc::start(&[]);
     let mut c = t.conn();
-    let _: TrackerReply = c.call(&TrackerRequest::Register { port: Some(7000) }).unwrap();
+    let token = match c.call(&TrackerRequest::Register { port: Some(7000), token: None }).unwrap() {
+        TrackerReply::Registered { token, .. } => token,
+        other => panic!("{other:?}"),
+    };
     for name in
         ["../x".to_string(), "/etc/passwd".into(), "a/../../b".into(), "a\0b".into(), "y".repeat(5000)]
     {
         let info = FileInfo { name: name.clone(), size: 1, content_id: ContentId::of(name.as_bytes()) };
         let r: TrackerReply = c
-            .call(&TrackerRequest::Announce { port: 7000, full: None, added: vec![info], removed: vec![] })
+            .call(&TrackerRequest::Announce {
+                port: 7000,
+                token: token.clone(),
+                full: None,
+                added: vec![info],
+                removed: vec![],
+            })
             .unwrap();
         assert!(
             matches!(r, TrackerReply::Error { ref reason } if reason.contains("invalid file name")),
@@ -197,7 +206,10 @@ fn hostile_tracker_replies_give_clear_errors() {
         let holders: Vec<SocketAddr> =
             (0..100_000u32).map(|i| SocketAddr::from(([127, 0, (i >> 8) as u8, i as u8], 6000))).collect();
         let info = FileInfo { name: "f".into(), size: 1, content_id: ContentId::of(b"f") };
-        Ok(TrackerReply::Files { files: vec![FileListing { info, holders }] })
+        Ok(TrackerReply::Files {
+            files: vec![FileListing { info, holders, holder_count: 0, hosts: 0 }],
+            total: 1,
+        })
     });
     let (code, err) = run(huge, &["search", "f"]);
     assert_eq!(code, Some(1));
@@ -211,9 +223,11 @@ fn hostile_tracker_replies_give_clear_errors() {
             TrackerRequest::Register { .. } => TrackerReply::Registered {
                 peer: "127.0.0.1:6999".parse().unwrap(),
                 announce_interval_secs: 10,
+                token: "t".into(),
             },
             TrackerRequest::Search { .. } | TrackerRequest::ListFiles => {
-                TrackerReply::Files { files: vec![FileListing { info: info.clone(), holders: vec![closed] }] }
+                let l = FileListing { info: info.clone(), holders: vec![closed], holder_count: 1, hosts: 1 };
+                TrackerReply::Files { files: vec![l], total: 1 }
             }
             TrackerRequest::StartDownload { .. } => TrackerReply::Sources {
                 file: Some(info.clone()),

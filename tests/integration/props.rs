@@ -116,23 +116,21 @@ proptest! {
     #[test]
     fn tracker_handles_any_request_sequence(reqs in prop::collection::vec(request(), 1..40)) {
         let cfg = TrackerConfig { max_files_per_peer: 5, announce_interval: Duration::from_secs(1), ..TrackerConfig::default() };
-        let mut state = TrackerState::new(cfg);
+        let mut n = 0u32;
+        let mut state = TrackerState::new(cfg).with_tokens(move || { n += 1; format!("t{}", n % 3) });
         let t0 = Instant::now();
         for (i, (req, ip)) in reqs.iter().enumerate() {
             let now = t0 + Duration::from_millis(200 * i as u64);
             let out = state.handle_write(req, *ip, now);
             if let TrackerReply::Error { reason } = &out.reply { prop_assert!(one_line(reason)); }
+            prop_assert!(state.check_invariants().is_ok(), "after {req:?}: {:?}", state.check_invariants());
             state.expire(now);
-            // Every listed file has a holder that is a registered peer.
-            if let TrackerReply::Files { files } = state.handle_read(&TrackerRequest::ListFiles) {
-                for f in files {
-                    prop_assert!(!f.holders.is_empty());
-                }
-            }
+            prop_assert!(state.check_invariants().is_ok(), "after expiry: {:?}", state.check_invariants());
+            // Every request survives the wire as it is.
+            let mut wire = Vec::new();
+            encode_request(&mut wire, req);
+            prop_assert_eq!(&decode_request::<TrackerRequest>(&wire[4..]).unwrap(), req);
         }
-        let mut wire = Vec::new();
-        encode_request(&mut wire, &TrackerRequest::ListFiles);
-        prop_assert!(decode_request::<TrackerRequest>(&wire[4..]).is_ok());
     }
 }
 
@@ -141,27 +139,39 @@ fn file_info() -> impl Strategy<Value = FileInfo> {
         .prop_map(|(n, id, size)| FileInfo { name: n.to_string(), size, content_id: ContentId::of(&[id]) })
 }
 
+/// Tokens the test's token source hands out ("t0".."t2"), and a wrong one.
+fn token() -> impl Strategy<Value = String> {
+    prop_oneof![Just("t0"), Just("t1"), Just("t2"), Just("forged")].prop_map(str::to_string)
+}
+
 fn request() -> impl Strategy<Value = (TrackerRequest, IpAddr)> {
     let port = prop_oneof![Just(0u16), Just(6000u16), Just(6001u16)];
     let id = (0u8..4).prop_map(|i| ContentId::of(&[i]));
     let req = prop_oneof![
-        prop::option::of(port.clone()).prop_map(|port| TrackerRequest::Register { port }),
+        (prop::option::of(port.clone()), prop::option::of(token()))
+            .prop_map(|(port, token)| TrackerRequest::Register { port, token }),
         (
             port.clone(),
+            token(),
             prop::option::of(prop::collection::vec(file_info(), 0..4)),
             prop::collection::vec(file_info(), 0..4),
             prop::collection::vec(id.clone(), 0..3)
         )
-            .prop_map(|(port, full, added, removed)| TrackerRequest::Announce {
+            .prop_map(|(port, token, full, added, removed)| TrackerRequest::Announce {
                 port,
+                token,
                 full,
                 added,
                 removed
             }),
-        port.clone().prop_map(|port| TrackerRequest::Leave { port }),
-        (port.clone(), id.clone())
-            .prop_map(|(port, content_id)| TrackerRequest::StartDownload { port, content_id }),
-        (port, id).prop_map(|(port, content_id)| TrackerRequest::StopDownload { port, content_id }),
+        (port.clone(), token()).prop_map(|(port, token)| TrackerRequest::Leave { port, token }),
+        (port.clone(), token(), id.clone())
+            .prop_map(|(port, token, content_id)| TrackerRequest::StartDownload { port, token, content_id }),
+        (port, token(), id).prop_map(|(port, token, content_id)| TrackerRequest::StopDownload {
+            port,
+            token,
+            content_id
+        }),
         "[a-zA-Z./]{0,8}".prop_map(|name| TrackerRequest::Search { name }),
     ];
     let ip = prop_oneof![Just(IpAddr::from([127, 0, 0, 1])), Just(IpAddr::from([10, 0, 0, 2]))];

@@ -56,12 +56,14 @@ fn three_sources_each_contribute() {
         ports.push(port);
     }
     let dir = peer_dir(root.path(), "c4", &[]);
-    assert!(wait_until(IO, || t
+    assert!(wait_until(IO, || {
+        t
         .conn()
         .call::<_, TrackerReply>(&TrackerRequest::Search { name: "big.bin".into() })
         .is_ok_and(
-            |r| matches!(r, TrackerReply::Files { files } if files.len() == 1 && files[0].holders.len() == 3)
-        )));
+            |r| matches!(r, TrackerReply::Files { files, .. } if files.len() == 1 && files[0].holders.len() == 3)
+        )
+    }));
     let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "big.bin"]).finish(LONG);
     assert_eq!(code, Some(0), "{out}");
     let (sources, _) = chunk_sources(&out);
@@ -188,7 +190,7 @@ fn two_different_files_with_the_same_name() {
     assert!(wait_until(
         IO,
         || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: "same.txt".into() }),
-        Ok(TrackerReply::Files { files }) if files.len() == 2)
+        Ok(TrackerReply::Files { files, .. }) if files.len() == 2)
     ));
 
     let d1 = peer_dir(root.path(), "c3", &[]);
@@ -270,13 +272,13 @@ fn file_added_while_running_is_listed_within_two_seconds() {
     fs::write(d.join("files/new.txt"), b"fresh").unwrap();
     let listed = wait_until(
         Duration::from_secs(2),
-        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files }) if files.iter().any(|f| f.info.name == "new.txt")),
+        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files, .. }) if files.iter().any(|f| f.info.name == "new.txt")),
     );
     assert!(listed, "a new file is listed by the tracker within 2 s");
     fs::remove_file(d.join("files/new.txt")).unwrap();
     let gone = wait_until(
         Duration::from_secs(2),
-        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files }) if files.is_empty()),
+        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files, .. }) if files.is_empty()),
     );
     assert!(gone, "a removed file leaves the index");
 }

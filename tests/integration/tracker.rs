@@ -12,21 +12,30 @@ fn file(name: &str, seed: &str) -> FileInfo {
     FileInfo { name: name.into(), size: 35 << 20, content_id: ContentId::of(seed.as_bytes()) }
 }
 
-fn register(t: &TrackerProc, port: Option<u16>) -> u16 {
-    match t.conn().call(&TrackerRequest::Register { port }).unwrap() {
-        TrackerReply::Registered { peer, .. } => peer.port(),
+/// A registered peer: its port and session token.
+#[derive(Clone)]
+pub struct Reg {
+    pub port: u16,
+    pub token: String,
+}
+
+pub fn register(t: &TrackerProc, port: Option<u16>) -> Reg {
+    match t.conn().call(&TrackerRequest::Register { port, token: None }).unwrap() {
+        TrackerReply::Registered { peer, token, .. } => Reg { port: peer.port(), token },
         other => panic!("{other:?}"),
     }
 }
 
-fn announce(t: &TrackerProc, port: u16, added: Vec<FileInfo>) -> TrackerReply {
-    t.conn().call(&TrackerRequest::Announce { port, full: None, added, removed: vec![] }).unwrap()
+pub fn announce(t: &TrackerProc, r: &Reg, added: Vec<FileInfo>) -> TrackerReply {
+    let req =
+        TrackerRequest::Announce { port: r.port, token: r.token.clone(), full: None, added, removed: vec![] };
+    t.conn().call(&req).unwrap()
 }
 
 /// (name, holder ports) of a files reply.
 fn listing(reply: TrackerReply) -> Vec<(String, Vec<u16>)> {
     match reply {
-        TrackerReply::Files { files } => files
+        TrackerReply::Files { files, .. } => files
             .into_iter()
             .map(|f| (f.info.name, f.holders.iter().map(SocketAddr::port).collect()))
             .collect(),
@@ -43,14 +52,14 @@ fn registers_peers_indexes_lists_and_searches() {
     let t = TrackerProc::start(&[]);
     let a = register(&t, None);
     let b = register(&t, None);
-    assert_eq!((a, b), (6000, 6001), "ports are assigned from 6000 up");
+    assert_eq!((a.port, b.port), (6000, 6001), "ports are assigned from 6000 up");
     t.proc.wait_for_line("There are 2 clients now: ['6000', '6001']", IO);
 
     assert_eq!(
-        announce(&t, a, vec![file("test.pdf", "t"), file("Thesis_Yifei_Xiao.pdf", "y")]),
+        announce(&t, &a, vec![file("test.pdf", "t"), file("Thesis_Yifei_Xiao.pdf", "y")]),
         TrackerReply::Ok
     );
-    assert_eq!(announce(&t, b, vec![file("test.pdf", "t")]), TrackerReply::Ok);
+    assert_eq!(announce(&t, &b, vec![file("test.pdf", "t")]), TrackerReply::Ok);
 
     let mut conn = t.conn();
     let all = listing(conn.call(&TrackerRequest::ListFiles).unwrap());
@@ -68,25 +77,28 @@ fn registers_peers_indexes_lists_and_searches() {
 fn downloading_list_is_kept_per_file() {
     let t = TrackerProc::start(&[]);
     let (a, b, c) = (register(&t, None), register(&t, None), register(&t, None));
-    announce(&t, a, vec![file("one", "1"), file("two", "2")]);
+    announce(&t, &a, vec![file("one", "1"), file("two", "2")]);
     let one = file("one", "1").content_id;
     let two = file("two", "2").content_id;
-    let start = |port, id| {
-        t.conn().call::<_, TrackerReply>(&TrackerRequest::StartDownload { port, content_id: id }).unwrap()
+    let start = |r: &Reg, id| {
+        let req = TrackerRequest::StartDownload { port: r.port, token: r.token.clone(), content_id: id };
+        t.conn().call::<_, TrackerReply>(&req).unwrap()
     };
-    start(b, one);
-    start(c, two);
+    start(&b, one);
+    start(&c, two);
     t.proc.wait_for_line("Now downloading clients are [6001] for 'one'", IO);
-    match start(c, one) {
+    match start(&c, one) {
         TrackerReply::Sources { holders, downloaders, file } => {
             assert_eq!(file.unwrap().name, "one");
-            assert_eq!(holders.iter().map(SocketAddr::port).collect::<Vec<_>>(), vec![a]);
-            assert_eq!(downloaders.iter().map(SocketAddr::port).collect::<Vec<_>>(), vec![b]);
+            assert_eq!(holders.iter().map(SocketAddr::port).collect::<Vec<_>>(), vec![a.port]);
+            assert_eq!(downloaders.iter().map(SocketAddr::port).collect::<Vec<_>>(), vec![b.port]);
         }
         other => panic!("{other:?}"),
     }
-    let stop: TrackerReply =
-        t.conn().call(&TrackerRequest::StopDownload { port: b, content_id: one }).unwrap();
+    let stop: TrackerReply = t
+        .conn()
+        .call(&TrackerRequest::StopDownload { port: b.port, token: b.token.clone(), content_id: one })
+        .unwrap();
     assert_eq!(stop, TrackerReply::Ok);
     t.proc.wait_for_line("Now downloading clients are [6002] for 'one'", IO);
 }
@@ -95,21 +107,22 @@ fn downloading_list_is_kept_per_file() {
 fn silent_peer_expires_and_unknown_peer_is_told() {
     let t = TrackerProc::start(&["--announce-interval", "1"]);
     let a = register(&t, None);
-    announce(&t, a, vec![file("f", "1")]);
+    announce(&t, &a, vec![file("f", "1")]);
     let gone = wait_until(Duration::from_secs(8), || {
         listing(t.conn().call(&TrackerRequest::ListFiles).unwrap()).is_empty()
     });
     assert!(gone, "a peer silent for 3 intervals is dropped with its files");
     t.proc.wait_for_line("Peer 6000 expired", IO);
-    assert_eq!(announce(&t, a, vec![]), TrackerReply::UnknownPeer, "so the peer knows to register again");
+    assert_eq!(announce(&t, &a, vec![]), TrackerReply::UnknownPeer, "so the peer knows to register again");
 }
 
 #[test]
 fn leaving_peer_is_removed() {
     let t = TrackerProc::start(&[]);
     let a = register(&t, Some(7001));
-    announce(&t, a, vec![file("f", "1")]);
-    let r: TrackerReply = t.conn().call(&TrackerRequest::Leave { port: a }).unwrap();
+    announce(&t, &a, vec![file("f", "1")]);
+    let r: TrackerReply =
+        t.conn().call(&TrackerRequest::Leave { port: a.port, token: a.token.clone() }).unwrap();
     assert_eq!(r, TrackerReply::Ok);
     t.proc.wait_for_line("Peer 7001 removed!", IO);
     assert!(listing(t.conn().call(&TrackerRequest::ListFiles).unwrap()).is_empty());
@@ -143,7 +156,7 @@ fn framed(body: &[u8]) -> Vec<u8> {
 fn malformed_input_gets_an_error_and_tracker_keeps_serving() {
     let t = TrackerProc::start(&[]);
     let a = register(&t, None);
-    announce(&t, a, vec![file("keep.bin", "k")]);
+    announce(&t, &a, vec![file("keep.bin", "k")]);
 
     let oversized = ((1u32 << 20) + 1).to_be_bytes();
     assert!(error_for(&t, &oversized).contains("exceeds the limit"));
@@ -155,7 +168,7 @@ fn malformed_input_gets_an_error_and_tracker_keeps_serving() {
     assert!(
         error_for(&t, &framed(br#"{"version":1,"msg":{"type":"search"}}"#)).contains("missing field `name`")
     );
-    let bad_name = framed(format!(r#"{{"version":1,"msg":{{"type":"announce","port":{a},"added":[{{"name":"../../etc/passwd","size":1,"content_id":"{}"}}]}}}}"#, ContentId::of(b"x")).as_bytes());
+    let bad_name = framed(format!(r#"{{"version":1,"msg":{{"type":"announce","port":{},"token":"{}","added":[{{"name":"../../etc/passwd","size":1,"content_id":"{}"}}]}}}}"#, a.port, a.token, ContentId::of(b"x")).as_bytes());
     let mut conn = t.conn();
     conn.write_raw(&bad_name).unwrap();
     let reply: TrackerReply = conn.read_reply().unwrap();
@@ -177,7 +190,7 @@ fn malformed_input_gets_an_error_and_tracker_keeps_serving() {
 fn idle_flood_from_one_address_does_not_block_another() {
     let t = TrackerProc::start(&[]);
     let a = register(&t, None);
-    announce(&t, a, vec![file("x", "1")]);
+    announce(&t, &a, vec![file("x", "1")]);
     let flooder: SocketAddr = "127.0.0.2:0".parse().unwrap();
     let mut idle = Vec::new();
     for _ in 0..200 {
@@ -204,9 +217,9 @@ fn serves_over_ipv6() {
     }
     let t = TrackerProc::start_on("[::1]:0", &[]);
     let a = register(&t, None);
-    announce(&t, a, vec![file("six", "6")]);
+    announce(&t, &a, vec![file("six", "6")]);
     match t.conn().call(&TrackerRequest::Search { name: "six".into() }).unwrap() {
-        TrackerReply::Files { files } => {
+        TrackerReply::Files { files, .. } => {
             assert_eq!(files[0].holders, vec!["[::1]:6000".parse::<SocketAddr>().unwrap()])
         }
         other => panic!("{other:?}"),

@@ -1,0 +1,143 @@
+//! Reads with a total deadline, not a time-out per `read`: a peer that drips one byte every
+//! few seconds cannot hold a connection open past the deadline (as ureq's `timings.rs`).
+//!
+//! While it waits, the reader also asks a "give way" test every [`POLL`]: a server under
+//! pressure uses it to end connections that hold a slot while sending nothing.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a waiting read wakes to check the deadline and the give-way test.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Says whether a connection waiting for input should give its place to others.
+pub type GiveWay = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A socket's read half, bounded by a deadline.
+pub struct DeadlineStream {
+    stream: TcpStream,
+    deadline: Instant,
+    give_way: Option<GiveWay>,
+    /// The read time-out last set on the socket (setting it is a system call).
+    timeout_set: Option<Duration>,
+}
+
+impl DeadlineStream {
+    pub fn new(stream: TcpStream) -> DeadlineStream {
+        DeadlineStream { stream, deadline: far_future(), give_way: None, timeout_set: None }
+    }
+
+    /// Every read after this fails with `TimedOut` once `deadline` has passed.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    pub fn set_give_way(&mut self, test: GiveWay) {
+        self.give_way = Some(test);
+    }
+
+    fn set_timeout(&mut self, t: Duration) -> io::Result<()> {
+        if self.timeout_set != Some(t) {
+            self.stream.set_read_timeout(Some(t))?;
+            self.timeout_set = Some(t);
+        }
+        Ok(())
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
+/// The error a passed deadline gives.
+pub fn deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "deadline passed")
+}
+
+/// The error a connection that gave way gives.
+pub fn gave_way() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "closed to make room for others")
+}
+
+/// True when `e` says the connection was closed to make room for others.
+pub fn is_gave_way(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionAborted && e.to_string().contains("make room")
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(deadline_passed());
+            }
+            // Whole POLL slices while the deadline is far, so the time-out rarely changes.
+            let slice = if left > POLL { POLL } else { left.max(Duration::from_millis(1)) };
+            self.set_timeout(slice)?;
+            match self.stream.read(buf) {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if self.give_way.as_ref().is_some_and(|f| f()) {
+                        return Err(gave_way());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (a, l.accept().unwrap().0)
+    }
+
+    #[test]
+    fn a_dripping_writer_cannot_pass_the_deadline() {
+        let (mut w, r) = pair();
+        let dripper = std::thread::spawn(move || {
+            for _ in 0..20 {
+                if w.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let mut s = DeadlineStream::new(r);
+        let started = Instant::now();
+        s.set_deadline(started + Duration::from_millis(300));
+        let mut buf = [0u8; 100];
+        let err = s.read_exact(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
+        drop(s);
+        dripper.join().unwrap();
+    }
+
+    #[test]
+    fn gives_way_when_asked_while_waiting() {
+        let (_w, r) = pair();
+        let mut s = DeadlineStream::new(r);
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = Arc::clone(&flag);
+        s.set_give_way(Arc::new(move || f.load(Ordering::SeqCst)));
+        s.set_deadline(Instant::now() + Duration::from_secs(10));
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            flag.store(true, Ordering::SeqCst);
+        });
+        let err = s.read(&mut [0u8; 4]).unwrap_err();
+        assert!(is_gave_way(&err), "{err}");
+        setter.join().unwrap();
+    }
+}
