@@ -21,6 +21,10 @@ pub enum Lie {
     WrongLength,
     /// Sends half the bytes, then goes silent.
     Stall,
+    /// Accepts connections and never answers anything.
+    Silent,
+    /// Sends a chunk's header, then one byte every half second.
+    Drip,
 }
 
 /// Starts a peer that registers at `tracker`, announces `info`, serves `manifest` as its
@@ -47,6 +51,10 @@ pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Li
         for stream in listener.incoming().flatten() {
             let (m, info) = (Arc::clone(&manifest), info.clone());
             thread::spawn(move || {
+                if matches!(lie, Lie::Silent) {
+                    thread::sleep(Duration::from_secs(120));
+                    return drop(stream);
+                }
                 let mut conn = Conn::new(stream, Duration::from_secs(120)).unwrap();
                 while let Ok(req) = conn.read_request::<PeerRequest>() {
                     if !answer(&mut conn, req, &m, &info, lie) {
@@ -81,6 +89,17 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
                 Lie::WrongLength => {
                     conn.send_reply(&PeerReply::Chunk { index, len: len as u32 / 2 }).is_ok()
                         && conn.write_raw(&vec![0u8; len / 2]).is_ok()
+                }
+                Lie::Silent => false,
+                Lie::Drip => {
+                    let _ = conn.send_reply(&PeerReply::Chunk { index, len: len as u32 });
+                    for _ in 0..len {
+                        if conn.write_raw(&[0]).is_err() {
+                            break;
+                        }
+                        thread::sleep(Duration::from_millis(500));
+                    }
+                    false
                 }
                 Lie::Stall => {
                     let _ = conn.send_reply(&PeerReply::Chunk { index, len: len as u32 });

@@ -1,6 +1,7 @@
 //! Integration tests: real `tracker` and `peer` processes, or in-process servers, on free
 //! ports with temporary folders.
 
+mod attacks;
 mod fake;
 mod faults;
 mod helpers;
