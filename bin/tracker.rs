@@ -60,8 +60,27 @@ fn run(args: Args) -> Result<(), String> {
         max_conns_per_ip: usize::from(args.max_conns_per_ip),
         ..TrackerOptions::default()
     };
+    bound_malloc_arenas();
     let tracker = Tracker::bind(opts).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let stop = tracker.shutdown_handle();
     ctrlc::set_handler(move || stop.stop()).map_err(|e| format!("cannot install Ctrl+C handler: {e}"))?;
     tracker.run().map_err(|e| e.to_string())
+}
+
+/// glibc gives each busy thread its own malloc arena and keeps freed memory in them, so
+/// after a burst of large announces the tracker's RSS stayed at its peak long after the
+/// peers expired. Two arenas, and a trim every few seconds, give it back.
+fn bound_malloc_arenas() {
+    // SAFETY: mallopt and malloc_trim only tune and trim glibc's allocator; both are
+    // thread-safe and take no pointers.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+    let _ = std::thread::Builder::new().name("malloc-trim".into()).spawn(|| loop {
+        std::thread::sleep(Duration::from_secs(5));
+        // SAFETY: as above.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    });
 }

@@ -251,8 +251,24 @@ impl TrackerState {
         }
         if !notes.is_empty() {
             notes.push(self.clients_line());
+            self.compact();
         }
         notes
+    }
+
+    /// Gives back the memory of tables that shrank to a quarter of their size or less
+    /// (after a burst of peers expired).
+    fn compact(&mut self) {
+        fn shrink<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+                m.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.claims);
+        shrink(&mut self.by_id);
+        shrink(&mut self.by_name);
+        shrink(&mut self.downloads);
+        shrink(&mut self.per_ip);
     }
 
     /// `There are 2 clients now: ['6000', '6001']`, as the original printed (cut after a few).
