@@ -119,6 +119,10 @@ fn tracker_refuses_hostile_names_and_huge_ones() {
     };
     for name in
         ["../x".to_string(), "/etc/passwd".into(), "a/../../b".into(), "a\0b".into(), "y".repeat(5000)]
+            .into_iter()
+            .chain(
+                ["invoice\u{202E}gpj.exe", "a\u{200B}b", "\u{FEFF}x", "a\u{2028}b", "   "].map(String::from),
+            )
     {
         let info = FileInfo { name: name.clone(), size: 1, content_id: ContentId::of(name.as_bytes()) };
         let r: TrackerReply = c
