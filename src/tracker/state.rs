@@ -459,18 +459,8 @@ impl TrackerState {
             return;
         }
         self.claims.remove(info);
-        if let Some(set) = self.by_id.get_mut(&info.content_id) {
-            set.remove(info);
-            if set.is_empty() {
-                self.by_id.remove(&info.content_id);
-            }
-        }
-        if let Some(set) = self.by_name.get_mut(&info.name) {
-            set.remove(info);
-            if set.is_empty() {
-                self.by_name.remove(&info.name);
-            }
-        }
+        unindex(&mut self.by_id, &info.content_id, info);
+        unindex(&mut self.by_name, &info.name, info);
     }
 
     fn leave(&mut self, addr: SocketAddr, token: &str) -> Outcome {
@@ -668,6 +658,16 @@ impl TrackerState {
             return Err(format!("per-address counts {:?} are not {:?}", self.per_ip, use_by_ip));
         }
         Ok(())
+    }
+}
+
+/// Takes `info` out of `index[key]`, and the key out when its set is empty.
+fn unindex<K: Eq + std::hash::Hash>(index: &mut HashMap<K, BTreeSet<FileInfo>>, key: &K, info: &FileInfo) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(info);
+        if set.is_empty() {
+            index.remove(key);
+        }
     }
 }
 
