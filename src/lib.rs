@@ -4,6 +4,8 @@
 //! Synchronous by design: `std::net` and one thread per connection, crossbeam channels
 //! between threads, rayon for hashing.
 
+#![forbid(unsafe_code)]
+
 pub mod bitfield;
 pub mod chunk_store;
 pub mod cli;
