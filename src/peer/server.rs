@@ -62,28 +62,38 @@ struct OpenFiles<'a> {
 }
 
 impl OpenFiles<'_> {
-    fn get(&self, id: &ContentId) -> Option<&File> {
-        self.files.iter().find(|(i, _)| i == id).map(|(_, f)| f)
+    /// The open file of `id`: the one kept from an earlier request if `still_valid` accepts
+    /// it (else it is closed and the error returned), or a new one from `open`.
+    fn get_or_open(
+        &mut self,
+        id: ContentId,
+        still_valid: impl FnOnce(&File) -> io::Result<()>,
+        open: impl FnOnce() -> io::Result<File>,
+    ) -> io::Result<&File> {
+        if let Some(i) = self.files.iter().position(|(k, _)| *k == id) {
+            if let Err(e) = still_valid(&self.files[i].1) {
+                self.files.remove(i);
+                self.server_total.fetch_sub(1, Ordering::SeqCst);
+                return Err(e);
+            }
+            return Ok(&self.files[i].1);
+        }
+        let file = open()?;
+        self.insert(id, file)
     }
 
     /// Keeps `file` open for `id`, closing this connection's oldest if it has too many.
-    fn insert(&mut self, id: ContentId, file: File) -> Result<&File, Refusal> {
+    fn insert(&mut self, id: ContentId, file: File) -> io::Result<&File> {
         if self.files.len() >= MAX_OPEN_FILES_PER_CONN {
             self.files.remove(0);
             self.server_total.fetch_sub(1, Ordering::SeqCst);
         }
         if self.server_total.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN_FILES {
             self.server_total.fetch_sub(1, Ordering::SeqCst);
-            return Err(Refusal(format!("too many files open here ({MAX_OPEN_FILES}); try again")));
+            return Err(io::Error::other(format!("too many files open here ({MAX_OPEN_FILES}); try again")));
         }
         self.files.push((id, file));
         Ok(&self.files[self.files.len() - 1].1)
-    }
-
-    fn forget(&mut self, id: &ContentId) {
-        let before = self.files.len();
-        self.files.retain(|(i, _)| i != id);
-        self.server_total.fetch_sub(before - self.files.len(), Ordering::SeqCst);
     }
 }
 
@@ -313,33 +323,21 @@ fn open_for_chunk<'f>(
     files: &'f mut OpenFiles,
 ) -> Result<&'f File, Refusal> {
     let name = &shared.manifest.name;
-    let id = shared.content_id;
-    let changed = |e: io::Error| Refusal(format!("cannot serve '{name}': {e}"));
-    match &shared.holding {
+    let opened = match &shared.holding {
         Holding::Complete(path, identity) => {
-            if let Some(f) = files.get(&id) {
-                if let Err(e) = identity.check(f) {
-                    files.forget(&id);
-                    warn!("not serving '{name}': {e}; it will be hashed again");
-                    return Err(changed(e));
-                }
-                return Ok(files.get(&id).expect("just checked"));
-            }
-            let f = identity.open(path).map_err(|e| {
-                warn!("not serving '{name}': {e}");
-                changed(e)
-            })?;
-            files.insert(id, f)
+            files.get_or_open(shared.content_id, |f| identity.check(f), || identity.open(path))
         }
         Holding::Partial(store) if store.has(idx) => {
-            if files.get(&id).is_some() {
-                return Ok(files.get(&id).expect("just checked"));
-            }
-            let f = store.reader().map_err(changed)?;
-            files.insert(id, f)
+            files.get_or_open(shared.content_id, |_| Ok(()), || store.reader())
         }
-        Holding::Partial(_) => Err(Refusal(format!("chunk {} of '{name}' is not here yet", idx.get()))),
-    }
+        Holding::Partial(_) => {
+            return Err(Refusal(format!("chunk {} of '{name}' is not here yet", idx.get())))
+        }
+    };
+    opened.map_err(|e| {
+        warn!("not serving '{name}': {e}");
+        Refusal(format!("cannot serve '{name}': {e}"))
+    })
 }
 
 /// Copies a file range into the socket; std uses sendfile(2) here, so no user-space copy.
