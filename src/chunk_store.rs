@@ -4,6 +4,7 @@
 //! `have` is only a hint after a crash: on resume every chunk it names is hashed again and
 //! kept only if it matches the manifest, so nothing unsynced is ever trusted.
 
+use crate::atomic_file::{write_atomic, Durability};
 use crate::bitfield::Bitfield;
 use crate::hash::{ContentId, Sha1Hash};
 use crate::manifest::{ChunkIndex, Manifest};
@@ -30,7 +31,7 @@ impl ChunkStore {
         let content_id = manifest.content_id();
         let dir = chunks_dir.join(content_id.to_hex());
         fs::create_dir_all(&dir)?;
-        write_atomic(&dir.join("file.ini"), manifest.to_ini().as_bytes())?;
+        write_atomic(&dir.join("file.ini"), manifest.to_ini().as_bytes(), Durability::Synced)?;
         let data = dir.join("data.part");
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&data)?;
         if file.metadata()?.len() != manifest.size {
@@ -88,7 +89,7 @@ impl ChunkStore {
     /// Records which chunks are present (a hint for resuming).
     pub fn save_have(&self) -> io::Result<()> {
         let hex = self.have.read().to_hex();
-        write_atomic(&self.dir.join("have"), hex.as_bytes())
+        write_atomic(&self.dir.join("have"), hex.as_bytes(), Durability::Hint)
     }
 
     /// Syncs the data and moves it to `dest` atomically; removes the partial folder.
@@ -120,13 +121,6 @@ fn verify_chunks(file: &File, manifest: &Manifest, hint: &Bitfield) -> Bitfield 
         have.set(i);
     });
     have
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -6,17 +6,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod atomic_file;
 pub mod bitfield;
 pub mod chunk_store;
 pub mod cli;
 pub mod conn_limit;
 pub mod download;
 pub mod hash;
+pub mod holdings;
 pub mod logging;
 pub mod manifest;
 pub mod names;
 pub mod peer;
 pub mod rate_limit;
 pub mod shutdown;
+pub mod text;
 pub mod tracker;
+pub mod tracker_client;
 pub mod wire;

@@ -157,7 +157,7 @@ impl Manifest {
         defaults.enable_inline_comments = false;
         let mut ini = Ini::new_from_defaults(defaults);
         let mut map =
-            ini.read(text.to_string()).map_err(|e| ManifestError::Syntax(crate::wire::one_line(&e)))?;
+            ini.read(text.to_string()).map_err(|e| ManifestError::Syntax(crate::text::one_line(&e)))?;
         let file = map.remove("file").ok_or(ManifestError::Missing("a [file] section"))?;
         let chunks = map.remove("chunks").ok_or(ManifestError::Missing("a [chunks] section"))?;
         let get = |key: &'static str| -> Result<String, ManifestError> {

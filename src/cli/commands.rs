@@ -3,9 +3,9 @@
 
 use crate::download::reassembler::{Progress, ProgressFn};
 use crate::download::{Options, Report};
-use crate::peer::tracker_client::{FilePage, TrackerClient};
 use crate::peer::{Node, NodeConfig};
-use crate::tracker::state::peer_label;
+use crate::text::peer_label;
+use crate::tracker_client::{FilePage, TrackerClient};
 use crate::wire::tracker_msg::FileListing;
 use crossbeam_channel::Receiver;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -23,7 +23,7 @@ pub fn holders_line(l: &FileListing) -> String {
 }
 
 fn client(cfg: &NodeConfig) -> TrackerClient {
-    TrackerClient::new(cfg.tracker, Default::default())
+    TrackerClient::asking(cfg.tracker)
 }
 
 /// `list`: every file and who has it.

@@ -4,7 +4,7 @@
 use super::commands::{print_list, print_report, print_search, progress_display};
 use crate::download::Options;
 use crate::peer::Node;
-use crate::tracker::state::peer_label;
+use crate::text::peer_label;
 use crate::wire::tracker_msg::FileListing;
 use std::io::{BufRead, Write};
 

@@ -2,7 +2,7 @@
 
 use crate::hash::{ContentId, Sha1Hash};
 use crate::names::BadName;
-use crate::peer::tracker_client::TrackerError;
+use crate::tracker_client::TrackerError;
 use crate::wire::tracker_msg::FileListing;
 use std::fmt;
 use std::io;

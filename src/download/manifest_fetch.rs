@@ -4,7 +4,7 @@
 use super::{candidates, DownloadError, Options};
 use crate::hash::ContentId;
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
-use crate::peer::tracker_client::TrackerClient;
+use crate::tracker_client::TrackerClient;
 use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use log::{info, warn};

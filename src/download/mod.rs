@@ -22,11 +22,11 @@ use swarm::Swarm;
 
 use crate::chunk_store::ChunkStore;
 use crate::hash::{ContentId, Sha1Hash};
+use crate::holdings::manifest_cache::{ManifestCache, Stamp};
+use crate::holdings::shares::{FileIdentity, Shares};
 use crate::manifest::Manifest;
 use crate::names::validate_name;
-use crate::peer::manifest_cache::{ManifestCache, Stamp};
-use crate::peer::shares::{FileIdentity, Shares};
-use crate::peer::tracker_client::{Sources, TrackerClient};
+use crate::tracker_client::{Sources, TrackerClient};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
 use log::{info, warn};
 use reassembler::{Assembly, ProgressFn};

@@ -5,11 +5,11 @@
 //! file (device, inode, size, mtime) before and after hashing. A file being copied in is
 //! therefore never announced half-written; a changed file stops being shared at once.
 
-use super::manifest_cache::{ManifestCache, Stamp};
-use super::shares::{FileIdentity, Shares};
-use super::tracker_client::TrackerClient;
 use crate::hash::ContentId;
+use crate::holdings::manifest_cache::{ManifestCache, Stamp};
+use crate::holdings::shares::{FileIdentity, Shares};
 use crate::names::validate_name;
+use crate::tracker_client::TrackerClient;
 use crate::wire::tracker_msg::FileInfo;
 use crossbeam_channel::{select, tick, Receiver};
 use log::{info, warn};

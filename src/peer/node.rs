@@ -1,13 +1,13 @@
 //! A running peer: registered with the tracker, serving its files, watching its folder,
 //! announcing periodically, and able to download.
 
-use super::manifest_cache::ManifestCache;
 use super::monitor::FileMonitor;
 use super::server::{PeerServer, ServerOptions};
-use super::shares::Shares;
-use super::tracker_client::{TrackerClient, TrackerError};
 use crate::download::{self, DownloadError, Options, Report};
+use crate::holdings::manifest_cache::ManifestCache;
+use crate::holdings::shares::Shares;
 use crate::rate_limit::RateLimiter;
+use crate::tracker_client::{TrackerClient, TrackerError};
 use crossbeam_channel::{bounded, select, tick, Sender};
 use log::{info, warn};
 use std::fmt;
@@ -116,7 +116,11 @@ impl Node {
         }
         let lock = lock_dir(&cfg.dir)?;
         let shares = Arc::new(Shares::default());
-        let tracker = Arc::new(TrackerClient::new(cfg.tracker, Arc::clone(&shares)));
+        let full_list = {
+            let shares = Arc::clone(&shares);
+            Box::new(move || shares.complete_files())
+        };
+        let tracker = Arc::new(TrackerClient::new(cfg.tracker, full_list));
         let mut monitor =
             FileMonitor::new(files_dir.clone(), ManifestCache::new(&chunks_dir), Arc::clone(&shares));
         monitor.initial_scan();

@@ -1,9 +1,9 @@
 //! The peer server: an accept loop that spawns one thread per connection, serving
 //! manifests, have-sets and chunks of complete and partial files.
 
-use super::shares::{Holding, Shared, Shares};
 use crate::conn_limit::{ConnGuard, ConnLimiter};
 use crate::hash::ContentId;
+use crate::holdings::shares::{Holding, Shared, Shares};
 use crate::manifest::ChunkIndex;
 use crate::names::validate_name;
 use crate::rate_limit::RateLimiter;

@@ -16,9 +16,10 @@
 use super::session::new_token;
 use crate::hash::ContentId;
 use crate::names::{validate_name, MAX_NAME_LEN};
+use crate::text::peer_label;
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Most listings one `list_files` or `search` reply carries.
@@ -126,16 +127,6 @@ pub struct TrackerState {
     downloads: HashMap<ContentId, Downloads>,
     per_ip: HashMap<IpAddr, IpUse>,
     tokens: TokenSource,
-}
-
-/// How a peer is shown on the console: its port when it is on 127.0.0.1 (as the original
-/// showed), else its full address.
-pub fn peer_label(addr: &SocketAddr) -> String {
-    if addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST) {
-        addr.port().to_string()
-    } else {
-        addr.to_string()
-    }
 }
 
 /// `'6000', '6001'`, cut after a few with "and N more" so a log line stays short.
@@ -684,6 +675,7 @@ fn downloading_line(d: &Downloads, id: &ContentId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

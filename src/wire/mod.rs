@@ -13,6 +13,7 @@ pub mod frame;
 pub mod peer_msg;
 pub mod tracker_msg;
 
+use crate::text::one_line;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -128,12 +129,6 @@ fn json_error(e: serde_json::Error) -> WireError {
     }
 }
 
-/// Cuts a message to one line of reasonable length, for error replies and logs.
-pub fn one_line(s: &str) -> String {
-    let line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::tracker_msg::TrackerRequest;
@@ -178,11 +173,5 @@ mod tests {
         assert!(err.to_string().contains("name"), "{err}");
         let err = decode_request::<TrackerRequest>(br#"{"msg":{"type":"list_files"}}"#).unwrap_err();
         assert!(err.to_string().contains("version"), "{err}");
-    }
-
-    #[test]
-    fn error_text_is_one_line() {
-        assert_eq!(one_line("a\nb"), "a b");
-        assert_eq!(one_line(&"x".repeat(1000)).len(), 300);
     }
 }

@@ -1,7 +1,6 @@
 //! The peer's side of the tracker protocol: one short connection per request, and a
 //! re-registration by itself when the tracker forgot this peer (restart or expiry).
 
-use super::shares::Shares;
 use crate::hash::ContentId;
 use crate::wire::conn::Conn;
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
@@ -10,7 +9,6 @@ use log::info;
 use parking_lot::Mutex;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 const TRACKER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,12 +65,16 @@ struct Session {
     token: String,
 }
 
+/// What a peer tells a tracker that forgot it: every file it holds whole.
+pub type FullList = Box<dyn Fn() -> Vec<FileInfo> + Send + Sync>;
+
 /// Talks to one tracker on behalf of one peer.
 pub struct TrackerClient {
     addr: SocketAddr,
     session: Mutex<Option<Session>>,
     interval: Mutex<Duration>,
-    shares: Arc<Shares>,
+    /// Called on re-joining, to announce everything again.
+    full_list: FullList,
 }
 
 /// A page of the tracker's file list: `total` matched, `files` are those that fit.
@@ -83,13 +85,20 @@ pub struct FilePage {
 }
 
 impl TrackerClient {
-    pub fn new(addr: SocketAddr, shares: Arc<Shares>) -> TrackerClient {
+    /// A client for the tracker at `addr`; `full_list` gives the files to announce when
+    /// the tracker forgot this peer and it registers again.
+    pub fn new(addr: SocketAddr, full_list: FullList) -> TrackerClient {
         TrackerClient {
             addr,
             session: Mutex::new(None),
             interval: Mutex::new(Duration::from_secs(10)),
-            shares,
+            full_list,
         }
+    }
+
+    /// A client that only asks (list, search) and never announces files.
+    pub fn asking(addr: SocketAddr) -> TrackerClient {
+        TrackerClient::new(addr, Box::new(Vec::new))
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -145,7 +154,7 @@ impl TrackerClient {
         self.register(Some(port))?;
         info!("Registered again with the tracker at {}", self.addr);
         let (port, token) = self.session()?;
-        let full = Some(self.shares.complete_files());
+        let full = Some((self.full_list)());
         self.expect_ok(&TrackerRequest::Announce { port, token, full, added: vec![], removed: vec![] })
     }
 

@@ -1,7 +1,7 @@
 //! Manifests of shared files, cached in `DIR/chunks/manifests/` and keyed by the file's
 //! name, size and modification time, so a restart does not hash unchanged files again.
 
-use crate::chunk_store::write_atomic;
+use crate::atomic_file::{write_atomic, Durability};
 use crate::hash::Sha1Hash;
 use crate::manifest::{hash_file, Manifest};
 use configparser::ini::Ini;
@@ -70,7 +70,7 @@ impl ManifestCache {
     pub fn store(&self, m: &Manifest, stamp: Stamp) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let text = format!("{}\n[cache]\nsize = {}\nmtime_ns = {}\n", m.to_ini(), stamp.size, stamp.mtime_ns);
-        write_atomic(&self.entry_path(&m.name), text.as_bytes())
+        write_atomic(&self.entry_path(&m.name), text.as_bytes(), Durability::Synced)
     }
 }
 

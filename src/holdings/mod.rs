@@ -1,0 +1,6 @@
+//! What this peer holds: the files it shares (complete or being downloaded) and the cache
+//! of their manifests. The peer server reads from it, the downloader and the file monitor
+//! write to it.
+
+pub mod manifest_cache;
+pub mod shares;
