@@ -1,11 +1,10 @@
 //! `peer`: shares `DIR/files`, serves chunks to others, downloads from the swarm.
 
 use clap::{Parser, Subcommand};
+use p2p_share::cli::app::{self, Action, CliError};
 use p2p_share::cli::settings::{self, Given};
-use p2p_share::cli::{commands, menu};
 use p2p_share::download::Options;
 use p2p_share::logging;
-use p2p_share::peer::{Node, NodeConfig};
 use simplelog::LevelFilter;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,8 +69,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
+    match run(Args::parse()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("peer: {e}");
@@ -80,8 +78,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<ExitCode, String> {
-    logging::init(args.log_level, args.log.as_deref()).map_err(|e| format!("cannot open log file: {e}"))?;
+fn run(args: Args) -> Result<ExitCode, CliError> {
+    logging::init(args.log_level, args.log.as_deref()).map_err(CliError::Log)?;
     let given = Given {
         tracker: args.tracker,
         dir: args.dir,
@@ -90,58 +88,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
         config: args.config,
     };
     let cfg = settings::resolve(&given)?;
-    let out = &mut std::io::stdout();
-    match args.command {
-        Some(Command::List) => commands::list(&cfg, out).map(|_| ExitCode::SUCCESS),
-        Some(Command::Search { name }) => {
-            let n = commands::search(&cfg, &name, out)?;
-            Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-        }
-        Some(Command::Serve) => {
-            let (node, stop) = start(&cfg)?;
-            commands::wait_for(&stop);
-            node.leave();
-            Ok(ExitCode::SUCCESS)
-        }
+    let action = match args.command {
+        None => Action::Menu,
+        Some(Command::Serve) => Action::Serve,
+        Some(Command::List) => Action::List,
+        Some(Command::Search { name }) => Action::Search(name),
         Some(Command::Download { names, from, stay, timeline, stall_timeout }) => {
-            let (node, stop) = start(&cfg)?;
             let opts = Options { stall_timeout: Duration::from_secs(stall_timeout), ..Options::default() };
-            let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);
-            if stay {
-                println!("Serving as a peer to help others; press ctrl + c to leave.");
-                commands::wait_for(&stop);
-            }
-            node.leave();
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Action::Download { names, from, stay, timeline, opts }
         }
-        None => {
-            let (node, stop) = start(&cfg)?;
-            let tracker = std::sync::Arc::clone(&node.tracker);
-            std::thread::spawn(move || {
-                // Ctrl+C while the menu waits for input: leave the swarm, then exit.
-                commands::wait_for(&stop);
-                println!("\nRemoving peer...\n-----\nShutting down this peer!\n-----");
-                let _ = tracker.leave();
-                std::process::exit(0);
-            });
-            println!();
-            menu::run(&node, &mut std::io::stdin().lock(), out);
-            println!("Removing peer...\n-----\nShutting down this peer!\n-----");
-            node.leave();
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// Starts the node and a Ctrl+C handler that ends the wait.
-fn start(cfg: &NodeConfig) -> Result<(Node, crossbeam_channel::Receiver<()>), String> {
-    let node = Node::start(cfg).map_err(|e| e.to_string())?;
-    println!("Tracker is running on port : {}", cfg.tracker.port());
-    println!("You are running on port    : {}", node.addr().port());
-    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-    ctrlc::set_handler(move || {
-        let _ = tx.try_send(());
-    })
-    .map_err(|e| format!("cannot install Ctrl+C handler: {e}"))?;
-    Ok((node, rx))
+    };
+    app::run(action, &cfg)
 }

@@ -2,6 +2,28 @@
 
 use std::fmt;
 
+/// Why a peer's have-set could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BitfieldError {
+    WrongLength { digits: usize, chunks: u32 },
+    NotHex,
+    StrayBits,
+}
+
+impl fmt::Display for BitfieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BitfieldError::WrongLength { digits, chunks } => {
+                write!(f, "bitfield of {digits} hex digits for {chunks} chunks")
+            }
+            BitfieldError::NotHex => write!(f, "bitfield is not hex"),
+            BitfieldError::StrayBits => write!(f, "bitfield has bits past the last chunk"),
+        }
+    }
+}
+
+impl std::error::Error for BitfieldError {}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Bitfield {
     bytes: Vec<u8>,
@@ -61,19 +83,19 @@ impl Bitfield {
     }
 
     /// Parses the hex form for a file of `len` chunks; refuses wrong lengths and stray bits.
-    pub fn from_hex(hex: &str, len: u32) -> Result<Bitfield, String> {
+    pub fn from_hex(hex: &str, len: u32) -> Result<Bitfield, BitfieldError> {
         let want = (len as usize).div_ceil(8);
         if hex.len() != want * 2 || !hex.is_ascii() {
-            return Err(format!("bitfield of {} hex digits for {len} chunks", hex.len()));
+            return Err(BitfieldError::WrongLength { digits: hex.len(), chunks: len });
         }
         let mut b = Bitfield::new(len);
         for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let s = std::str::from_utf8(pair).map_err(|_| "bitfield is not hex".to_string())?;
-            b.bytes[i] = u8::from_str_radix(s, 16).map_err(|_| "bitfield is not hex".to_string())?;
+            let s = std::str::from_utf8(pair).map_err(|_| BitfieldError::NotHex)?;
+            b.bytes[i] = u8::from_str_radix(s, 16).map_err(|_| BitfieldError::NotHex)?;
         }
         let spare = want as u32 * 8 - len;
         if spare > 0 && b.bytes[want - 1] & ((1u8 << spare) - 1) != 0 {
-            return Err("bitfield has bits past the last chunk".into());
+            return Err(BitfieldError::StrayBits);
         }
         b.ones = b.bytes.iter().map(|x| x.count_ones()).sum();
         Ok(b)

@@ -241,15 +241,7 @@ impl TrackerClient {
 
 /// A reply of the wrong kind, named by its kind only (never the whole reply).
 fn unexpected(reply: &TrackerReply) -> TrackerError {
-    let kind = match reply {
-        TrackerReply::Registered { .. } => "registered",
-        TrackerReply::Ok => "ok",
-        TrackerReply::UnknownPeer => "unknown_peer",
-        TrackerReply::Files { .. } => "files",
-        TrackerReply::Sources { .. } => "sources",
-        TrackerReply::Error { .. } => "error",
-    };
-    TrackerError::Unexpected(format!("a '{kind}' reply where another was due"))
+    TrackerError::Unexpected(format!("a '{}' reply where another was due", reply.kind()))
 }
 
 /// True when a reply could not be read because the other side speaks something else: a

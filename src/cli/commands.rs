@@ -2,12 +2,11 @@
 //! reads goes to stdout; logs go to stderr.
 
 use crate::download::reassembler::{Progress, ProgressFn};
-use crate::download::{Options, Report};
+use crate::download::{DownloadError, Options, Report};
 use crate::peer::{Node, NodeConfig};
 use crate::text::peer_label;
-use crate::tracker_client::{FilePage, TrackerClient};
+use crate::tracker_client::{FilePage, TrackerClient, TrackerError};
 use crate::wire::tracker_msg::FileListing;
-use crossbeam_channel::Receiver;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
 use std::io::{IsTerminal, Write};
@@ -27,8 +26,8 @@ fn client(cfg: &NodeConfig) -> TrackerClient {
 }
 
 /// `list`: every file and who has it.
-pub fn list(cfg: &NodeConfig, out: &mut impl Write) -> Result<(), String> {
-    let page = client(cfg).list().map_err(|e| e.to_string())?;
+pub fn list(cfg: &NodeConfig, out: &mut impl Write) -> Result<(), TrackerError> {
+    let page = client(cfg).list()?;
     print_list(&page, out);
     Ok(())
 }
@@ -58,8 +57,8 @@ fn print_cut(page: &FilePage, out: &mut impl Write) {
 }
 
 /// `search NAME`: who has it.
-pub fn search(cfg: &NodeConfig, name: &str, out: &mut impl Write) -> Result<usize, String> {
-    let page = client(cfg).search(name).map_err(|e| e.to_string())?;
+pub fn search(cfg: &NodeConfig, name: &str, out: &mut impl Write) -> Result<usize, TrackerError> {
+    let page = client(cfg).search(name)?;
     print_search(&page, out);
     Ok(page.files.len())
 }
@@ -175,17 +174,17 @@ pub fn download(
 ) -> bool {
     let opts = Options { progress: Some(progress_display()), ..opts };
     let started = Instant::now();
-    let results: Vec<(String, Result<Report, String>)> = thread::scope(|s| {
+    let results: Vec<(String, Result<Report, DownloadError>)> = thread::scope(|s| {
         let handles: Vec<_> = names
             .iter()
             .map(|n| {
                 let opts = opts.clone();
-                s.spawn(move || (n.clone(), node.download(n, from, &opts).map_err(|e| e.to_string())))
+                (n, s.spawn(move || node.download(n, from, &opts)))
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| (String::new(), Err("download thread panicked".into()))))
+            .map(|(n, h)| (n.clone(), h.join().unwrap_or(Err(DownloadError::Crashed("download")))))
             .collect()
     });
     let mut ok = true;
@@ -222,9 +221,4 @@ fn write_timeline(path: &Path, reports: &[&Report]) -> std::io::Result<()> {
         }
     }
     w.flush()
-}
-
-/// Waits for Ctrl+C (or the end of `serve`).
-pub fn wait_for(stop: &Receiver<()>) {
-    let _ = stop.recv();
 }

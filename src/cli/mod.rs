@@ -1,5 +1,6 @@
 //! What the `peer` binary does, kept out of the binary so it can be tested.
 
+pub mod app;
 pub mod commands;
 pub mod menu;
 pub mod settings;

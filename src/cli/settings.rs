@@ -9,10 +9,39 @@
 //! ```
 
 use crate::peer::NodeConfig;
-use crate::rate_limit::parse_rate;
+use crate::rate_limit::{parse_rate, BadRate};
 use configparser::ini::Ini;
+use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+
+/// Why the settings cannot be used.
+#[derive(Debug)]
+pub enum SettingsError {
+    /// The config file could not be read or parsed (the INI parser's reason).
+    Config {
+        path: PathBuf,
+        reason: String,
+    },
+    BadPort(String),
+    BadRate(BadRate),
+    BadAddr(String),
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingsError::Config { path, reason } => {
+                write!(f, "cannot read config {}: {reason}", path.display())
+            }
+            SettingsError::BadPort(p) => write!(f, "config: port '{p}' is not a port number"),
+            SettingsError::BadRate(e) => write!(f, "{e}"),
+            SettingsError::BadAddr(s) => write!(f, "'{s}' is not an address like 127.0.0.1:5000"),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
 
 /// Settings as given on the command line (all optional).
 #[derive(Debug, Default, Clone)]
@@ -25,7 +54,7 @@ pub struct Given {
 }
 
 /// Resolves flags, then the config file, then defaults, into a node configuration.
-pub fn resolve(given: &Given) -> Result<NodeConfig, String> {
+pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
     let ini = match &given.config {
         Some(path) => Some(load(path)?),
         None => None,
@@ -41,31 +70,28 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, String> {
         .unwrap_or_else(|| PathBuf::from("."));
     let port = match (given.port, from_ini("port")) {
         (Some(p), _) => Some(p),
-        (None, Some(p)) => Some(p.parse().map_err(|_| format!("config: port '{p}' is not a port number"))?),
+        (None, Some(p)) => Some(p.parse().map_err(|_| SettingsError::BadPort(p))?),
         (None, None) => None,
     };
     let upload_limit = match given.upload_limit.clone().or_else(|| from_ini("upload_limit")) {
-        Some(r) => Some(parse_rate(&r).map_err(|e| e.to_string())?),
+        Some(r) => Some(parse_rate(&r).map_err(SettingsError::BadRate)?),
         None => None,
     };
     Ok(NodeConfig { tracker, dir, port, upload_limit })
 }
 
-fn load(path: &Path) -> Result<Ini, String> {
+fn load(path: &Path) -> Result<Ini, SettingsError> {
     let mut ini = Ini::new();
-    ini.load(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    ini.load(path).map_err(|reason| SettingsError::Config { path: path.to_path_buf(), reason })?;
     Ok(ini)
 }
 
 /// `ADDR:PORT`, or a host name with a port.
-pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_addr(s: &str) -> Result<SocketAddr, SettingsError> {
     if let Ok(a) = s.parse() {
         return Ok(a);
     }
-    s.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("'{s}' is not an address like 127.0.0.1:5000"))
+    s.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| SettingsError::BadAddr(s.to_string()))
 }
 
 #[cfg(test)]
@@ -88,8 +114,8 @@ mod tests {
         assert_eq!(c.upload_limit, Some(4 << 20));
         assert_eq!(c.dir, PathBuf::from("/tmp/x"));
         let bad = Given { upload_limit: Some("fast".into()), ..Given::default() };
-        assert!(resolve(&bad).unwrap_err().contains("invalid rate"));
+        assert!(resolve(&bad).unwrap_err().to_string().contains("invalid rate"));
         let missing = Given { config: Some(dir.path().join("nope.ini")), ..Given::default() };
-        assert!(resolve(&missing).unwrap_err().contains("cannot read config"));
+        assert!(resolve(&missing).unwrap_err().to_string().contains("cannot read config"));
     }
 }

@@ -14,13 +14,37 @@ pub enum DownloadError {
     Tracker(TrackerError),
     BadName(BadName),
     NotFound(String),
-    Ambiguous { name: String, choices: Vec<FileListing> },
+    Ambiguous {
+        name: String,
+        choices: Vec<FileListing>,
+    },
     UnknownSource(String),
-    NoManifest { id: ContentId, why: String },
-    Disk { path: PathBuf, err: io::Error },
-    Stalled { name: String, have: u32, total: u32 },
-    WholeHashMismatch { name: String, want: Sha1Hash, got: Sha1Hash },
+    NoManifest {
+        id: ContentId,
+        why: String,
+    },
+    Disk {
+        path: PathBuf,
+        err: io::Error,
+    },
+    Stalled {
+        name: String,
+        have: u32,
+        total: u32,
+    },
+    WholeHashMismatch {
+        name: String,
+        want: Sha1Hash,
+        got: Sha1Hash,
+    },
     Exists(PathBuf),
+    /// No thread could be started for part of the download.
+    Thread {
+        what: &'static str,
+        err: io::Error,
+    },
+    /// A part of the download crashed (a bug: please report it).
+    Crashed(&'static str),
 }
 
 impl fmt::Display for DownloadError {
@@ -44,6 +68,8 @@ impl fmt::Display for DownloadError {
                 write!(f, "'{name}' assembled but its SHA-1 is {got}, not {want}: the manifest lies")
             }
             DownloadError::Exists(path) => write!(f, "{} already exists with different content", path.display()),
+            DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
+            DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),
         }
     }
 }

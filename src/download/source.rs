@@ -165,11 +165,17 @@ impl Fetcher<'_> {
         let reply: PeerReply = self.conn.call(&PeerRequest::Have { content_id: store.content_id })?;
         let have = match reply {
             PeerReply::Have { complete: true, .. } => None,
-            PeerReply::Have { complete: false, bitfield } => {
-                Some(Bitfield::from_hex(&bitfield, store.manifest.chunk_count()).map_err(SourceEnd::Failed)?)
-            }
+            PeerReply::Have { complete: false, bitfield } => Some(
+                Bitfield::from_hex(&bitfield, store.manifest.chunk_count())
+                    .map_err(|e| SourceEnd::Failed(e.to_string()))?,
+            ),
             PeerReply::Error { reason } => return Err(SourceEnd::Failed(reason)),
-            other => return Err(SourceEnd::Failed(format!("answered a have request with {other:?}"))),
+            other => {
+                return Err(SourceEnd::Failed(format!(
+                    "answered a have request with a '{}' reply",
+                    other.kind()
+                )))
+            }
         };
         self.complete = have.is_none();
         self.last_have = Instant::now();
@@ -202,7 +208,12 @@ impl Fetcher<'_> {
                 }
                 return Ok(());
             }
-            other => return Err(SourceEnd::Failed(format!("answered a chunk request with {other:?}"))),
+            other => {
+                return Err(SourceEnd::Failed(format!(
+                    "answered a chunk request with a '{}' reply",
+                    other.kind()
+                )))
+            }
         };
         let mut buf = self.shared.pool.get();
         buf.resize(len, 0);

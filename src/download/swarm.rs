@@ -163,7 +163,7 @@ impl<'a> Swarm<'a> {
         thread::Builder::new()
             .name("reassembler".into())
             .spawn(move || reassembler::run(&store, rx, pool, progress, running, started))
-            .map_err(disk(self.ctx.chunks_dir))
+            .map_err(|err| DownloadError::Thread { what: "reassembler", err })
     }
 
     /// Starts a thread fetching from `addr`; false if no thread could be made.
@@ -191,7 +191,7 @@ impl<'a> Swarm<'a> {
     ) -> Result<Assembly, DownloadError> {
         let store = &self.shared.store;
         let data = store.data_path();
-        let joined = reassembler.join().map_err(|_| disk(&data)(io::Error::other("reassembler panicked")))?;
+        let joined = reassembler.join().map_err(|_| DownloadError::Crashed("reassembler"))?;
         let assembly = joined.map_err(disk(&data))?;
         if stalled || assembly.sha1.is_none() {
             let (have, total) = (store.count(), store.manifest.chunk_count());

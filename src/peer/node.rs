@@ -10,6 +10,7 @@ use crate::rate_limit::RateLimiter;
 use crate::tracker_client::{TrackerClient, TrackerError};
 use crossbeam_channel::{bounded, select, tick, Sender};
 use log::{info, warn};
+use parking_lot::Mutex;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
@@ -100,10 +101,26 @@ pub struct Node {
     cache: ManifestCache,
     files_dir: PathBuf,
     chunks_dir: PathBuf,
-    server: PeerServer,
-    stop: Option<Sender<()>>,
-    threads: Vec<JoinHandle<()>>,
+    server_addr: SocketAddr,
+    /// The server and background threads, until the peer leaves.
+    running: Mutex<Option<Running>>,
     _lock: File,
+}
+
+struct Running {
+    server: PeerServer,
+    stop: Sender<()>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    fn stop(mut self) {
+        drop(self.stop);
+        self.server.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Node {
@@ -149,16 +166,15 @@ impl Node {
             cache,
             files_dir,
             chunks_dir,
-            server,
-            stop: Some(stop_tx),
-            threads,
+            server_addr: addr,
+            running: Mutex::new(Some(Running { server, stop: stop_tx, threads })),
             _lock: lock,
         })
     }
 
     /// This peer as others reach it.
     pub fn addr(&self) -> SocketAddr {
-        self.tracker.me().unwrap_or_else(|| self.server.local_addr())
+        self.tracker.me().unwrap_or(self.server_addr)
     }
 
     /// Downloads a file (by name or content id) into `DIR/files`.
@@ -178,27 +194,23 @@ impl Node {
         download::download(&ctx, target, from, opts)
     }
 
-    /// Leaves the swarm: tells the tracker, stops serving.
-    pub fn leave(mut self) {
+    /// Leaves the swarm: tells the tracker, stops serving. Only the first call does
+    /// anything, so a Ctrl+C handler and the normal end may both call it.
+    pub fn leave(&self) {
+        let Some(running) = self.running.lock().take() else { return };
         info!("Removing peer...");
         if let Err(e) = self.tracker.leave() {
             warn!("could not tell the tracker this peer leaves: {e}");
         }
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        drop(self.stop.take());
-        self.server.stop();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        running.stop();
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.shutdown();
+        if let Some(running) = self.running.lock().take() {
+            running.stop();
+        }
     }
 }
 

@@ -47,3 +47,15 @@ pub enum PeerReply {
         reason: String,
     },
 }
+
+impl PeerReply {
+    /// The reply's kind, for a message that says what came instead of what was due.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerReply::Manifest { .. } => "manifest",
+            PeerReply::Have { .. } => "have",
+            PeerReply::Chunk { .. } => "chunk",
+            PeerReply::Error { .. } => "error",
+        }
+    }
+}

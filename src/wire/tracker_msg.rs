@@ -119,3 +119,17 @@ pub enum TrackerReply {
         reason: String,
     },
 }
+
+impl TrackerReply {
+    /// The reply's kind, for a message that says what came instead of what was due.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TrackerReply::Registered { .. } => "registered",
+            TrackerReply::Ok => "ok",
+            TrackerReply::UnknownPeer => "unknown_peer",
+            TrackerReply::Files { .. } => "files",
+            TrackerReply::Sources { .. } => "sources",
+            TrackerReply::Error { .. } => "error",
+        }
+    }
+}

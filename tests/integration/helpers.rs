@@ -4,7 +4,7 @@ use p2p_share::wire::conn::Conn;
 use parking_lot::Mutex;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,6 +29,10 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub struct Proc {
     pub child: Child,
     pub output: Arc<Mutex<String>>,
+    /// The threads collecting stdout and stderr; they end when the process closes them.
+    readers: Vec<thread::JoinHandle<()>>,
+    /// Stdin, when it is kept open (see [`Proc::spawn_with_open_stdin`]).
+    _stdin: Option<ChildStdin>,
 }
 
 impl Proc {
@@ -37,31 +41,51 @@ impl Proc {
     }
 
     /// Starts `cmd`, writing `input` to its stdin and then closing it.
-    pub fn spawn_with_input(mut cmd: Command, input: Option<String>) -> Proc {
+    pub fn spawn_with_input(cmd: Command, input: Option<String>) -> Proc {
         let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(stdin);
-        let mut child = cmd.spawn().expect("start process");
-        if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
+        let mut p = Self::start(cmd, stdin);
+        if let (Some(text), Some(mut pipe)) = (input, p.child.stdin.take()) {
             thread::spawn(move || {
                 use std::io::Write;
                 let _ = pipe.write_all(text.as_bytes());
             });
         }
+        p
+    }
+
+    /// Starts `cmd` with a stdin that stays open (and empty) while the `Proc` lives.
+    pub fn spawn_with_open_stdin(cmd: Command) -> Proc {
+        let mut p = Self::start(cmd, Stdio::piped());
+        p._stdin = p.child.stdin.take();
+        p
+    }
+
+    fn start(mut cmd: Command, stdin: Stdio) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(stdin);
+        let mut child = cmd.spawn().expect("start process");
         let output = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let out = Arc::clone(&output);
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     let mut o = out.lock();
                     o.push_str(&line);
                     o.push('\n');
                 }
-            });
+            }));
         }
-        Proc { child, output }
+        Proc { child, output, readers, _stdin: None }
+    }
+
+    /// Waits until the exited process's output was all collected.
+    fn drain(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
     }
 
     pub fn output(&self) -> String {
@@ -87,11 +111,13 @@ impl Proc {
         let _ = Command::new("kill").args([sig, &self.pid().to_string()]).status();
     }
 
-    /// Waits for the process to exit; returns its exit code.
+    /// Waits for the process to exit; returns its exit code. Once it has exited, all of
+    /// its output has been collected.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain();
                 return status.code();
             }
             thread::sleep(Duration::from_millis(20));
@@ -185,10 +211,9 @@ impl PeerProc {
         line.rsplit(':').next().unwrap().trim().parse().unwrap()
     }
 
-    /// Waits for the process to end; returns (exit code, output).
+    /// Waits for the process to end; returns (exit code, all its output).
     pub fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
         let code = self.proc.wait_exit(limit);
-        thread::sleep(Duration::from_millis(50));
         (code, self.proc.output())
     }
 }

@@ -1,6 +1,6 @@
 //! The interactive menu of the original, driven through stdin.
 
-use crate::helpers::{peer_dir, test_bytes, PeerProc, Proc, TrackerProc};
+use crate::helpers::{peer_dir, test_bytes, PeerProc, Proc, TrackerProc, IO};
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,4 +37,23 @@ fn menu_lists_searches_downloads_and_answers_bad_input() {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
     assert!(std::fs::read(dir.join("files/test.pdf")).unwrap() == data);
+}
+
+#[test]
+fn ctrl_c_in_the_menu_leaves_the_swarm_cleanly() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = peer_dir(root.path(), "c1", &[("a.txt", b"hello")]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args(["--tracker", &t.addr.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"]);
+    let mut p = Proc::spawn_with_open_stdin(cmd);
+    p.wait_for_line("Press ctrl + c to shutdown this peer.", Duration::from_secs(20));
+    let port = p.wait_for_line("You are running on port", IO).rsplit(':').next().unwrap().trim().to_string();
+    p.signal("-INT");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0), "Ctrl+C ends the menu:\n{}", p.output());
+    let out = p.output();
+    assert!(out.contains("Shutting down this peer!"), "{out}");
+    // The same leave as `serve`: the node's own goodbye, then the tracker drops the peer.
+    assert!(out.contains("[INFO] Removing peer..."), "{out}");
+    t.proc.wait_for_line(&format!("Peer {port} removed!"), IO);
 }

@@ -1,0 +1,138 @@
+//! The `peer` binary's work, behind its argument parsing: start a node when the command
+//! needs one, run the command, leave cleanly on Ctrl+C or at the end.
+
+use super::commands;
+use super::menu;
+use super::settings::SettingsError;
+use crate::download::Options;
+use crate::peer::{Node, NodeConfig, NodeError};
+use crate::tracker_client::TrackerError;
+use crossbeam_channel::{bounded, select, Receiver};
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+
+/// What the user asked the peer to do.
+#[derive(Clone)]
+pub enum Action {
+    /// Share and serve until Ctrl+C.
+    Serve,
+    List,
+    Search(String),
+    Download {
+        names: Vec<String>,
+        from: Option<String>,
+        stay: bool,
+        timeline: Option<PathBuf>,
+        opts: Options,
+    },
+    /// The original's interactive menu on stdin.
+    Menu,
+}
+
+/// Why the peer could not do what was asked.
+#[derive(Debug)]
+pub enum CliError {
+    Settings(SettingsError),
+    Log(std::io::Error),
+    Tracker(TrackerError),
+    Node(NodeError),
+    CtrlC(ctrlc::Error),
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Settings(e) => write!(f, "{e}"),
+            CliError::Log(e) => write!(f, "cannot open log file: {e}"),
+            CliError::Tracker(e) => write!(f, "{e}"),
+            CliError::Node(e) => write!(f, "{e}"),
+            CliError::CtrlC(e) => write!(f, "cannot install Ctrl+C handler: {e}"),
+            CliError::Thread(e) => write!(f, "cannot start the menu thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<SettingsError> for CliError {
+    fn from(e: SettingsError) -> Self {
+        CliError::Settings(e)
+    }
+}
+
+impl From<TrackerError> for CliError {
+    fn from(e: TrackerError) -> Self {
+        CliError::Tracker(e)
+    }
+}
+
+/// Runs `action` for a peer configured by `cfg`; the exit code says how it went.
+pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
+    let out = &mut std::io::stdout();
+    match action {
+        Action::List => commands::list(cfg, out).map(|_| ExitCode::SUCCESS).map_err(CliError::from),
+        Action::Search(name) => {
+            let n = commands::search(cfg, &name, out)?;
+            Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Action::Serve => {
+            let (node, ctrl_c) = start(cfg)?;
+            let _ = ctrl_c.recv();
+            node.leave();
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Download { names, from, stay, timeline, opts } => {
+            let (node, ctrl_c) = start(cfg)?;
+            let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);
+            if stay {
+                println!("Serving as a peer to help others; press ctrl + c to leave.");
+                let _ = ctrl_c.recv();
+            }
+            node.leave();
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Action::Menu => menu_until_done(cfg),
+    }
+}
+
+/// The menu reads stdin on its own thread; this one waits for it to end or for Ctrl+C,
+/// and either way the peer leaves as `serve` does (the tracker is told, the server stops).
+fn menu_until_done(cfg: &NodeConfig) -> Result<ExitCode, CliError> {
+    let (node, ctrl_c) = start(cfg)?;
+    let node = Arc::new(node);
+    let (done_tx, done_rx) = bounded::<()>(1);
+    let menu_node = Arc::clone(&node);
+    thread::Builder::new()
+        .name("menu".into())
+        .spawn(move || {
+            println!();
+            menu::run(&menu_node, &mut std::io::stdin().lock(), &mut std::io::stdout());
+            let _ = done_tx.send(());
+        })
+        .map_err(CliError::Thread)?;
+    select! {
+        recv(done_rx) -> _ => {}
+        recv(ctrl_c) -> _ => println!(),
+    }
+    println!("Removing peer...\n-----\nShutting down this peer!\n-----");
+    // The menu thread may still wait for input; the process ends when this returns.
+    node.leave();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the node and a Ctrl+C handler whose signal arrives on the returned channel.
+fn start(cfg: &NodeConfig) -> Result<(Node, Receiver<()>), CliError> {
+    let node = Node::start(cfg).map_err(CliError::Node)?;
+    println!("Tracker is running on port : {}", cfg.tracker.port());
+    println!("You are running on port    : {}", node.addr().port());
+    let (tx, rx) = bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .map_err(CliError::CtrlC)?;
+    Ok((node, rx))
+}
