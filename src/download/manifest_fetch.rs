@@ -3,12 +3,15 @@
 
 use super::{candidates, DownloadError, Options};
 use crate::hash::ContentId;
-use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
+use crate::manifest::{Manifest, ManifestError, MAX_MANIFEST_BYTES};
 use crate::tracker_client::TrackerClient;
 use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
+use crate::wire::WireError;
 use log::{info, warn};
+use std::fmt;
 use std::fs;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::thread;
@@ -81,26 +84,57 @@ fn remote_manifest(
     Err(DownloadError::NoManifest { id, why })
 }
 
-fn manifest_from(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<Manifest, String> {
-    let mut conn = Conn::connect(addr, timeout).map_err(|e| e.to_string())?;
+/// Why one source gave no manifest.
+#[derive(Debug)]
+pub enum FetchError {
+    Connect(io::Error),
+    Wire(WireError),
+    /// It sent another file's manifest, or one too large to be any.
+    WrongManifest { content_id: ContentId, len: u32 },
+    Refused(String),
+    Unexpected(&'static str),
+    IdMismatch,
+    NotUtf8,
+    Invalid(ManifestError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Connect(e) => write!(f, "{e}"),
+            FetchError::Wire(e) => write!(f, "{e}"),
+            FetchError::WrongManifest { content_id, len } => {
+                write!(f, "sent manifest {content_id} of {len} bytes")
+            }
+            FetchError::Refused(reason) => write!(f, "{reason}"),
+            FetchError::Unexpected(kind) => write!(f, "answered with a '{kind}' reply"),
+            FetchError::IdMismatch => write!(f, "its manifest does not match the file's id"),
+            FetchError::NotUtf8 => write!(f, "its manifest is not UTF-8"),
+            FetchError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+fn manifest_from(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<Manifest, FetchError> {
+    let mut conn = Conn::connect(addr, timeout).map_err(FetchError::Connect)?;
     let req = PeerRequest::Manifest { content_id: Some(id), name: None };
-    let len = match conn.call(&req).map_err(|e| e.to_string())? {
+    let len = match conn.call(&req).map_err(FetchError::Wire)? {
         PeerReply::Manifest { content_id, len }
             if content_id == id && (len as usize) <= MAX_MANIFEST_BYTES =>
         {
             len
         }
-        PeerReply::Manifest { content_id, len } => {
-            return Err(format!("sent manifest {content_id} of {len} bytes"))
-        }
-        PeerReply::Error { reason } => return Err(reason),
-        other => return Err(format!("answered with {other:?}")),
+        PeerReply::Manifest { content_id, len } => return Err(FetchError::WrongManifest { content_id, len }),
+        PeerReply::Error { reason } => return Err(FetchError::Refused(reason)),
+        other => return Err(FetchError::Unexpected(other.kind())),
     };
     let mut text = vec![0u8; len as usize];
-    conn.read_raw(&mut text).map_err(|e| e.to_string())?;
+    conn.read_raw(&mut text).map_err(FetchError::Wire)?;
     if ContentId::of(&text) != id {
-        return Err("its manifest does not match the file's id".into());
+        return Err(FetchError::IdMismatch);
     }
-    let text = String::from_utf8(text).map_err(|_| "its manifest is not UTF-8".to_string())?;
-    Manifest::parse(&text).map_err(|e| e.to_string())
+    let text = String::from_utf8(text).map_err(|_| FetchError::NotUtf8)?;
+    Manifest::parse(&text).map_err(FetchError::Invalid)
 }

@@ -19,6 +19,7 @@ use crate::names::{validate_name, MAX_NAME_LEN};
 use crate::text::peer_label;
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -139,6 +140,36 @@ fn labels<'a>(addrs: impl ExactSizeIterator<Item = &'a SocketAddr>, quote: bool)
     let more =
         if n > MAX_LABELS_SHOWN { format!(", ... and {} more", n - MAX_LABELS_SHOWN) } else { String::new() };
     format!("{}{more}", shown.join(", "))
+}
+
+/// A request that would pass one of the tracker's caps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapExceeded {
+    PerPeer { files: usize, limit: usize },
+    PerAddress { ip: IpAddr, files: usize, limit: usize },
+    Index { limit: usize },
+}
+
+impl fmt::Display for CapExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapExceeded::PerPeer { files, limit } => write!(f, "too many files: {files} (limit {limit})"),
+            CapExceeded::PerAddress { ip, files, limit } => {
+                write!(f, "too many files from {ip}: {files} (limit {limit} per address)")
+            }
+            CapExceeded::Index { limit } => write!(f, "the tracker's index is full ({limit} files)"),
+        }
+    }
+}
+
+/// Which invariant of the tracker's tables broke (a bug; found by the property tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenInvariant(pub String);
+
+impl fmt::Display for BrokenInvariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 fn error(reason: impl Into<String>) -> Outcome {
@@ -368,8 +399,8 @@ impl TrackerState {
         for id in removed {
             next.remove(id);
         }
-        if let Err(reason) = self.check_caps(addr, current, &next) {
-            return error(reason);
+        if let Err(cap) = self.check_caps(addr, current, &next) {
+            return error(cap.to_string());
         }
         let gone: Vec<FileInfo> = current
             .iter()
@@ -398,21 +429,18 @@ impl TrackerState {
         addr: SocketAddr,
         current: &HashMap<ContentId, FileInfo>,
         next: &HashMap<ContentId, FileInfo>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CapExceeded> {
         if next.len() > self.cfg.max_files_per_peer {
-            return Err(format!("too many files: {} (limit {})", next.len(), self.cfg.max_files_per_peer));
+            return Err(CapExceeded::PerPeer { files: next.len(), limit: self.cfg.max_files_per_peer });
         }
         let on_ip = self.per_ip.get(&addr.ip()).map_or(0, |u| u.files) - current.len() + next.len();
         if on_ip > self.cfg.max_files_per_ip {
-            return Err(format!(
-                "too many files from {}: {on_ip} (limit {} per address)",
-                addr.ip(),
-                self.cfg.max_files_per_ip
-            ));
+            let limit = self.cfg.max_files_per_ip;
+            return Err(CapExceeded::PerAddress { ip: addr.ip(), files: on_ip, limit });
         }
         let fresh = next.values().filter(|i| !self.claims.contains_key(*i)).count();
         if fresh > 0 && self.claims.len() + fresh > self.cfg.max_claims {
-            return Err(format!("the tracker's index is full ({} files)", self.cfg.max_claims));
+            return Err(CapExceeded::Index { limit: self.cfg.max_claims });
         }
         Ok(())
     }
@@ -598,26 +626,26 @@ impl TrackerState {
     }
 
     /// Checks every invariant in the module comment; says which one broke.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub fn check_invariants(&self) -> Result<(), BrokenInvariant> {
         for (info, claim) in &self.claims {
             if claim.holders.is_empty() {
-                return Err(format!("claim {info:?} has no holder"));
+                return Err(BrokenInvariant(format!("claim {info:?} has no holder")));
             }
             for h in &claim.holders {
                 if self.peers.get(h).and_then(|p| p.files.get(&info.content_id)) != Some(info) {
-                    return Err(format!("holder {h} of {info:?} does not claim it"));
+                    return Err(BrokenInvariant(format!("holder {h} of {info:?} does not claim it")));
                 }
             }
             if !self.by_id.get(&info.content_id).is_some_and(|s| s.contains(info))
                 || !self.by_name.get(&info.name).is_some_and(|s| s.contains(info))
             {
-                return Err(format!("claim {info:?} missing from an index"));
+                return Err(BrokenInvariant(format!("claim {info:?} missing from an index")));
             }
         }
         let indexed: usize = self.by_id.values().map(BTreeSet::len).sum();
         let named: usize = self.by_name.values().map(BTreeSet::len).sum();
         if indexed != self.claims.len() || named != self.claims.len() {
-            return Err(format!("indexes hold {indexed} and {named} claims, not {}", self.claims.len()));
+            return Err(BrokenInvariant(format!("indexes hold {indexed} and {named} claims, not {}", self.claims.len())));
         }
         let mut use_by_ip: HashMap<IpAddr, IpUse> = HashMap::new();
         for (addr, p) in &self.peers {
@@ -626,27 +654,27 @@ impl TrackerState {
             u.files += p.files.len();
             for info in p.files.values() {
                 if !self.claims.get(info).is_some_and(|c| c.holders.contains(addr)) {
-                    return Err(format!("{addr} claims {info:?} but is not its holder"));
+                    return Err(BrokenInvariant(format!("{addr} claims {info:?} but is not its holder")));
                 }
             }
             for id in &p.downloading {
                 if !self.downloads.get(id).is_some_and(|d| d.peers.contains(addr)) {
-                    return Err(format!("{addr} downloads {id} but is not listed"));
+                    return Err(BrokenInvariant(format!("{addr} downloads {id} but is not listed")));
                 }
             }
         }
         for (id, d) in &self.downloads {
             if d.peers.is_empty() {
-                return Err(format!("download list of {id} is empty"));
+                return Err(BrokenInvariant(format!("download list of {id} is empty")));
             }
             if let Some(a) =
                 d.peers.iter().find(|a| !self.peers.get(a).is_some_and(|p| p.downloading.contains(id)))
             {
-                return Err(format!("{a} listed as downloading {id} but does not"));
+                return Err(BrokenInvariant(format!("{a} listed as downloading {id} but does not")));
             }
         }
         if use_by_ip != self.per_ip {
-            return Err(format!("per-address counts {:?} are not {:?}", self.per_ip, use_by_ip));
+            return Err(BrokenInvariant(format!("per-address counts {:?} are not {:?}", self.per_ip, use_by_ip)));
         }
         Ok(())
     }
