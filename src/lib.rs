@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod atomic_file;
 pub mod bitfield;
 pub mod chunk_store;

@@ -90,7 +90,10 @@ pub enum FetchError {
     Connect(io::Error),
     Wire(WireError),
     /// It sent another file's manifest, or one too large to be any.
-    WrongManifest { content_id: ContentId, len: u32 },
+    WrongManifest {
+        content_id: ContentId,
+        len: u32,
+    },
     Refused(String),
     Unexpected(&'static str),
     IdMismatch,

@@ -1,7 +1,12 @@
 //! The peer server: an accept loop that spawns one thread per connection, serving
 //! manifests, have-sets and chunks of complete and partial files.
+//!
+//! Each request is first *decided* ([`decide`]: which reply, which bytes from which file,
+//! from the shares alone) and then *sent* ([`send`]: the bytes copied, under the upload
+//! limit). Both work over any [`Socket`], so the unit tests below run them in memory.
 
-use crate::conn_limit::{ConnGuard, ConnLimiter};
+use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
+use crate::conn_limit::ConnLimiter;
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Shared, Shares};
 use crate::manifest::ChunkIndex;
@@ -9,11 +14,12 @@ use crate::names::validate_name;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
+use crate::wire::deadline::Socket;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::{FrameError, WireError};
 use log::{debug, info, warn};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,18 +116,17 @@ pub struct PeerServer {
     thread: Option<thread::JoinHandle<()>>,
 }
 
-/// A request that cannot be served; the connection stays open.
-struct Refusal(String);
-
 impl PeerServer {
     /// Serves `shares` on `listener` from a new thread.
     pub fn start(listener: TcpListener, shares: Arc<Shares>, opts: ServerOptions) -> io::Result<PeerServer> {
         let shutdown = Shutdown::new(listener.local_addr()?);
         let conns = ConnRegistry::default();
         let (stop, registry) = (shutdown.clone(), conns.clone());
-        let thread = thread::Builder::new()
-            .name("peer-server".into())
-            .spawn(move || accept_loop(listener, shares, opts, stop, registry))?;
+        let thread = thread::Builder::new().name("peer-server".into()).spawn(move || {
+            let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
+            let service = Native { shares, opts, open_files: Arc::new(AtomicUsize::new(0)) };
+            accept::run(&listener, &limiter, &registry, &stop, &service);
+        })?;
         Ok(PeerServer { shutdown, conns, thread: Some(thread) })
     }
 
@@ -145,124 +150,108 @@ impl Drop for PeerServer {
     }
 }
 
-fn accept_loop(
-    listener: TcpListener,
+/// The native protocol as the accept loop sees it: one thread per connection.
+struct Native {
     shares: Arc<Shares>,
     opts: ServerOptions,
-    stop: Shutdown,
-    conns: ConnRegistry,
-) {
-    let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
-    let open_files = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        if stop.is_stopping() {
-            break;
+    open_files: Arc<AtomicUsize>,
+}
+
+impl Service for Native {
+    fn name(&self) -> &str {
+        "peer server"
+    }
+
+    fn refuse(&self, stream: TcpStream, reason: &str) {
+        if let Ok(mut conn) = Conn::new(stream, REFUSE_TIMEOUT) {
+            let _ = conn.send_reply(&PeerReply::Error { reason: reason.to_string() });
         }
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("peer server: accept failed: {e}");
-                thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-        };
-        let Ok(peer) = stream.peer_addr() else { continue };
-        let guard = match limiter.try_acquire(peer.ip()) {
-            Ok(g) => g,
-            Err(e) => {
-                warn!("peer server: refusing {peer}: {e}");
-                refuse(stream, &e.to_string());
-                continue;
-            }
-        };
-        let (shares, opts, conns) = (Arc::clone(&shares), opts.clone(), conns.clone());
-        let open_files = Arc::clone(&open_files);
-        let spawned = thread::Builder::new()
-            .name(format!("serve-{peer}"))
-            .spawn(move || serve_connection(stream, guard, &shares, &opts, &conns, &open_files));
-        if let Err(e) = spawned {
-            warn!("peer server: cannot start a thread for {peer}: {e}");
+    }
+
+    fn dispatch(&self, conn: Admitted) -> Result<(), (TcpStream, String)> {
+        let (shares, opts, open_files) =
+            (Arc::clone(&self.shares), self.opts.clone(), Arc::clone(&self.open_files));
+        let Admitted { stream, peer, hold } = conn;
+        // The stream goes into the thread; a second handle stays to refuse with if the
+        // thread cannot start.
+        let Ok(spare) = stream.try_clone() else { return Ok(()) };
+        let spawned = thread::Builder::new().name(format!("serve-{peer}")).spawn(move || {
+            let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
+            let mut conn =
+                conn.with_message_deadline(opts.message_deadline).with_give_way(hold.guard.give_way_test());
+            let mut files = OpenFiles { files: Vec::new(), server_total: &open_files };
+            serve_requests(&mut conn, &shares, &opts, &mut files);
+            drop(hold);
+        });
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => Err((spare, format!("cannot start a thread: {e}"))),
         }
     }
 }
 
-fn refuse(stream: TcpStream, reason: &str) {
-    if let Ok(mut conn) = Conn::new(stream, Duration::from_millis(200)) {
-        let _ = conn.send_reply(&PeerReply::Error { reason: reason.to_string() });
-    }
-}
-
-fn serve_connection(
-    stream: TcpStream,
-    guard: ConnGuard,
+/// Answers requests on one connection until it closes, idles out, gives way or misbehaves.
+fn serve_requests<S: Socket>(
+    conn: &mut Conn<S>,
     shares: &Shares,
     opts: &ServerOptions,
-    conns: &ConnRegistry,
-    server_files: &AtomicUsize,
+    files: &mut OpenFiles,
 ) {
-    let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
-    let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(guard.give_way_test());
-    let _registered = conns.register(conn.stream());
-    let mut open_files = OpenFiles { files: Vec::new(), server_total: server_files };
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
             Err(e) => return conn.end_after("peer server", e, |reason| PeerReply::Error { reason }),
         };
-        let result = match answer(&mut conn, &req, shares, opts, &mut open_files) {
-            Ok(r) => r,
-            Err(e) => {
-                debug!("peer server: {}: {e}", conn.peer_addr());
-                return;
-            }
-        };
-        if let Err(Refusal(reason)) = result {
-            debug!("peer server: {}: {reason}", conn.peer_addr());
-            if conn.send_reply(&PeerReply::Error { reason }).is_err() {
-                return;
-            }
+        let plan = decide(&req, shares, files, conn.peer_addr());
+        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref()) {
+            debug!("peer server: {}: {e}", conn.peer_addr());
+            return;
         }
     }
 }
 
-type Answer = Result<Result<(), Refusal>, WireError>;
+/// What to send for one request, decided from the shares alone; no byte moved yet.
+enum Plan<'f> {
+    /// A reply alone (a have-set, or a refusal: the connection stays open).
+    Reply(PeerReply),
+    /// The manifest reply, then its text.
+    Manifest { content_id: ContentId, text: String },
+    /// The chunk reply, then `len` bytes of `file` from `offset`.
+    Chunk { index: u32, file: &'f File, offset: u64, len: usize },
+}
 
-fn answer(
-    conn: &mut Conn,
-    req: &PeerRequest,
-    shares: &Shares,
-    opts: &ServerOptions,
-    files: &mut OpenFiles,
-) -> Answer {
-    match req {
+/// Decides the answer to `req`.
+fn decide<'f>(req: &PeerRequest, shares: &Shares, files: &'f mut OpenFiles, from: SocketAddr) -> Plan<'f> {
+    let planned = match req {
         PeerRequest::Manifest { content_id, name } => {
-            let shared = match find(shares, content_id.as_ref(), name.as_deref()) {
-                Ok(s) => s,
-                Err(r) => return Ok(Err(r)),
-            };
-            info!("Sending file.ini of '{}' to {}", shared.manifest.name, conn.peer_addr());
-            let text = shared.manifest.to_ini();
-            conn.send_reply(&PeerReply::Manifest { content_id: shared.content_id, len: text.len() as u32 })?;
-            conn.write_raw(text.as_bytes())?;
-            Ok(Ok(()))
+            find(shares, content_id.as_ref(), name.as_deref()).map(|shared| {
+                info!("Sending file.ini of '{}' to {from}", shared.manifest.name);
+                Plan::Manifest { content_id: shared.content_id, text: shared.manifest.to_ini() }
+            })
         }
         PeerRequest::Have { content_id } => {
-            let Some(shared) = shares.get(content_id) else { return Ok(Err(not_shared(content_id))) };
-            let reply = match &shared.holding {
-                Holding::Complete(..) => PeerReply::Have { complete: true, bitfield: String::new() },
-                Holding::Partial(store) => {
-                    PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex() }
-                }
-            };
-            conn.send_reply(&reply)?;
-            Ok(Ok(()))
+            shares.get(content_id).ok_or_else(|| not_shared(content_id)).map(|shared| {
+                Plan::Reply(match &shared.holding {
+                    Holding::Complete(..) => PeerReply::Have { complete: true, bitfield: String::new() },
+                    Holding::Partial(store) => {
+                        PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex() }
+                    }
+                })
+            })
         }
-        PeerRequest::Chunk { content_id, index } => {
-            let Some(shared) = shares.get(content_id) else { return Ok(Err(not_shared(content_id))) };
-            send_chunk(conn, &shared, *index, opts, files)
-        }
-    }
+        PeerRequest::Chunk { content_id, index } => match shares.get(content_id) {
+            None => Err(not_shared(content_id)),
+            Some(shared) => plan_chunk(&shared, *index, files),
+        },
+    };
+    planned.unwrap_or_else(|Refusal(reason)| {
+        debug!("peer server: {from}: {reason}");
+        Plan::Reply(PeerReply::Error { reason })
+    })
 }
+
+/// A request that cannot be served; the connection stays open.
+struct Refusal(String);
 
 fn not_shared(id: &ContentId) -> Refusal {
     Refusal(format!("file {id} is not shared here"))
@@ -279,38 +268,17 @@ fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<A
     }
 }
 
-fn send_chunk(
-    conn: &mut Conn,
-    shared: &Shared,
-    index: u32,
-    opts: &ServerOptions,
-    files: &mut OpenFiles,
-) -> Answer {
+fn plan_chunk<'f>(shared: &Shared, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
     let m = &shared.manifest;
     let Some(idx) = m.index(index) else {
-        return Ok(Err(Refusal(format!(
+        return Err(Refusal(format!(
             "chunk {index} is out of range: '{}' has {} chunks",
             m.name,
             m.chunk_count()
-        ))));
+        )));
     };
-    let file = match open_for_chunk(shared, idx, files) {
-        Ok(f) => f,
-        Err(r) => return Ok(Err(r)),
-    };
-    let len = m.chunk_len(idx);
-    conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
-    debug!("sending chunk {index} of '{}' to {}", m.name, conn.peer_addr());
-    let sent = match &opts.upload_limit {
-        None => copy_range(file, idx.offset(), len, conn),
-        Some(limit) => copy_range_limited(file, idx.offset(), len, conn, limit),
-    };
-    match sent {
-        Ok(n) if n == len => Ok(Ok(())),
-        // The file shrank under us: the promised bytes cannot be sent, so close.
-        Ok(n) => Err(WireError::Frame(FrameError::Truncated { expected: len, got: n })),
-        Err(e) => Err(e.into()),
-    }
+    let file = open_for_chunk(shared, idx, files)?;
+    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx) })
 }
 
 /// The open file to read chunk `idx` of `shared` from. A complete file is opened without
@@ -340,10 +308,35 @@ fn open_for_chunk<'f>(
     })
 }
 
-/// Copies a file range into the socket; std uses sendfile(2) here, so no user-space copy.
-fn copy_range(mut file: &File, offset: u64, len: usize, conn: &mut Conn) -> io::Result<usize> {
+/// Sends what [`decide`] planned.
+fn send<S: Socket>(conn: &mut Conn<S>, plan: Plan, limit: Option<&RateLimiter>) -> Result<(), WireError> {
+    match plan {
+        Plan::Reply(reply) => conn.send_reply(&reply),
+        Plan::Manifest { content_id, text } => {
+            conn.send_reply(&PeerReply::Manifest { content_id, len: text.len() as u32 })?;
+            Ok(conn.write_raw(text.as_bytes())?)
+        }
+        Plan::Chunk { index, file, offset, len } => {
+            conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
+            let sent = match limit {
+                None => copy_range(file, offset, len, conn.writer()),
+                Some(limit) => copy_range_limited(file, offset, len, conn.writer(), limit),
+            };
+            match sent? {
+                n if n == len => Ok(()),
+                // The file shrank under us: the promised bytes cannot be sent, so close.
+                n => Err(WireError::Frame(FrameError::Truncated { expected: len, got: n })),
+            }
+        }
+    }
+}
+
+/// Copies a file range into the socket. Note: std (Rust 1.95) does this through an 8 KiB
+/// buffer, `read` then `sendto`; it does not use sendfile(2) for a `Take<&File>` into a
+/// `TcpStream` (seen with strace). A zero-copy send is left to the speed work.
+fn copy_range(mut file: &File, offset: u64, len: usize, out: &mut impl Write) -> io::Result<usize> {
     file.seek(SeekFrom::Start(offset))?;
-    let n = io::copy(&mut file.take(len as u64), conn.writer())?;
+    let n = io::copy(&mut file.take(len as u64), out)?;
     Ok(n as usize)
 }
 
@@ -352,7 +345,7 @@ fn copy_range_limited(
     file: &File,
     offset: u64,
     len: usize,
-    conn: &mut Conn,
+    out: &mut impl Write,
     limit: &RateLimiter,
 ) -> io::Result<usize> {
     const SLICE: usize = 64 * 1024;
@@ -365,8 +358,187 @@ fn copy_range_limited(
         if got == 0 {
             break;
         }
-        conn.write_raw(&buf[..got])?;
+        out.write_all(&buf[..got])?;
         done += got;
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk_store::ChunkStore;
+    use crate::holdings::shares::FileIdentity;
+    use crate::manifest::{hash_file, CHUNK_SIZE};
+    use crate::wire::frame::read_frame;
+    use crate::wire::mem::MemSocket;
+    use crate::wire::{decode_reply, encode_request, MAX_CONTROL_FRAME};
+    use std::io::Cursor;
+
+    const FROM: &str = "127.0.0.9:4000";
+
+    /// Runs `requests` through one connection in memory; returns what was written.
+    fn exchange(shares: &Shares, requests: &[PeerRequest], opts: &ServerOptions) -> Vec<u8> {
+        let mut input = Vec::new();
+        requests.iter().for_each(|r| encode_request(&mut input, r));
+        let socket = MemSocket::new(input);
+        let mut conn = Conn::over(socket.clone(), FROM.parse().unwrap(), Duration::from_secs(1)).unwrap();
+        let total = AtomicUsize::new(0);
+        let mut files = OpenFiles { files: Vec::new(), server_total: &total };
+        serve_requests(&mut conn, shares, opts, &mut files);
+        drop(files);
+        assert_eq!(total.load(Ordering::SeqCst), 0, "every open file is closed and counted back");
+        socket.written()
+    }
+
+    /// Reads one reply frame, and the raw bytes a chunk or manifest reply announces.
+    fn next_reply(out: &mut Cursor<Vec<u8>>) -> (PeerReply, Vec<u8>) {
+        let mut body = Vec::new();
+        read_frame(out, &mut body, MAX_CONTROL_FRAME).unwrap();
+        let reply: PeerReply = decode_reply(&body).unwrap();
+        let raw_len = match &reply {
+            PeerReply::Chunk { len, .. } | PeerReply::Manifest { len, .. } => *len as usize,
+            _ => 0,
+        };
+        let mut raw = vec![0u8; raw_len];
+        out.read_exact(&mut raw).unwrap();
+        (reply, raw)
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        shares: Shares,
+        data: Vec<u8>,
+        id: ContentId,
+    }
+
+    /// One complete file of 2.5 chunks, shared.
+    fn complete() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        let data: Vec<u8> = (0..(5 * CHUNK_SIZE as usize) / 2).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let m = hash_file(&path, "a.bin", false).unwrap();
+        let id = m.content_id();
+        let shares = Shares::default();
+        let identity = FileIdentity::of(&std::fs::metadata(&path).unwrap());
+        shares.add_complete(Arc::new(m), id, path, identity);
+        Fixture { _dir: dir, shares, data, id }
+    }
+
+    #[test]
+    fn serves_have_manifest_and_chunks_of_a_complete_file() {
+        let f = complete();
+        let reqs = [
+            PeerRequest::Have { content_id: f.id },
+            PeerRequest::Manifest { content_id: None, name: Some("a.bin".into()) },
+            PeerRequest::Chunk { content_id: f.id, index: 2 },
+            PeerRequest::Chunk { content_id: f.id, index: 0 },
+        ];
+        let mut out = Cursor::new(exchange(&f.shares, &reqs, &ServerOptions::default()));
+        assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: true, bitfield: String::new() });
+        let (reply, text) = next_reply(&mut out);
+        assert!(matches!(reply, PeerReply::Manifest { content_id, .. } if content_id == f.id));
+        assert_eq!(ContentId::of(&text), f.id, "the manifest text is the one the id names");
+        let chunk = CHUNK_SIZE as usize;
+        let (reply, bytes) = next_reply(&mut out);
+        assert_eq!(reply, PeerReply::Chunk { index: 2, len: (f.data.len() - 2 * chunk) as u32 });
+        assert!(bytes == f.data[2 * chunk..], "the last, short chunk");
+        let (_, bytes) = next_reply(&mut out);
+        assert!(bytes == f.data[..chunk]);
+        assert_eq!(out.position() as usize, out.get_ref().len(), "nothing else was written");
+    }
+
+    #[test]
+    fn refusals_keep_the_connection_open() {
+        let f = complete();
+        let other = ContentId::of(b"another file");
+        let reqs = [
+            PeerRequest::Chunk { content_id: f.id, index: 3 },
+            PeerRequest::Have { content_id: other },
+            PeerRequest::Manifest { content_id: None, name: Some("../etc/passwd".into()) },
+            PeerRequest::Manifest { content_id: None, name: None },
+            PeerRequest::Chunk { content_id: f.id, index: 1 },
+        ];
+        let mut out = Cursor::new(exchange(&f.shares, &reqs, &ServerOptions::default()));
+        for expected in
+            ["chunk 3 is out of range", "is not shared here", "invalid file name", "must name a file"]
+        {
+            match next_reply(&mut out).0 {
+                PeerReply::Error { reason } => assert!(reason.contains(expected), "{reason}"),
+                other => panic!("refusal expected, got {other:?}"),
+            }
+        }
+        let (reply, _) = next_reply(&mut out);
+        assert_eq!(reply.kind(), "chunk", "the connection still serves after four refusals");
+    }
+
+    #[test]
+    fn a_partial_file_serves_only_verified_chunks() {
+        let f = complete();
+        let m = f.shares.get(&f.id).unwrap().manifest.as_ref().clone();
+        let chunks = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(chunks.path(), m.clone()).unwrap();
+        let one = m.index(1).unwrap();
+        let chunk = CHUNK_SIZE as usize;
+        store.write_chunk(one, &f.data[chunk..2 * chunk]).unwrap();
+        let partial = Shares::default();
+        partial.add_partial(Arc::new(store));
+        let reqs = [
+            PeerRequest::Have { content_id: f.id },
+            PeerRequest::Chunk { content_id: f.id, index: 0 },
+            PeerRequest::Chunk { content_id: f.id, index: 1 },
+        ];
+        let mut out = Cursor::new(exchange(&partial, &reqs, &ServerOptions::default()));
+        assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: false, bitfield: "40".into() });
+        assert!(
+            matches!(next_reply(&mut out).0, PeerReply::Error { reason } if reason.contains("not here yet"))
+        );
+        let (reply, bytes) = next_reply(&mut out);
+        assert_eq!(reply, PeerReply::Chunk { index: 1, len: chunk as u32 });
+        assert!(bytes == f.data[chunk..2 * chunk]);
+    }
+
+    #[test]
+    fn a_file_changed_since_hashing_is_not_served() {
+        let f = complete();
+        let path = f._dir.path().join("a.bin");
+        std::fs::write(&path, b"rewritten").unwrap();
+        let reqs = [PeerRequest::Chunk { content_id: f.id, index: 0 }];
+        let mut out = Cursor::new(exchange(&f.shares, &reqs, &ServerOptions::default()));
+        assert!(
+            matches!(next_reply(&mut out).0, PeerReply::Error { reason } if reason.contains("cannot serve"))
+        );
+    }
+
+    #[test]
+    fn the_upload_limit_paces_chunks_but_sends_them_whole() {
+        let f = complete();
+        let opts =
+            ServerOptions { upload_limit: Some(Arc::new(RateLimiter::new(64 << 20))), ..Default::default() };
+        let reqs = [PeerRequest::Chunk { content_id: f.id, index: 1 }];
+        let mut out = Cursor::new(exchange(&f.shares, &reqs, &opts));
+        let chunk = CHUNK_SIZE as usize;
+        assert!(next_reply(&mut out).1 == f.data[chunk..2 * chunk]);
+    }
+
+    #[test]
+    fn a_malformed_request_gets_an_error_and_the_end() {
+        let f = complete();
+        let mut input = Vec::new();
+        encode_request(&mut input, &PeerRequest::Have { content_id: f.id });
+        input.extend_from_slice(&[0, 0, 0, 5, b'{', b'"', b'x', b'"', b':']);
+        encode_request(&mut input, &PeerRequest::Have { content_id: f.id });
+        let socket = MemSocket::new(input);
+        let mut conn = Conn::over(socket.clone(), FROM.parse().unwrap(), Duration::from_secs(1)).unwrap();
+        let total = AtomicUsize::new(0);
+        let mut files = OpenFiles { files: Vec::new(), server_total: &total };
+        serve_requests(&mut conn, &f.shares, &ServerOptions::default(), &mut files);
+        let mut out = Cursor::new(socket.written());
+        assert_eq!(next_reply(&mut out).0.kind(), "have");
+        assert!(
+            matches!(next_reply(&mut out).0, PeerReply::Error { reason } if reason.contains("invalid JSON"))
+        );
+        assert_eq!(out.position() as usize, out.get_ref().len(), "nothing is read after bad input");
+    }
 }

@@ -2,12 +2,13 @@
 
 use super::pool::WorkerPool;
 use super::state::{TrackerConfig, TrackerState};
-use crate::conn_limit::{ConnGuard, ConnLimiter};
+use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
+use crate::conn_limit::ConnLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
 use crate::wire::tracker_msg::{TrackerReply, TrackerRequest};
 use crossbeam_channel::{select, tick};
-use log::{debug, info, warn};
+use log::{debug, info};
 use parking_lot::RwLock;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -50,9 +51,29 @@ pub struct Tracker {
     shutdown: Shutdown,
 }
 
-struct Job {
-    stream: TcpStream,
-    guard: ConnGuard,
+/// The tracker as the accept loop sees it: connections go to the worker pool.
+struct Native<'a> {
+    pool: &'a WorkerPool<Admitted>,
+}
+
+impl Service for Native<'_> {
+    fn name(&self) -> &str {
+        "tracker"
+    }
+
+    fn log_connects(&self) -> bool {
+        true
+    }
+
+    fn refuse(&self, stream: TcpStream, reason: &str) {
+        if let Ok(mut conn) = Conn::new(stream, REFUSE_TIMEOUT) {
+            let _ = conn.send_reply(&TrackerReply::Error { reason: reason.to_string() });
+        }
+    }
+
+    fn dispatch(&self, conn: Admitted) -> Result<(), (TcpStream, String)> {
+        self.pool.try_submit(conn).map_err(|conn| (conn.stream, "server busy, try again".to_string()))
+    }
 }
 
 impl Tracker {
@@ -85,49 +106,22 @@ impl Tracker {
         let reaper = self.spawn_reaper();
         let pool = {
             let state = Arc::clone(&self.state);
-            let conns = conns.clone();
             let (idle, message) = (self.opts.idle_timeout, self.opts.message_deadline);
-            WorkerPool::new(workers, workers * 2, "tracker-worker", move |job: Job| {
-                let Ok(conn) = Conn::new(job.stream, idle) else { return };
-                let conn = conn.with_message_deadline(message).with_give_way(job.guard.give_way_test());
-                serve_connection(conn, &state, &conns);
+            WorkerPool::new(workers, workers * 2, "tracker-worker", move |job: Admitted| {
+                let Admitted { stream, hold, .. } = job;
+                let Ok(conn) = Conn::new(stream, idle) else { return };
+                let conn = conn.with_message_deadline(message).with_give_way(hold.guard.give_way_test());
+                serve_connection(conn, &state);
+                drop(hold);
             })
         };
-        for stream in self.listener.incoming() {
-            if self.shutdown.is_stopping() {
-                break;
-            }
-            match stream {
-                Ok(stream) => self.admit(stream, &limiter, &pool),
-                Err(e) => {
-                    warn!("accept failed: {e}");
-                    thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
+        accept::run(&self.listener, &limiter, &conns, &self.shutdown, &Native { pool: &pool });
         info!("Shutting down the tracker...");
         conns.close_all();
         pool.join();
         let _ = reaper.join();
         info!("Tracker stopped.");
         Ok(())
-    }
-
-    fn admit(&self, stream: TcpStream, limiter: &ConnLimiter, pool: &WorkerPool<Job>) {
-        let Ok(peer) = stream.peer_addr() else { return };
-        info!("Client connected from {} on port: {}", peer.ip(), peer.port());
-        match limiter.try_acquire(peer.ip()) {
-            Err(e) => {
-                warn!("refusing {peer}: {e}");
-                refuse(stream, &e.to_string());
-            }
-            Ok(guard) => {
-                if let Err(job) = pool.try_submit(Job { stream, guard }) {
-                    warn!("refusing {peer}: all workers busy");
-                    refuse(job.stream, "server busy, try again");
-                }
-            }
-        }
     }
 
     fn spawn_reaper(&self) -> thread::JoinHandle<()> {
@@ -153,17 +147,8 @@ impl Tracker {
     }
 }
 
-/// Tells a refused client why, then closes.
-fn refuse(stream: TcpStream, reason: &str) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    if let Ok(mut conn) = Conn::new(stream, Duration::from_millis(200)) {
-        let _ = conn.send_reply(&TrackerReply::Error { reason: reason.to_string() });
-    }
-}
-
 /// Answers requests on one connection until it closes, idles out, gives way or misbehaves.
-fn serve_connection(mut conn: Conn, state: &RwLock<TrackerState>, conns: &ConnRegistry) {
-    let _registered = conns.register(conn.stream());
+fn serve_connection(mut conn: Conn, state: &RwLock<TrackerState>) {
     let from = conn.peer_addr();
     loop {
         let req: TrackerRequest = match conn.read_request() {

@@ -645,7 +645,10 @@ impl TrackerState {
         let indexed: usize = self.by_id.values().map(BTreeSet::len).sum();
         let named: usize = self.by_name.values().map(BTreeSet::len).sum();
         if indexed != self.claims.len() || named != self.claims.len() {
-            return Err(BrokenInvariant(format!("indexes hold {indexed} and {named} claims, not {}", self.claims.len())));
+            return Err(BrokenInvariant(format!(
+                "indexes hold {indexed} and {named} claims, not {}",
+                self.claims.len()
+            )));
         }
         let mut use_by_ip: HashMap<IpAddr, IpUse> = HashMap::new();
         for (addr, p) in &self.peers {
@@ -674,7 +677,10 @@ impl TrackerState {
             }
         }
         if use_by_ip != self.per_ip {
-            return Err(BrokenInvariant(format!("per-address counts {:?} are not {:?}", self.per_ip, use_by_ip)));
+            return Err(BrokenInvariant(format!(
+                "per-address counts {:?} are not {:?}",
+                self.per_ip, use_by_ip
+            )));
         }
         Ok(())
     }

@@ -3,22 +3,22 @@
 //! a reply must arrive whole within the connection's time-out, a request within the message
 //! deadline once its first byte came, and a raw payload at a minimum rate.
 
-use super::deadline::{DeadlineStream, GiveWay};
+use super::deadline::{DeadlineStream, GiveWay, Socket};
 use super::frame::{read_frame, read_full, MAX_CONTROL_FRAME};
 use super::{decode_reply, decode_request, encode_reply, encode_request, FrameError, WireError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// The slowest rate a raw payload may arrive at: 1 MiB gets 64 s on top of the time-out.
 pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
 
-/// One TCP connection that speaks frames.
-pub struct Conn {
-    reader: BufReader<DeadlineStream>,
-    writer: TcpStream,
+/// One connection that speaks frames: over TCP, or over any [`Socket`] in tests.
+pub struct Conn<S: Socket = TcpStream> {
+    reader: BufReader<DeadlineStream<S>>,
+    writer: S,
     peer: SocketAddr,
     /// How long a reply may take, and how long a server waits for the next request.
     io_timeout: Duration,
@@ -40,6 +40,13 @@ impl Conn {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(io_timeout))?;
         let peer = stream.peer_addr()?;
+        Conn::over(stream, peer, io_timeout)
+    }
+}
+
+impl<S: Socket> Conn<S> {
+    /// A connection over `stream` to `peer` (for TCP, [`Conn::new`] sets the socket up).
+    pub fn over(stream: S, peer: SocketAddr, io_timeout: Duration) -> io::Result<Conn<S>> {
         let writer = stream.try_clone()?;
         Ok(Conn {
             reader: BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream)),
@@ -54,13 +61,13 @@ impl Conn {
 
     /// A server's bound on one request once it started arriving (the idle wait before it
     /// is the `io_timeout`).
-    pub fn with_message_deadline(mut self, d: Duration) -> Conn {
+    pub fn with_message_deadline(mut self, d: Duration) -> Conn<S> {
         self.message_deadline = d;
         self
     }
 
     /// While waiting for input, end the connection when `test` says so.
-    pub fn with_give_way(mut self, test: GiveWay) -> Conn {
+    pub fn with_give_way(mut self, test: GiveWay) -> Conn<S> {
         self.reader.get_mut().set_give_way(test);
         self
     }
@@ -69,7 +76,7 @@ impl Conn {
         self.peer
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &S {
         &self.writer
     }
 
@@ -156,7 +163,7 @@ impl Conn {
     }
 
     /// The write half, for copying a file straight into the socket.
-    pub fn writer(&mut self) -> &mut TcpStream {
+    pub fn writer(&mut self) -> &mut S {
         &mut self.writer
     }
 }

@@ -4,10 +4,29 @@
 //! While it waits, the reader also asks a "give way" test every [`POLL`]: a server under
 //! pressure uses it to end connections that hold a slot while sending nothing.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A byte stream a connection can run over: a `TcpStream`, or an in-memory pair in tests
+/// (see [`mem`](super::mem)).
+pub trait Socket: Read + Write + Send + Sized {
+    /// A second handle on the same stream (the write half).
+    fn try_clone(&self) -> io::Result<Self>;
+    /// Bounds each `read`; `None` blocks.
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
 
 /// How often a waiting read wakes to check the deadline and the give-way test.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -16,16 +35,16 @@ pub const POLL: Duration = Duration::from_millis(100);
 pub type GiveWay = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A socket's read half, bounded by a deadline.
-pub struct DeadlineStream {
-    stream: TcpStream,
+pub struct DeadlineStream<S: Socket = TcpStream> {
+    stream: S,
     deadline: Instant,
     give_way: Option<GiveWay>,
     /// The read time-out last set on the socket (setting it is a system call).
     timeout_set: Option<Duration>,
 }
 
-impl DeadlineStream {
-    pub fn new(stream: TcpStream) -> DeadlineStream {
+impl<S: Socket> DeadlineStream<S> {
+    pub fn new(stream: S) -> DeadlineStream<S> {
         DeadlineStream { stream, deadline: far_future(), give_way: None, timeout_set: None }
     }
 
@@ -40,7 +59,7 @@ impl DeadlineStream {
 
     fn set_timeout(&mut self, t: Duration) -> io::Result<()> {
         if self.timeout_set != Some(t) {
-            self.stream.set_read_timeout(Some(t))?;
+            Socket::set_read_timeout(&self.stream, Some(t))?;
             self.timeout_set = Some(t);
         }
         Ok(())
@@ -66,7 +85,7 @@ pub fn is_gave_way(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::ConnectionAborted && e.to_string().contains("make room")
 }
 
-impl Read for DeadlineStream {
+impl<S: Socket> Read for DeadlineStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());

@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod deadline;
 pub mod frame;
+pub mod mem;
 pub mod peer_msg;
 pub mod tracker_msg;
 
