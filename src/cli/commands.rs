@@ -191,7 +191,7 @@ pub fn download(
     let stdout = &mut std::io::stdout();
     if let Some(path) = timeline {
         let reports: Vec<&Report> = results.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
-        if let Err(e) = write_timeline(path, &reports) {
+        if let Err(e) = write_timeline(path, &reports, started) {
             eprintln!("peer: cannot write {}: {e}", path.display());
             ok = false;
         }
@@ -211,12 +211,15 @@ pub fn download(
     ok
 }
 
-/// Writes `file,chunk,seconds,source` for every chunk fetched.
-fn write_timeline(path: &Path, reports: &[&Report]) -> std::io::Result<()> {
+/// Writes `file,chunk,seconds,source` for every chunk fetched, in seconds since the
+/// command started (so the downloads of one command share one clock).
+fn write_timeline(path: &Path, reports: &[&Report], started: Instant) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(w, "file,chunk,seconds,source")?;
     for r in reports {
+        let offset = r.assembly.started.map_or(0.0, |s| s.saturating_duration_since(started).as_secs_f64());
         for (chunk, secs, from) in &r.assembly.timeline {
+            let secs = secs + offset;
             writeln!(w, "{},{chunk},{secs:.4},{}", r.name.replace(',', "_"), peer_label(from))?;
         }
     }

@@ -39,8 +39,10 @@ pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 pub struct Assembly {
     /// Chunks written, by source.
     pub per_source: BTreeMap<SocketAddr, u32>,
-    /// (chunk, seconds since start, source) for each chunk written.
+    /// (chunk, seconds since `started`, source) for each chunk written.
     pub timeline: Vec<(u32, f64, SocketAddr)>,
+    /// When the download started (the timeline's zero).
+    pub started: Option<Instant>,
     /// The whole file's SHA-1, once every chunk is in place.
     pub sha1: Option<Sha1Hash>,
 }
@@ -56,7 +58,7 @@ pub fn run(
 ) -> io::Result<Assembly> {
     let m = &store.manifest;
     let n = m.chunk_count();
-    let mut out = Assembly::default();
+    let mut out = Assembly { started: Some(started), ..Assembly::default() };
     let mut whole = WholeHash::new();
     whole.catch_up(store, None)?;
     let mut last_save = Instant::now();

@@ -73,11 +73,13 @@ mod tests {
         assert_eq!(done.load(Ordering::SeqCst), 10);
 
         let (hold_tx, hold_rx) = bounded::<()>(0);
-        let busy = WorkerPool::new(1, 1, "b", move |_: u8| {
+        let (took_tx, took_rx) = bounded::<u8>(1);
+        let busy = WorkerPool::new(1, 1, "b", move |n: u8| {
+            let _ = took_tx.send(n);
             let _ = hold_rx.recv();
         });
-        busy.try_submit(1).unwrap(); // taken by the worker, which blocks
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        busy.try_submit(1).unwrap();
+        assert_eq!(took_rx.recv().unwrap(), 1, "the worker took the first job and blocks");
         busy.try_submit(2).unwrap(); // fills the queue
         assert_eq!(busy.try_submit(3), Err(3));
         drop(hold_tx);

@@ -15,7 +15,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -347,11 +347,21 @@ fn unused_registrations_expire_and_free_their_ports() {
 
 /// Holds `per_ip` connections from each of `ips` to `target` until `stop`: idle ones, or
 /// ones that drip a request one byte a second. A closed or refused one is opened again.
-fn siege(target: SocketAddr, ips: std::ops::Range<u8>, per_ip: usize, drip: bool, stop: &Arc<AtomicBool>) {
+/// Returns how many of its threads have connected at least once.
+fn siege(
+    target: SocketAddr,
+    ips: std::ops::Range<u8>,
+    per_ip: usize,
+    drip: bool,
+    stop: &Arc<AtomicBool>,
+) -> Arc<AtomicUsize> {
+    let connected = Arc::new(AtomicUsize::new(0));
     for last in ips {
         for _ in 0..per_ip {
             let stop = Arc::clone(stop);
+            let connected = Arc::clone(&connected);
             thread::spawn(move || {
+                let mut counted = false;
                 let from = IpAddr::from([127, 0, 0, last]);
                 while !stop.load(Ordering::SeqCst) {
                     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -360,6 +370,10 @@ fn siege(target: SocketAddr, ips: std::ops::Range<u8>, per_ip: usize, drip: bool
                     {
                         thread::sleep(Duration::from_millis(100));
                         continue;
+                    }
+                    if !counted {
+                        connected.fetch_add(1, Ordering::SeqCst);
+                        counted = true;
                     }
                     let mut s: TcpStream = s.into();
                     let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
@@ -385,6 +399,7 @@ fn siege(target: SocketAddr, ips: std::ops::Range<u8>, per_ip: usize, drip: bool
             });
         }
     }
+    connected
 }
 
 /// Item 5: 16 addresses holding their most connections, idle or dripping, do not stop the
@@ -395,9 +410,10 @@ fn sixteen_addresses_holding_connections_do_not_stop_the_tracker() {
     let root = tempfile::tempdir().unwrap();
     let (_p, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "src", &[("x.bin", b"honest")]), &[]);
     let stop = Arc::new(AtomicBool::new(false));
-    siege(t.addr, 10..18, 16, false, &stop);
-    siege(t.addr, 18..26, 16, true, &stop);
-    thread::sleep(Duration::from_secs(2)); // let the siege fill every slot
+    let idle = siege(t.addr, 10..18, 16, false, &stop);
+    let dripping = siege(t.addr, 18..26, 16, true, &stop);
+    let all_in = || idle.load(Ordering::SeqCst) + dripping.load(Ordering::SeqCst) >= 256;
+    assert!(wait_until(Duration::from_secs(10), all_in), "the siege never had its 256 connections");
     let mut slowest = Duration::ZERO;
     for _ in 0..5 {
         let started = Instant::now();
@@ -426,9 +442,10 @@ fn sixteen_addresses_holding_connections_do_not_stop_a_peer_server() {
     let (_p, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "src", &[("x.bin", &data)]), &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let target = SocketAddr::from(([127, 0, 0, 1], port));
-    siege(target, 10..18, 16, false, &stop);
-    siege(target, 18..26, 16, true, &stop);
-    thread::sleep(Duration::from_secs(2));
+    let idle = siege(target, 10..18, 16, false, &stop);
+    let dripping = siege(target, 18..26, 16, true, &stop);
+    let all_in = || idle.load(Ordering::SeqCst) + dripping.load(Ordering::SeqCst) >= 256;
+    assert!(wait_until(Duration::from_secs(10), all_in), "the siege never had its 256 connections");
     let dir = peer_dir(root.path(), "down", &[]);
     let started = Instant::now();
     let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "x.bin"]).finish(LONG);

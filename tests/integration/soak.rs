@@ -111,7 +111,7 @@ fn soak_random_kills_lose_and_corrupt_nothing() {
                 }
                 Ok(Some(_)) if job.attempt < 3 => {
                     retried += 1;
-                    std::thread::sleep(Duration::from_millis(100));
+                    job.proc.proc.wait_exit(Duration::from_secs(5)); // collects all its output
                     let out = job.proc.proc.output();
                     eprintln!(
                         "soak: retrying {}: {}",
@@ -125,7 +125,7 @@ fn soak_random_kills_lose_and_corrupt_nothing() {
                 }
                 Ok(Some(_)) => {
                     lost += 1;
-                    std::thread::sleep(Duration::from_millis(100));
+                    job.proc.proc.wait_exit(Duration::from_secs(5)); // collects all its output
                     eprintln!(
                         "soak: LOST {} in {}:\n{}",
                         name(job.file),

@@ -11,7 +11,6 @@ use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
 use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
 use std::fs;
 use std::net::SocketAddr;
-use std::thread;
 use std::time::Duration;
 
 const MIB: usize = CHUNK_SIZE as usize;
@@ -152,7 +151,8 @@ fn killed_downloader_resumes_with_only_missing_chunks() {
     let dir = peer_dir(root.path(), "c2", &[]);
     let first = PeerProc::spawn(t.addr, &dir, &["download", "r.bin"]);
     wait_chunks(&first, "r.bin", 5, Duration::from_secs(30));
-    thread::sleep(Duration::from_millis(1200)); // let the have-hint reach the disk once
+    // Kill it once its have-hint on disk names at least 4 chunks.
+    assert!(wait_until(Duration::from_secs(10), || have_on_disk(&dir) >= 4), "no have-hint saved");
     first.proc.signal("-KILL");
     let _ = first.finish(IO);
     let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "r.bin"]).finish(LONG);
@@ -168,15 +168,39 @@ fn killed_downloader_resumes_with_only_missing_chunks() {
 fn two_files_download_at_once() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
-    let a = test_bytes(3 * MIB + 7, 7);
-    let b = test_bytes(2 * MIB + 9, 8);
-    let (_src, _) =
-        PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("a.bin", &a), ("b.bin", &b)]), &[]);
+    let a = test_bytes(4 * MIB + 7, 7);
+    let b = test_bytes(4 * MIB + 9, 8);
+    // A slow source (8 MiB/s for both files) makes each download last about a second, so
+    // two downloads one after the other could not overlap.
+    let (_src, _) = PeerProc::serve(
+        t.addr,
+        &peer_dir(root.path(), "c1", &[("a.bin", &a), ("b.bin", &b)]),
+        &["--upload-limit", "8M"],
+    );
     let dir = peer_dir(root.path(), "c2", &[]);
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "a.bin", "b.bin"]).finish(LONG);
+    let csv = root.path().join("timeline.csv");
+    let args = ["download", "a.bin", "b.bin", "--timeline", csv.to_str().unwrap()];
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &args).finish(LONG);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(out.matches("Download time is: ").count(), 2);
     assert!(downloaded(&dir, "a.bin") == a && downloaded(&dir, "b.bin") == b);
+    // Both were in flight at once: each file's chunks arrived before the other's last.
+    let span = |name: &str| {
+        let times: Vec<f64> = fs::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{name},")))
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(times.len(), 5, "{name}: one timeline row per chunk");
+        (times.iter().cloned().fold(f64::MAX, f64::min), times.iter().cloned().fold(0.0, f64::max))
+    };
+    let ((a_first, a_last), (b_first, b_last)) = (span("a.bin"), span("b.bin"));
+    assert!(
+        a_first < b_last && b_first < a_last,
+        "the downloads ran one after the other: a.bin {a_first:.2}-{a_last:.2} s, b.bin {b_first:.2}-{b_last:.2} s"
+    );
 }
 
 #[test]
@@ -281,4 +305,20 @@ fn file_added_while_running_is_listed_within_two_seconds() {
         || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files, .. }) if files.is_empty()),
     );
     assert!(gone, "a removed file leaves the index");
+}
+
+/// How many chunks the have-hint of the (one) partial download in `dir` names.
+fn have_on_disk(dir: &std::path::Path) -> u32 {
+    let Ok(entries) = fs::read_dir(dir.join("chunks")) else { return 0 };
+    entries
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("have")).ok())
+        .map(|hex| {
+            (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .map(u8::count_ones)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
 }
