@@ -5,6 +5,7 @@
 
 use crate::fake::{lying_peer, Lie};
 use crate::helpers::{peer_dir, test_bytes, wait_until, PeerProc, TrackerProc, IO};
+use crate::local::{LocalPeer, LocalTracker};
 use crate::tracker::{announce, register};
 use p2p_share::hash::ContentId;
 use p2p_share::manifest::hash_file;
@@ -23,22 +24,22 @@ use std::time::{Duration, Instant};
 const MIB: usize = 1 << 20;
 const LONG: Duration = Duration::from_secs(60);
 
-fn listings(t: &TrackerProc, req: TrackerRequest) -> Vec<FileListing> {
-    match t.conn().call(&req).unwrap() {
+fn listings(tracker: SocketAddr, req: TrackerRequest) -> Vec<FileListing> {
+    match Conn::connect(tracker, IO).unwrap().call(&req).unwrap() {
         TrackerReply::Files { files, .. } => files,
         other => panic!("{other:?}"),
     }
 }
 
-fn shared_id(t: &TrackerProc, name: &str) -> Option<ContentId> {
-    listings(t, TrackerRequest::Search { name: name.into() })
+fn shared_id(tracker: SocketAddr, name: &str) -> Option<ContentId> {
+    listings(tracker, TrackerRequest::Search { name: name.into() })
         .into_iter()
         .find(|l| l.info.name == name)
         .map(|l| l.info.content_id)
 }
 
-fn chunk0(port: u16, id: ContentId) -> Result<Vec<u8>, String> {
-    let mut conn = Conn::connect(SocketAddr::from(([127, 0, 0, 1], port)), IO).unwrap();
+fn chunk0(peer: SocketAddr, id: ContentId) -> Result<Vec<u8>, String> {
+    let mut conn = Conn::connect(peer, IO).unwrap();
     match conn.call(&PeerRequest::Chunk { content_id: id, index: 0 }).unwrap() {
         PeerReply::Chunk { len, .. } => {
             let mut buf = vec![0u8; len as usize];
@@ -46,7 +47,7 @@ fn chunk0(port: u16, id: ContentId) -> Result<Vec<u8>, String> {
             Ok(buf)
         }
         PeerReply::Error { reason } => Err(reason),
-        other => Err(format!("{other:?}")),
+        other => Err(format!("a '{}' reply", other.kind())),
     }
 }
 
@@ -54,14 +55,15 @@ fn chunk0(port: u16, id: ContentId) -> Result<Vec<u8>, String> {
 /// place, is not served; the outside bytes never leave.
 #[test]
 fn a_swapped_or_changed_file_is_never_served() {
-    let t = TrackerProc::start(&[]);
+    let t = LocalTracker::start();
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(2 * MIB, 90);
     let dir = peer_dir(root.path(), "src", &[("doc.bin", &data)]);
     let secret = root.path().join("secret.bin");
     fs::write(&secret, test_bytes(2 * MIB, 91)).unwrap();
-    let (_p, port) = PeerProc::serve(t.addr, &dir, &[]);
-    let id = shared_id(&t, "doc.bin").expect("shared");
+    let p = LocalPeer::start(t.addr, &dir);
+    let port = p.addr();
+    let id = shared_id(t.addr, "doc.bin").expect("shared");
     let shared = dir.join("files/doc.bin");
     for round in 0..5 {
         fs::remove_file(&shared).unwrap();
@@ -86,10 +88,10 @@ fn a_swapped_or_changed_file_is_never_served() {
 /// Item 2: a file copied in slowly is announced once, whole, and downloads of it are right.
 #[test]
 fn a_file_being_written_is_shared_only_once_it_settles() {
-    let t = TrackerProc::start(&[]);
+    let t = LocalTracker::start();
     let root = tempfile::tempdir().unwrap();
     let dir = peer_dir(root.path(), "src", &[]);
-    let (_p, _) = PeerProc::serve(t.addr, &dir, &[]);
+    let _p = LocalPeer::start(t.addr, &dir);
     let data = test_bytes(8 * MIB, 93);
     let path = dir.join("files/big.bin");
     let mut f = fs::File::create(&path).unwrap();
@@ -97,20 +99,19 @@ fn a_file_being_written_is_shared_only_once_it_settles() {
     for part in data.chunks(MIB / 2) {
         f.write_all(part).unwrap();
         f.flush().unwrap();
-        for l in listings(&t, TrackerRequest::Search { name: "big.bin".into() }) {
+        for l in listings(t.addr, TrackerRequest::Search { name: "big.bin".into() }) {
             seen_sizes.insert(l.info.size);
         }
         thread::sleep(Duration::from_millis(150));
     }
     drop(f);
     assert!(seen_sizes.is_empty(), "announced while being written: {seen_sizes:?}");
-    assert!(wait_until(Duration::from_secs(5), || shared_id(&t, "big.bin").is_some()));
-    let all = listings(&t, TrackerRequest::Search { name: "big.bin".into() });
+    assert!(wait_until(Duration::from_secs(5), || shared_id(t.addr, "big.bin").is_some()));
+    let all = listings(t.addr, TrackerRequest::Search { name: "big.bin".into() });
     assert_eq!(all.len(), 1, "one version: {all:?}");
     assert_eq!(all[0].info.size, data.len() as u64);
     let down = peer_dir(root.path(), "down", &[]);
-    let (code, out) = PeerProc::spawn(t.addr, &down, &["download", "big.bin"]).finish(LONG);
-    assert_eq!(code, Some(0), "{out}");
+    LocalPeer::start(t.addr, &down).download("big.bin").unwrap();
     assert!(fs::read(down.join("files/big.bin")).unwrap() == data);
 }
 
@@ -121,7 +122,7 @@ fn only_the_peers_own_session_speaks_for_it() {
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(MIB, 94);
     let (_p, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "src", &[("mine.bin", &data)]), &[]);
-    assert!(shared_id(&t, "mine.bin").is_some());
+    assert!(shared_id(t.addr, "mine.bin").is_some());
     let forged = |req: TrackerRequest| -> TrackerReply { t.conn().call(&req).unwrap() };
     let fake = FileInfo { name: "planted.exe".into(), size: 1, content_id: ContentId::of(b"p") };
     for token in [String::new(), "0".repeat(32)] {
@@ -138,7 +139,7 @@ fn only_the_peers_own_session_speaks_for_it() {
         let take = forged(TrackerRequest::Register { port: Some(port), token: Some(token) });
         assert!(matches!(take, TrackerReply::Error { ref reason } if reason.contains("live peer session")));
     }
-    let all = listings(&t, TrackerRequest::ListFiles);
+    let all = listings(t.addr, TrackerRequest::ListFiles);
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!((all[0].info.name.as_str(), all[0].holders[0].port()), ("mine.bin", port));
 }
@@ -172,7 +173,7 @@ fn false_claims_block_no_one() {
     fs::write(src.join("files/other.txt"), b"other").unwrap();
     let (_p, _) = PeerProc::serve(t.addr, &src, &[]);
     let names: Vec<String> =
-        listings(&t, TrackerRequest::ListFiles).into_iter().map(|l| l.info.name).collect();
+        listings(t.addr, TrackerRequest::ListFiles).into_iter().map(|l| l.info.name).collect();
     assert!(names.contains(&"other.txt".to_string()), "the batch was taken: {names:?}");
     // A second host vouches for the real file.
     let second = raw_peer(t.addr, "127.0.0.3");
@@ -505,7 +506,7 @@ fn many_files_asked_for_keep_few_open() {
     let dir = peer_dir(root.path(), "src", &files);
     let (p, port) = PeerProc::serve(t.addr, &dir, &[]);
     let ids: Vec<ContentId> =
-        listings(&t, TrackerRequest::ListFiles).iter().map(|l| l.info.content_id).collect();
+        listings(t.addr, TrackerRequest::ListFiles).iter().map(|l| l.info.content_id).collect();
     assert_eq!(ids.len(), 40);
     let before = open_fds(p.proc.pid());
     let mut held = Vec::new();

@@ -3,6 +3,7 @@
 
 use crate::fake::{fake_tracker, lying_peer, Lie};
 use crate::helpers::{peer_dir, test_bytes, PeerProc, TrackerProc, IO};
+use crate::local::LocalPeer;
 use p2p_share::hash::ContentId;
 use p2p_share::manifest::{hash_file, Manifest};
 use p2p_share::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
@@ -19,11 +20,10 @@ fn info_of(m: &Manifest) -> FileInfo {
 }
 
 /// An honest source of `name` (capped at 3 MiB/s) and the manifest of its file.
-fn honest(t: &TrackerProc, root: &Path, name: &str, data: &[u8]) -> (PeerProc, Manifest) {
+fn honest(tracker: SocketAddr, root: &Path, name: &str, data: &[u8]) -> (LocalPeer, Manifest) {
     let dir = peer_dir(root, "honest", &[(name, data)]);
     let m = hash_file(&dir.join("files").join(name), name, true).unwrap();
-    let (p, _) = PeerProc::serve(t.addr, &dir, &["--upload-limit", "3M"]);
-    (p, m)
+    (LocalPeer::limited(tracker, &dir, Some(3 << 20)), m)
 }
 
 fn only_peer_folders(root: &Path, expected: &[&str]) {
@@ -38,7 +38,7 @@ fn liars_wrong_lengths_and_stalls_do_not_stop_the_download() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(8 * MIB, 41);
-    let (_h, m) = honest(&t, root.path(), "x.bin", &data);
+    let (_h, m) = honest(t.addr, root.path(), "x.bin", &data);
     let text = m.to_ini();
     let refuser = lying_peer(t.addr, info_of(&m), text.clone(), Lie::Refuse);
     let short = lying_peer(t.addr, info_of(&m), text.clone(), Lie::WrongLength);

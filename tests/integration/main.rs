@@ -6,6 +6,7 @@ mod fake;
 mod faults;
 mod helpers;
 mod hostile;
+mod local;
 mod menu;
 mod props;
 mod soak;

@@ -4,6 +4,8 @@ use crate::fake::{lying_peer, Lie};
 use crate::helpers::{
     chunk_sources, peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO,
 };
+use crate::local::{LocalPeer, LocalTracker};
+use p2p_share::download::Report;
 use p2p_share::hash::ContentId;
 use p2p_share::manifest::CHUNK_SIZE;
 use p2p_share::wire::conn::Conn;
@@ -20,17 +22,20 @@ fn downloaded(dir: &std::path::Path, name: &str) -> Vec<u8> {
     fs::read(dir.join("files").join(name)).unwrap_or_default()
 }
 
+/// Chunks per source of a finished download.
+fn per_source(r: &Report) -> Vec<(SocketAddr, u32)> {
+    r.assembly.per_source.iter().map(|(a, n)| (*a, *n)).collect()
+}
+
 #[test]
 fn one_source_to_one_downloader() {
-    let t = TrackerProc::start(&[]);
+    let t = LocalTracker::start();
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(3 * MIB + 12345, 1);
-    let (_src, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("test.pdf", &data)]), &[]);
+    let src = LocalPeer::start(t.addr, &peer_dir(root.path(), "c1", &[("test.pdf", &data)]));
     let dir = peer_dir(root.path(), "c2", &[]);
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "test.pdf"]).finish(LONG);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("Download time is: "), "{out}");
-    assert_eq!(chunk_sources(&out).0, vec![(port, 4)]);
+    let report = LocalPeer::start(t.addr, &dir).download("test.pdf").unwrap();
+    assert_eq!(per_source(&report), vec![(src.addr(), 4)]);
     assert!(downloaded(&dir, "test.pdf") == data, "bytes differ");
     assert!(
         fs::read_dir(dir.join("chunks")).unwrap().all(|e| e.unwrap().file_name() == "manifests"),
@@ -40,35 +45,23 @@ fn one_source_to_one_downloader() {
 
 #[test]
 fn three_sources_each_contribute() {
-    let t = TrackerProc::start(&[]);
+    let t = LocalTracker::start();
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(12 * MIB, 2);
-    let mut ports = Vec::new();
-    let mut procs = Vec::new();
-    for name in ["c1", "c2", "c3"] {
-        let (p, port) = PeerProc::serve(
-            t.addr,
-            &peer_dir(root.path(), name, &[("big.bin", &data)]),
-            &["--upload-limit", "3M"],
-        );
-        procs.push(p);
-        ports.push(port);
-    }
+    let sources: Vec<LocalPeer> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|name| {
+            LocalPeer::limited(t.addr, &peer_dir(root.path(), name, &[("big.bin", &data)]), Some(3 << 20))
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = sources.iter().map(LocalPeer::addr).collect();
+    assert!(wait_until(IO, || t.search("big.bin").first().is_some_and(|l| l.holders.len() == 3)));
     let dir = peer_dir(root.path(), "c4", &[]);
-    assert!(wait_until(IO, || {
-        t
-        .conn()
-        .call::<_, TrackerReply>(&TrackerRequest::Search { name: "big.bin".into() })
-        .is_ok_and(
-            |r| matches!(r, TrackerReply::Files { files, .. } if files.len() == 1 && files[0].holders.len() == 3)
-        )
-    }));
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "big.bin"]).finish(LONG);
-    assert_eq!(code, Some(0), "{out}");
-    let (sources, _) = chunk_sources(&out);
-    assert_eq!(sources.len(), 3, "{out}");
-    assert!(sources.iter().all(|(p, n)| ports.contains(p) && *n > 0), "{sources:?}");
-    assert_eq!(sources.iter().map(|s| s.1).sum::<u32>(), 12);
+    let report = LocalPeer::start(t.addr, &dir).download("big.bin").unwrap();
+    let got = per_source(&report);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|(a, n)| addrs.contains(a) && *n > 0), "{got:?}");
+    assert_eq!(got.iter().map(|s| s.1).sum::<u32>(), 12);
     assert!(downloaded(&dir, "big.bin") == data);
 }
 
@@ -211,11 +204,8 @@ fn two_different_files_with_the_same_name() {
     let two = test_bytes(MIB + 2, 10);
     let (_p1, port1) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("same.txt", &one)]), &[]);
     let (_p2, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c2", &[("same.txt", &two)]), &[]);
-    assert!(wait_until(
-        IO,
-        || matches!(t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: "same.txt".into() }),
-        Ok(TrackerReply::Files { files, .. }) if files.len() == 2)
-    ));
+    let search = || t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: "same.txt".into() });
+    assert!(wait_until(IO, || matches!(search(), Ok(TrackerReply::Files { files, .. }) if files.len() == 2)));
 
     let d1 = peer_dir(root.path(), "c3", &[]);
     let (code, out) =
@@ -274,13 +264,13 @@ fn hostile_names_are_refused_and_nothing_is_written_outside_dir() {
 
 #[test]
 fn chunk_index_out_of_range_is_refused() {
-    let t = TrackerProc::start(&[]);
+    let t = LocalTracker::start();
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(MIB + 5, 11);
     let d = peer_dir(root.path(), "c1", &[("r.bin", &data)]);
-    let (_src, port) = PeerProc::serve(t.addr, &d, &[]);
+    let src = LocalPeer::start(t.addr, &d);
     let id = p2p_share::manifest::hash_file(&d.join("files/r.bin"), "r.bin", true).unwrap().content_id();
-    let mut conn = Conn::connect(SocketAddr::from(([127, 0, 0, 1], port)), IO).unwrap();
+    let mut conn = Conn::connect(src.addr(), IO).unwrap();
     let r: PeerReply = conn.call(&PeerRequest::Chunk { content_id: id, index: 2 }).unwrap();
     assert!(matches!(r, PeerReply::Error { ref reason } if reason.contains("out of range")), "{r:?}");
     let r: PeerReply = conn.call(&PeerRequest::Chunk { content_id: id, index: 1 }).unwrap();
@@ -289,10 +279,10 @@ fn chunk_index_out_of_range_is_refused() {
 
 #[test]
 fn file_added_while_running_is_listed_within_two_seconds() {
-    let t = TrackerProc::start(&[]);
+    let t = LocalTracker::start();
     let root = tempfile::tempdir().unwrap();
     let d = peer_dir(root.path(), "c1", &[]);
-    let (_p, _) = PeerProc::serve(t.addr, &d, &[]);
+    let _p = LocalPeer::start(t.addr, &d);
     fs::write(d.join("files/new.txt"), b"fresh").unwrap();
     let listed = wait_until(
         Duration::from_secs(2),
