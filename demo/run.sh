@@ -108,10 +108,8 @@ awk -v a="${secs[client4]}" -v b="${secs[client2]}" 'BEGIN {
 echo "SHA-1 of the original: $want"
 echo "logs: $WORK/*.log"
 for c in client2 client3 client4; do wait_for "$WORK/$c.csv" "seconds" 10; done
-if command -v python3 >/dev/null; then
-  python3 demo/swarm_svg.py "$WORK/swarm.svg" client2="$WORK/client2.csv" client3="$WORK/client3.csv" client4="$WORK/client4.csv"
-  echo "picture of the swarm: $WORK/swarm.svg"
-fi
+"$BIN/swarm-svg" "$WORK/swarm.svg" client2="$WORK/client2.csv" client3="$WORK/client3.csv" client4="$WORK/client4.csv"
+echo "picture of the swarm: $WORK/swarm.svg"
 
 if [ "$CHECK" = "--check" ]; then
   faster=$(awk -v a="${secs[client4]}" -v b="${secs[client2]}" -v r="$MAX_RATIO" 'BEGIN { print (a < b && a <= r * b) ? 1 : 0 }')

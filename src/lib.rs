@@ -22,6 +22,7 @@ pub mod peer;
 pub mod rate_limit;
 pub mod shutdown;
 pub mod text;
+pub mod timeline_svg;
 pub mod tracker;
 pub mod tracker_client;
 pub mod wire;
