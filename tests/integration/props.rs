@@ -114,66 +114,141 @@ proptest! {
     }
 
     #[test]
-    fn tracker_handles_any_request_sequence(reqs in prop::collection::vec(request(), 1..40)) {
+    fn tracker_handles_any_request_sequence(steps in prop::collection::vec(step(), 1..60)) {
         let cfg = TrackerConfig { max_files_per_peer: 5, announce_interval: Duration::from_secs(1), ..TrackerConfig::default() };
-        let mut n = 0u32;
-        let mut state = TrackerState::new(cfg).with_tokens(move || { n += 1; format!("t{}", n % 3) });
+        let mut state = TrackerState::new(cfg);
+        let mut sessions: Vec<Option<Session>> = vec![None; SLOTS];
         let t0 = Instant::now();
-        for (i, (req, ip)) in reqs.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             let now = t0 + Duration::from_millis(200 * i as u64);
-            let out = state.handle_write(req, *ip, now);
-            if let TrackerReply::Error { reason } = &out.reply { prop_assert!(one_line(reason)); }
+            let (req, ip) = step.request(&sessions);
+            let out = state.handle_write(&req, ip, now);
+            match &out.reply {
+                TrackerReply::Error { reason } => prop_assert!(one_line(reason)),
+                TrackerReply::Registered { peer, token, .. } => {
+                    if let Step::Register { slot, .. } = step {
+                        sessions[*slot] = Some(Session { port: peer.port(), token: token.clone(), ip });
+                    }
+                }
+                _ => {}
+            }
             prop_assert!(state.check_invariants().is_ok(), "after {req:?}: {:?}", state.check_invariants());
             state.expire(now);
             prop_assert!(state.check_invariants().is_ok(), "after expiry: {:?}", state.check_invariants());
             // Every request survives the wire as it is.
             let mut wire = Vec::new();
-            encode_request(&mut wire, req);
-            prop_assert_eq!(&decode_request::<TrackerRequest>(&wire[4..]).unwrap(), req);
+            encode_request(&mut wire, &req);
+            prop_assert_eq!(&decode_request::<TrackerRequest>(&wire[4..]).unwrap(), &req);
         }
     }
 }
 
-fn file_info() -> impl Strategy<Value = FileInfo> {
-    (prop_oneof![Just("a.bin"), Just("b.bin"), Just("../x"), Just(""), Just("a\0b")], 0u8..4, 0u64..3)
-        .prop_map(|(n, id, size)| FileInfo { name: n.to_string(), size, content_id: ContentId::of(&[id]) })
+/// Peers a random sequence speaks for.
+const SLOTS: usize = 3;
+
+/// A registered peer, as the sequence learned it from the tracker's reply.
+#[derive(Clone, Debug)]
+struct Session {
+    port: u16,
+    token: String,
+    ip: IpAddr,
 }
 
-/// Tokens the test's token source hands out ("t0".."t2"), and a wrong one.
-fn token() -> impl Strategy<Value = String> {
-    prop_oneof![Just("t0"), Just("t1"), Just("t2"), Just("forged")].prop_map(str::to_string)
+/// One step of a random sequence. Most speak for a registered peer with its own port, token
+/// and address (so files are announced, replaced, removed, expired); `forged` ones bring a
+/// wrong token, and any step may come from another address.
+#[derive(Clone, Debug)]
+enum Step {
+    Register {
+        slot: usize,
+        port: Option<u16>,
+        ip: IpAddr,
+        resume: bool,
+    },
+    Announce {
+        slot: usize,
+        full: Option<Vec<FileInfo>>,
+        added: Vec<FileInfo>,
+        removed: Vec<ContentId>,
+        forged: bool,
+    },
+    Leave {
+        slot: usize,
+        forged: bool,
+    },
+    StartDownload {
+        slot: usize,
+        id: ContentId,
+        forged: bool,
+    },
+    StopDownload {
+        slot: usize,
+        id: ContentId,
+        forged: bool,
+    },
+    Search(String),
 }
 
-fn request() -> impl Strategy<Value = (TrackerRequest, IpAddr)> {
-    let port = prop_oneof![Just(0u16), Just(6000u16), Just(6001u16)];
+impl Step {
+    fn request(&self, sessions: &[Option<Session>]) -> (TrackerRequest, IpAddr) {
+        let home = IpAddr::from([127, 0, 0, 1]);
+        let who = |slot: usize, forged: bool| {
+            let s = sessions[slot].clone().unwrap_or(Session { port: 6000, token: String::new(), ip: home });
+            let token = if forged { "forged".to_string() } else { s.token };
+            (s.port, token, s.ip)
+        };
+        match self.clone() {
+            Step::Register { slot, port, ip, resume } => {
+                let token = resume.then(|| sessions[slot].as_ref().map(|s| s.token.clone())).flatten();
+                let port = if resume { sessions[slot].as_ref().map(|s| s.port).or(port) } else { port };
+                (TrackerRequest::Register { port, token }, ip)
+            }
+            Step::Announce { slot, full, added, removed, forged } => {
+                let (port, token, ip) = who(slot, forged);
+                (TrackerRequest::Announce { port, token, full, added, removed }, ip)
+            }
+            Step::Leave { slot, forged } => {
+                let (port, token, ip) = who(slot, forged);
+                (TrackerRequest::Leave { port, token }, ip)
+            }
+            Step::StartDownload { slot, id, forged } => {
+                let (port, token, ip) = who(slot, forged);
+                (TrackerRequest::StartDownload { port, token, content_id: id }, ip)
+            }
+            Step::StopDownload { slot, id, forged } => {
+                let (port, token, ip) = who(slot, forged);
+                (TrackerRequest::StopDownload { port, token, content_id: id }, ip)
+            }
+            Step::Search(name) => (TrackerRequest::Search { name }, home),
+        }
+    }
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let slot = 0..SLOTS;
+    let forged = prop::bool::weighted(0.15);
     let id = (0u8..4).prop_map(|i| ContentId::of(&[i]));
-    let req = prop_oneof![
-        (prop::option::of(port.clone()), prop::option::of(token()))
-            .prop_map(|(port, token)| TrackerRequest::Register { port, token }),
-        (
-            port.clone(),
-            token(),
-            prop::option::of(prop::collection::vec(file_info(), 0..4)),
-            prop::collection::vec(file_info(), 0..4),
-            prop::collection::vec(id.clone(), 0..3)
-        )
-            .prop_map(|(port, token, full, added, removed)| TrackerRequest::Announce {
-                port,
-                token,
-                full,
-                added,
-                removed
-            }),
-        (port.clone(), token()).prop_map(|(port, token)| TrackerRequest::Leave { port, token }),
-        (port.clone(), token(), id.clone())
-            .prop_map(|(port, token, content_id)| TrackerRequest::StartDownload { port, token, content_id }),
-        (port, token(), id).prop_map(|(port, token, content_id)| TrackerRequest::StopDownload {
-            port,
-            token,
-            content_id
-        }),
-        "[a-zA-Z./]{0,8}".prop_map(|name| TrackerRequest::Search { name }),
-    ];
-    let ip = prop_oneof![Just(IpAddr::from([127, 0, 0, 1])), Just(IpAddr::from([10, 0, 0, 2]))];
-    (req, ip)
+    let files = || prop::collection::vec(file_info(), 0..4);
+    let ip = prop_oneof![3 => Just(IpAddr::from([127, 0, 0, 1])), 1 => Just(IpAddr::from([10, 0, 0, 2]))];
+    let port = prop::option::of(prop_oneof![Just(0u16), Just(6000u16), Just(6001u16)]);
+    prop_oneof![
+        2 => (slot.clone(), port, ip, prop::bool::weighted(0.3))
+            .prop_map(|(slot, port, ip, resume)| Step::Register { slot, port, ip, resume }),
+        4 => (slot.clone(), prop::option::of(files()), files(), prop::collection::vec(id.clone(), 0..3), forged.clone())
+            .prop_map(|(slot, full, added, removed, forged)| Step::Announce { slot, full, added, removed, forged }),
+        1 => (slot.clone(), forged.clone()).prop_map(|(slot, forged)| Step::Leave { slot, forged }),
+        2 => (slot.clone(), id.clone(), forged.clone())
+            .prop_map(|(slot, id, forged)| Step::StartDownload { slot, id, forged }),
+        1 => (slot, id, forged).prop_map(|(slot, id, forged)| Step::StopDownload { slot, id, forged }),
+        1 => "[a-zA-Z./]{0,8}".prop_map(Step::Search),
+    ]
+}
+
+fn file_info() -> impl Strategy<Value = FileInfo> {
+    let name = prop_oneof![8 => Just("a.bin"), 8 => Just("b.bin"), 1 => Just("../x"), 1 => Just(""), 1 => Just("a\0b")];
+    (name, 0u8..4, 0u64..3).prop_map(|(n, id, size)| FileInfo {
+        name: n.to_string(),
+        size,
+        content_id: ContentId::of(&[id]),
+    })
 }
