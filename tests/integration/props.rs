@@ -234,10 +234,10 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         2 => (slot.clone(), port, ip, prop::bool::weighted(0.3))
             .prop_map(|(slot, port, ip, resume)| Step::Register { slot, port, ip, resume }),
-        4 => (slot.clone(), prop::option::of(files()), files(), prop::collection::vec(id.clone(), 0..3), forged.clone())
+        4 => (slot.clone(), prop::option::of(files()), files(), prop::collection::vec(id.clone(), 0..3), forged)
             .prop_map(|(slot, full, added, removed, forged)| Step::Announce { slot, full, added, removed, forged }),
-        1 => (slot.clone(), forged.clone()).prop_map(|(slot, forged)| Step::Leave { slot, forged }),
-        2 => (slot.clone(), id.clone(), forged.clone())
+        1 => (slot.clone(), forged).prop_map(|(slot, forged)| Step::Leave { slot, forged }),
+        2 => (slot.clone(), id.clone(), forged)
             .prop_map(|(slot, id, forged)| Step::StartDownload { slot, id, forged }),
         1 => (slot, id, forged).prop_map(|(slot, id, forged)| Step::StopDownload { slot, id, forged }),
         1 => "[a-zA-Z./]{0,8}".prop_map(Step::Search),
