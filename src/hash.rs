@@ -23,11 +23,6 @@ impl Sha1Hash {
     pub fn to_hex(&self) -> String {
         self.to_string()
     }
-
-    /// The first 8 hex digits, for logs and tables.
-    pub fn short(&self) -> String {
-        self.to_string()[..8].to_string()
-    }
 }
 
 /// A hex string that is not a SHA-1 digest.

@@ -13,8 +13,11 @@
 //! ...
 //! ```
 //!
-//! The text is canonical (this module writes it one way only), so its SHA-1 is a stable
-//! content id for the file. Chunks are hashed in parallel with rayon.
+//! The file's content id is not the text's hash but the BitTorrent v1 info-hash of the same
+//! facts (name, size, chunk hashes; see [`torrent`](crate::torrent)): a peer that receives a
+//! `file.ini` rebuilds the info dictionary from it and checks that hash. The whole-file
+//! `sha1` line is informational (a torrent has none, so it may be missing). Chunks are
+//! hashed in parallel with rayon.
 
 use crate::hash::{ContentId, Sha1Hash};
 use crate::names::{validate_name, BadName};
@@ -55,12 +58,13 @@ impl fmt::Display for ChunkIndex {
     }
 }
 
-/// A file's name, size, whole-file SHA-1 and the SHA-1 of each chunk.
+/// A file's name, size, whole-file SHA-1 (when known) and the SHA-1 of each chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub name: String,
     pub size: u64,
-    pub sha1: Sha1Hash,
+    /// Informational: known for a file hashed here, unknown for one from a torrent.
+    pub sha1: Option<Sha1Hash>,
     pub chunks: Vec<Sha1Hash>,
 }
 
@@ -128,22 +132,25 @@ impl Manifest {
         let mut s = String::with_capacity(200 + self.chunks.len() * 52);
         let _ = write!(
             s,
-            "[file]\nname = {}\nsize = {}\nchunk_size = {}\nchunks_count = {}\nsha1 = {}\n\n[chunks]\n",
+            "[file]\nname = {}\nsize = {}\nchunk_size = {}\nchunks_count = {}\n",
             self.name,
             self.size,
             CHUNK_SIZE,
             self.chunks.len(),
-            self.sha1
         );
+        if let Some(sha1) = self.sha1 {
+            let _ = writeln!(s, "sha1 = {sha1}");
+        }
+        s.push_str("\n[chunks]\n");
         for (i, h) in self.chunks.iter().enumerate() {
             let _ = writeln!(s, "{i} = {h}");
         }
         s
     }
 
-    /// The file's id: the SHA-1 of [`to_ini`](Manifest::to_ini).
+    /// The file's id: its BitTorrent v1 info-hash (see [`torrent`](crate::torrent)).
     pub fn content_id(&self) -> ContentId {
-        ContentId::of(self.to_ini().as_bytes())
+        crate::torrent::info_hash(self)
     }
 
     /// Parses and checks a `file.ini` text: a valid name, sizes and counts that agree,
@@ -181,7 +188,10 @@ impl Manifest {
         if count != chunks_for(size) {
             return Err(ManifestError::CountMismatch { size, chunks_count: count });
         }
-        let sha1 = parse_hash("sha1", &get("sha1")?)?;
+        let sha1 = match file.get("sha1").cloned().flatten() {
+            Some(v) => Some(parse_hash("sha1", &v)?),
+            None => None,
+        };
         let chunks = chunk_list(chunks, count)?;
         Ok(Manifest { name, size, sha1, chunks })
     }
@@ -228,7 +238,7 @@ pub fn hash_file(path: &Path, name: &str, parallel: bool) -> io::Result<Manifest
     } else {
         hash_sequential(&file, size)?
     };
-    let m = Manifest { name: name.to_string(), size, sha1, chunks };
+    let m = Manifest { name: name.to_string(), size, sha1: Some(sha1), chunks };
     Ok(m)
 }
 
@@ -300,7 +310,7 @@ mod tests {
         let seq = hash_file(&path, "f.bin", false).unwrap();
         assert_eq!(par, seq);
         assert_eq!(par.chunks.len(), 3);
-        assert_eq!(par.sha1, Sha1Hash::of(&data));
+        assert_eq!(par.sha1, Some(Sha1Hash::of(&data)));
         assert_eq!(par.chunks[2], Sha1Hash::of(&data[2 * CHUNK_SIZE as usize..]));
         assert_eq!(par.chunk_len(par.index(2).unwrap()), 123);
         assert!(par.index(3).is_none());
@@ -315,7 +325,11 @@ mod tests {
         assert!(text.contains("chunks_count = 1\n"));
         let back = Manifest::parse(&text).unwrap();
         assert_eq!(back, m);
-        assert_eq!(back.content_id(), ContentId::of(text.as_bytes()));
+        assert_eq!(back.content_id(), crate::torrent::info_hash(&m), "the id is the info-hash");
+        let mut no_sha1 = m.clone();
+        no_sha1.sha1 = None;
+        assert_eq!(no_sha1.content_id(), m.content_id(), "the whole-file SHA-1 is not part of the id");
+        assert_eq!(Manifest::parse(&no_sha1.to_ini()).unwrap(), no_sha1, "a file.ini without sha1 reads");
     }
 
     #[test]
@@ -330,7 +344,7 @@ mod tests {
         Manifest {
             name: "x".into(),
             size: CHUNK_SIZE + 1,
-            sha1: Sha1Hash::of(b"w"),
+            sha1: Some(Sha1Hash::of(b"w")),
             chunks: vec![Sha1Hash::of(b"0"), Sha1Hash::of(b"1")],
         }
     }

@@ -75,7 +75,7 @@ pub fn print_search(page: &FilePage, out: &mut impl Write) {
             "{} ({} bytes, id {}, {}):",
             f.info.name,
             f.info.size,
-            f.info.content_id.short(),
+            f.info.content_id,
             holder_count_text(f)
         );
         let _ = writeln!(out, "Following peers have the file:");

@@ -1,6 +1,6 @@
 //! Why a download failed.
 
-use crate::hash::{ContentId, Sha1Hash};
+use crate::hash::ContentId;
 use crate::names::BadName;
 use crate::tracker_client::TrackerError;
 use crate::wire::tracker_msg::FileListing;
@@ -32,11 +32,6 @@ pub enum DownloadError {
         have: u32,
         total: u32,
     },
-    WholeHashMismatch {
-        name: String,
-        want: Sha1Hash,
-        got: Sha1Hash,
-    },
     Exists(PathBuf),
     /// No thread could be started for part of the download.
     Thread {
@@ -64,9 +59,6 @@ impl fmt::Display for DownloadError {
                 f,
                 "download of '{name}' stalled: no source sent the missing chunks ({have} of {total} kept; run the command again to resume)"
             ),
-            DownloadError::WholeHashMismatch { name, want, got } => {
-                write!(f, "'{name}' assembled but its SHA-1 is {got}, not {want}: the manifest lies")
-            }
             DownloadError::Exists(path) => write!(f, "{} already exists with different content", path.display()),
             DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
             DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// A manifest saved by an earlier, interrupted download of `id`.
 pub(super) fn local_manifest(chunks_dir: &Path, id: ContentId) -> Option<Manifest> {
     let text = fs::read_to_string(chunks_dir.join(id.to_hex()).join("file.ini")).ok()?;
-    (ContentId::of(text.as_bytes()) == id).then(|| Manifest::parse(&text).ok()).flatten()
+    Manifest::parse(&text).ok().filter(|m| m.content_id() == id)
 }
 
 /// Most sources asked for the manifest at once.
@@ -135,9 +135,11 @@ fn manifest_from(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<M
     };
     let mut text = vec![0u8; len as usize];
     conn.read_raw(&mut text).map_err(FetchError::Wire)?;
-    if ContentId::of(&text) != id {
+    // The text is not the identity; the info dictionary rebuilt from it is.
+    let text = String::from_utf8(text).map_err(|_| FetchError::NotUtf8)?;
+    let m = Manifest::parse(&text).map_err(FetchError::Invalid)?;
+    if m.content_id() != id {
         return Err(FetchError::IdMismatch);
     }
-    let text = String::from_utf8(text).map_err(|_| FetchError::NotUtf8)?;
-    Manifest::parse(&text).map_err(FetchError::Invalid)
+    Ok(m)
 }

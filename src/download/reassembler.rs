@@ -1,13 +1,12 @@
 //! The reassembler: one thread that receives verified chunks from every source over a
-//! crossbeam channel, writes each in place, and computes the whole file's SHA-1 as the
-//! chunks line up (reading back from disk only chunks that arrived out of order).
+//! crossbeam channel and writes each in place. No byte is hashed twice: each chunk was
+//! checked against its SHA-1 by its source thread, and the chunk hashes are covered by the
+//! content id (the info-hash), so the whole file needs no hash of its own.
 
 use super::source::{Arrival, BufferPool};
 use crate::chunk_store::ChunkStore;
-use crate::hash::Sha1Hash;
 use crate::manifest::CHUNK_SIZE;
 use crossbeam_channel::{bounded, Receiver};
-use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -43,8 +42,8 @@ pub struct Assembly {
     pub timeline: Vec<(u32, f64, SocketAddr)>,
     /// When the download started (the timeline's zero).
     pub started: Option<Instant>,
-    /// The whole file's SHA-1, once every chunk is in place.
-    pub sha1: Option<Sha1Hash>,
+    /// Every chunk is in place.
+    pub complete: bool,
 }
 
 /// Writes arrivals until the file is complete or every sender is gone.
@@ -59,8 +58,6 @@ pub fn run(
     let m = &store.manifest;
     let n = m.chunk_count();
     let mut out = Assembly { started: Some(started), ..Assembly::default() };
-    let mut whole = WholeHash::new();
-    whole.catch_up(store, None)?;
     let mut last_save = Instant::now();
     let mut unsynced = 0usize;
     let (flush_tx, flush_rx) = bounded::<()>(1);
@@ -76,7 +73,6 @@ pub fn run(
             store.write_chunk(a.index, &a.buf)?;
             *out.per_source.entry(a.from).or_default() += 1;
             out.timeline.push((a.index.get(), started.elapsed().as_secs_f64(), a.from));
-            whole.catch_up(store, Some((a.index.get(), &a.buf)))?;
             unsynced += a.buf.len();
             pool.put(a.buf);
             if unsynced >= FLUSH_EVERY {
@@ -101,43 +97,6 @@ pub fn run(
     });
     result?;
     store.save_have()?;
-    if store.count() == n {
-        whole.catch_up(store, None)?;
-        out.sha1 = Some(whole.finish());
-    }
+    out.complete = store.count() == n;
     Ok(out)
-}
-
-/// The whole-file hash, fed with the longest run of chunks in place from the start.
-struct WholeHash {
-    hasher: Sha1,
-    next: u32,
-    scratch: Vec<u8>,
-}
-
-impl WholeHash {
-    fn new() -> WholeHash {
-        WholeHash { hasher: Sha1::new(), next: 0, scratch: Vec::new() }
-    }
-
-    /// Feeds every chunk from `next` on that is in place; `just` is the chunk just written.
-    fn catch_up(&mut self, store: &ChunkStore, just: Option<(u32, &[u8])>) -> io::Result<()> {
-        let m = &store.manifest;
-        while let Some(idx) = m.index(self.next).filter(|i| store.has(*i)) {
-            match just {
-                Some((j, bytes)) if j == self.next => self.hasher.update(bytes),
-                _ => {
-                    self.scratch.resize(m.chunk_len(idx), 0);
-                    store.read_chunk(idx, &mut self.scratch)?;
-                    self.hasher.update(&self.scratch);
-                }
-            }
-            self.next += 1;
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Sha1Hash {
-        Sha1Hash::from_hasher(self.hasher)
-    }
 }

@@ -369,7 +369,7 @@ mod tests {
     use super::*;
     use crate::chunk_store::ChunkStore;
     use crate::holdings::shares::FileIdentity;
-    use crate::manifest::{hash_file, CHUNK_SIZE};
+    use crate::manifest::{hash_file, Manifest, CHUNK_SIZE};
     use crate::wire::frame::read_frame;
     use crate::wire::mem::MemSocket;
     use crate::wire::{decode_reply, encode_request, MAX_CONTROL_FRAME};
@@ -439,7 +439,8 @@ mod tests {
         assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: true, bitfield: String::new() });
         let (reply, text) = next_reply(&mut out);
         assert!(matches!(reply, PeerReply::Manifest { content_id, .. } if content_id == f.id));
-        assert_eq!(ContentId::of(&text), f.id, "the manifest text is the one the id names");
+        let m = Manifest::parse(std::str::from_utf8(&text).unwrap()).unwrap();
+        assert_eq!(m.content_id(), f.id, "the manifest rebuilds the info dict the id names");
         let chunk = CHUNK_SIZE as usize;
         let (reply, bytes) = next_reply(&mut out);
         assert_eq!(reply, PeerReply::Chunk { index: 2, len: (f.data.len() - 2 * chunk) as u32 });

@@ -702,7 +702,7 @@ fn hosts(holders: &BTreeSet<SocketAddr>) -> usize {
 }
 
 fn downloading_line(d: &Downloads, id: &ContentId) -> String {
-    let name = d.info.as_ref().map_or_else(|| id.short(), |i| i.name.clone());
+    let name = d.info.as_ref().map_or_else(|| id.to_hex(), |i| i.name.clone());
     format!("Now downloading clients are [{}] for '{name}'", labels(d.peers.iter(), false))
 }
 

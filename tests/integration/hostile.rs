@@ -68,7 +68,7 @@ fn manifests_that_lie_are_refused_with_a_clear_error() {
     let good = Manifest {
         name: "m.bin".into(),
         size: 3 * MIB as u64,
-        sha1: ContentId::of(b"w"),
+        sha1: Some(ContentId::of(b"w")),
         chunks: vec![ContentId::of(b"0"); 3],
     };
     let cases = [

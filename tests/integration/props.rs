@@ -51,7 +51,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 
 fn sample_manifest() -> Manifest {
     let chunks = (0..3u8).map(|i| ContentId::of(&[i])).collect();
-    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: ContentId::of(b"w"), chunks }
+    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: Some(ContentId::of(b"w")), chunks }
 }
 
 fn check_manifest(text: &str) {

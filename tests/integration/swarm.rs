@@ -217,12 +217,9 @@ fn two_different_files_with_the_same_name() {
     let (code, out) = PeerProc::spawn(t.addr, &d2, &["download", "same.txt"]).finish(LONG);
     assert_eq!(code, Some(1));
     assert!(out.contains("several different files are named 'same.txt'"), "{out}");
-    let id2 = ContentId::of(
-        p2p_share::manifest::hash_file(&root.path().join("c2/files/same.txt"), "same.txt", true)
-            .unwrap()
-            .to_ini()
-            .as_bytes(),
-    );
+    let id2 = p2p_share::manifest::hash_file(&root.path().join("c2/files/same.txt"), "same.txt", true)
+        .unwrap()
+        .content_id();
     let (code, out) = PeerProc::spawn(t.addr, &d2, &["download", &id2.to_hex()]).finish(LONG);
     assert_eq!(code, Some(0), "{out}");
     assert!(downloaded(&d2, "same.txt") == two, "chunks of the two files never mix");
