@@ -1,7 +1,7 @@
 # p2p-share — see README.md. `make demo` runs the swarm demo, `make test` the checks.
 CARGO ?= cargo
 
-.PHONY: build test test-privileged test-net fuzz soak demo demo-ci bench clean
+.PHONY: build test test-privileged test-bt test-net fuzz soak demo demo-ci bench clean
 
 build:
 	$(CARGO) build --release
@@ -17,6 +17,10 @@ test-privileged:
 	$(CARGO) test --test integration -- --ignored --exact \
 		faults::full_disk_gives_a_clear_error_keeps_partial_and_resumes_after_space_is_freed \
 		tracker::serves_over_ipv6
+
+# p2p-share with real BitTorrent clients (libtorrent's Python binding: python3-libtorrent).
+test-bt: build
+	$(CARGO) test --release --test bt
 
 demo: build
 	bash demo/run.sh

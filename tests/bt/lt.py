@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""libtorrent 2.0 (Debian python3-libtorrent) as the other side of the BitTorrent tests.
+
+  lt.py infohash FILE                      v1 info-hash of FILE (1 MiB pieces), on stdout
+  lt.py torrent FILE OUT.torrent           writes a v1 torrent of FILE (1 MiB pieces), prints its info-hash
+  lt.py seed TORRENT DIR SECONDS           seeds FILE in DIR; prints "seeding PORT", stays SECONDS
+  lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link)
+                                           from the PEERs (HOST:PORT); prints "done S" and the
+                                           bytes each peer sent, exits 1 on timeout
+Loopback only: DHT, LSD, UPnP and NAT-PMP are off; the only peers are the ones named.
+"""
+import os, sys, time, libtorrent as lt
+
+SETTINGS = {
+    "listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+    "enable_upnp": False, "enable_natpmp": False, "allow_multiple_connections_per_ip": True,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.peer_notification,
+}
+
+
+def make_torrent(path):
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    ct = lt.create_torrent(fs, 1 << 20, lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
+    return ct.generate()
+
+
+def peer(s):
+    host, port = s.rsplit(":", 1)
+    return (host.strip("[]"), int(port))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "infohash":
+        print(lt.torrent_info(make_torrent(sys.argv[2])).info_hashes().v1)
+    elif cmd == "torrent":
+        t = make_torrent(sys.argv[2])
+        open(sys.argv[3], "wb").write(lt.bencode(t))
+        print(lt.torrent_info(t).info_hashes().v1)
+    elif cmd == "seed":
+        ses = lt.session(SETTINGS)
+        h = ses.add_torrent({"ti": lt.torrent_info(sys.argv[2]), "save_path": sys.argv[3]})
+        t0 = time.time()
+        while not h.status().is_seeding:
+            if time.time() - t0 > 30:
+                print("not seeding: the data does not check", flush=True)
+                sys.exit(1)
+            time.sleep(0.05)
+        print("seeding", ses.listen_port(), flush=True)
+        time.sleep(float(sys.argv[4]))
+    elif cmd == "get":
+        source, save, secs, peers = sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
+        ses = lt.session(SETTINGS)
+        if source.startswith("magnet:"):
+            p = lt.parse_magnet_uri(source)
+        else:
+            p = lt.add_torrent_params()
+            p.ti = lt.torrent_info(source)
+        p.save_path = save
+        p.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+        h = ses.add_torrent(p)
+        for a in peers:
+            h.connect_peer(peer(a))
+        sent, t0 = {}, time.time()
+        while time.time() - t0 < secs:
+            for pi in h.get_peer_info():
+                key = "%s:%d" % pi.ip
+                sent[key] = max(sent.get(key, 0), pi.total_download)
+            for a in ses.pop_alerts():
+                if a.category() & lt.alert.category_t.error_notification:
+                    print("alert", a.message(), flush=True)
+            s = h.status()
+            if s.is_seeding:
+                print("metadata", s.has_metadata)
+                print("done %.1f" % (time.time() - t0))
+                for k, v in sorted(sent.items()):
+                    print("from", k, v)
+                sys.exit(0)
+            time.sleep(0.05)
+        s = h.status()
+        print("timeout: metadata %s, progress %.3f, peers %d" % (s.has_metadata, s.progress, s.num_peers))
+        sys.exit(1)
+
+
+main()
