@@ -78,6 +78,26 @@ impl Bitfield {
         (0..self.len).filter(|i| self.get(*i))
     }
 
+    /// The bits as BitTorrent sends them: most significant bit first, spare bits clear.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Reads a BitTorrent `bitfield` for `len` pieces; refuses a wrong length or set spare
+    /// bits (BEP 3 says to drop such a peer).
+    pub fn from_bytes(bytes: &[u8], len: u32) -> Result<Bitfield, BitfieldError> {
+        let want = (len as usize).div_ceil(8);
+        if bytes.len() != want {
+            return Err(BitfieldError::WrongLength { digits: bytes.len() * 2, chunks: len });
+        }
+        let spare = want as u32 * 8 - len;
+        if spare > 0 && bytes[want - 1] & ((1u8 << spare) - 1) != 0 {
+            return Err(BitfieldError::StrayBits);
+        }
+        let ones = bytes.iter().map(|x| x.count_ones()).sum();
+        Ok(Bitfield { bytes: bytes.to_vec(), len, ones })
+    }
+
     pub fn to_hex(&self) -> String {
         self.bytes.iter().map(|b| format!("{b:02x}")).collect()
     }

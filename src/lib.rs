@@ -9,6 +9,7 @@
 pub mod accept;
 pub mod atomic_file;
 pub mod bitfield;
+pub mod bt;
 pub mod chunk_store;
 pub mod cli;
 pub mod conn_limit;

@@ -1,7 +1,9 @@
 //! A peer: shares `DIR/files`, serves chunks, downloads from the swarm.
 
+pub mod bt_serve;
 pub mod monitor;
 pub mod node;
+pub mod open_files;
 pub mod server;
 
 pub use node::{Node, NodeConfig, NodeError};

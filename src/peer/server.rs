@@ -5,32 +5,33 @@
 //! from the shares alone) and then *sent* ([`send`]: the bytes copied, under the upload
 //! limit). Both work over any [`Socket`], so the unit tests below run them in memory.
 
+use super::bt_serve::{self, BtServer};
+use super::open_files::{open_for_chunk, OpenFiles, Refusal};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
+use crate::bt::choke::Slots;
+use crate::bt::new_peer_id;
 use crate::conn_limit::ConnLimiter;
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Shared, Shares};
-use crate::manifest::ChunkIndex;
 use crate::names::validate_name;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
-use crate::wire::deadline::Socket;
+use crate::wire::deadline::{Socket, POLL};
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::{FrameError, WireError};
-use log::{debug, info, warn};
+use log::{debug, info};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Files one connection keeps open (one per content id it asked about, the oldest closed).
-pub const MAX_OPEN_FILES_PER_CONN: usize = 4;
-/// Files the whole server keeps open.
-pub const MAX_OPEN_FILES: usize = 256;
+/// BitTorrent peers unchoked at once (one more holds the optimistic slot).
+pub const UPLOAD_SLOTS: usize = 16;
 
 /// Limits of the peer server.
 #[derive(Clone)]
@@ -61,54 +62,6 @@ impl Default for ServerOptions {
     }
 }
 
-/// The files one connection has open, within its own cap and the server's.
-struct OpenFiles<'a> {
-    files: Vec<(ContentId, File)>,
-    server_total: &'a AtomicUsize,
-}
-
-impl OpenFiles<'_> {
-    /// The open file of `id`: the one kept from an earlier request if `still_valid` accepts
-    /// it (else it is closed and the error returned), or a new one from `open`.
-    fn get_or_open(
-        &mut self,
-        id: ContentId,
-        still_valid: impl FnOnce(&File) -> io::Result<()>,
-        open: impl FnOnce() -> io::Result<File>,
-    ) -> io::Result<&File> {
-        if let Some(i) = self.files.iter().position(|(k, _)| *k == id) {
-            if let Err(e) = still_valid(&self.files[i].1) {
-                self.files.remove(i);
-                self.server_total.fetch_sub(1, Ordering::SeqCst);
-                return Err(e);
-            }
-            return Ok(&self.files[i].1);
-        }
-        let file = open()?;
-        self.insert(id, file)
-    }
-
-    /// Keeps `file` open for `id`, closing this connection's oldest if it has too many.
-    fn insert(&mut self, id: ContentId, file: File) -> io::Result<&File> {
-        if self.files.len() >= MAX_OPEN_FILES_PER_CONN {
-            self.files.remove(0);
-            self.server_total.fetch_sub(1, Ordering::SeqCst);
-        }
-        if self.server_total.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN_FILES {
-            self.server_total.fetch_sub(1, Ordering::SeqCst);
-            return Err(io::Error::other(format!("too many files open here ({MAX_OPEN_FILES}); try again")));
-        }
-        self.files.push((id, file));
-        Ok(&self.files[self.files.len() - 1].1)
-    }
-}
-
-impl Drop for OpenFiles<'_> {
-    fn drop(&mut self) {
-        self.server_total.fetch_sub(self.files.len(), Ordering::SeqCst);
-    }
-}
-
 /// A running peer server.
 pub struct PeerServer {
     shutdown: Shutdown,
@@ -124,7 +77,10 @@ impl PeerServer {
         let (stop, registry) = (shutdown.clone(), conns.clone());
         let thread = thread::Builder::new().name("peer-server".into()).spawn(move || {
             let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
-            let service = Native { shares, opts, open_files: Arc::new(AtomicUsize::new(0)) };
+            let slots = Arc::new(Slots::new(UPLOAD_SLOTS));
+            let open_files = Arc::new(AtomicUsize::new(0));
+            let next_conn = AtomicU64::new(0);
+            let service = Native { shares, opts, open_files, slots, peer_id: new_peer_id(), next_conn };
             accept::run(&listener, &limiter, &registry, &stop, &service);
         })?;
         Ok(PeerServer { shutdown, conns, thread: Some(thread) })
@@ -150,11 +106,15 @@ impl Drop for PeerServer {
     }
 }
 
-/// The native protocol as the accept loop sees it: one thread per connection.
+/// The peer server as the accept loop sees it: one thread per connection, which serves
+/// the native protocol or BitTorrent, told apart by the first byte.
 struct Native {
     shares: Arc<Shares>,
     opts: ServerOptions,
     open_files: Arc<AtomicUsize>,
+    slots: Arc<Slots>,
+    peer_id: [u8; 20],
+    next_conn: AtomicU64,
 }
 
 impl Service for Native {
@@ -171,16 +131,30 @@ impl Service for Native {
     fn dispatch(&self, conn: Admitted) -> Result<(), (TcpStream, String)> {
         let (shares, opts, open_files) =
             (Arc::clone(&self.shares), self.opts.clone(), Arc::clone(&self.open_files));
+        let (slots, peer_id) = (Arc::clone(&self.slots), self.peer_id);
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let Admitted { stream, peer, hold } = conn;
         // The stream goes into the thread; a second handle stays to refuse with if the
         // thread cannot start.
         let Ok(spare) = stream.try_clone() else { return Ok(()) };
         let spawned = thread::Builder::new().name(format!("serve-{peer}")).spawn(move || {
-            let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
-            let mut conn =
-                conn.with_message_deadline(opts.message_deadline).with_give_way(hold.guard.give_way_test());
-            let mut files = OpenFiles { files: Vec::new(), server_total: &open_files };
-            serve_requests(&mut conn, &shares, &opts, &mut files);
+            let give_way = hold.guard.give_way_test();
+            let mut files = OpenFiles::new(&open_files);
+            let deadline = Instant::now() + opts.io_timeout;
+            match bt_serve::is_bittorrent(&stream, deadline, &give_way, POLL) {
+                Ok(Some(true)) => {
+                    let _ = stream.set_nodelay(true);
+                    let _ = stream.set_write_timeout(Some(opts.io_timeout));
+                    let server = BtServer { shares: &shares, opts: &opts, slots: &slots, peer_id, conn_id };
+                    bt_serve::serve(stream, peer, Some(give_way), &server, &mut files);
+                }
+                Ok(Some(false)) => {
+                    let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
+                    let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(give_way);
+                    serve_requests(&mut conn, &shares, &opts, &mut files);
+                }
+                Ok(None) | Err(_) => debug!("peer server: {peer}: closed before its first byte"),
+            }
             drop(hold);
         });
         match spawned {
@@ -250,9 +224,6 @@ fn decide<'f>(req: &PeerRequest, shares: &Shares, files: &'f mut OpenFiles, from
     })
 }
 
-/// A request that cannot be served; the connection stays open.
-struct Refusal(String);
-
 fn not_shared(id: &ContentId) -> Refusal {
     Refusal(format!("file {id} is not shared here"))
 }
@@ -279,33 +250,6 @@ fn plan_chunk<'f>(shared: &Shared, index: u32, files: &'f mut OpenFiles) -> Resu
     };
     let file = open_for_chunk(shared, idx, files)?;
     Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx) })
-}
-
-/// The open file to read chunk `idx` of `shared` from. A complete file is opened without
-/// following links and must still be the file that was hashed (device, inode, size,
-/// mtime), checked again before every chunk; a partial one is read through the download's
-/// own handle, and only for chunks already verified.
-fn open_for_chunk<'f>(
-    shared: &Shared,
-    idx: ChunkIndex,
-    files: &'f mut OpenFiles,
-) -> Result<&'f File, Refusal> {
-    let name = &shared.manifest.name;
-    let opened = match &shared.holding {
-        Holding::Complete(path, identity) => {
-            files.get_or_open(shared.content_id, |f| identity.check(f), || identity.open(path))
-        }
-        Holding::Partial(store) if store.has(idx) => {
-            files.get_or_open(shared.content_id, |_| Ok(()), || store.reader())
-        }
-        Holding::Partial(_) => {
-            return Err(Refusal(format!("chunk {} of '{name}' is not here yet", idx.get())))
-        }
-    };
-    opened.map_err(|e| {
-        warn!("not serving '{name}': {e}");
-        Refusal(format!("cannot serve '{name}': {e}"))
-    })
 }
 
 /// Sends what [`decide`] planned.
@@ -384,7 +328,7 @@ mod tests {
         let socket = MemSocket::new(input);
         let mut conn = Conn::over(socket.clone(), FROM.parse().unwrap(), Duration::from_secs(1)).unwrap();
         let total = AtomicUsize::new(0);
-        let mut files = OpenFiles { files: Vec::new(), server_total: &total };
+        let mut files = OpenFiles::new(&total);
         serve_requests(&mut conn, shares, opts, &mut files);
         drop(files);
         assert_eq!(total.load(Ordering::SeqCst), 0, "every open file is closed and counted back");
@@ -533,7 +477,7 @@ mod tests {
         let socket = MemSocket::new(input);
         let mut conn = Conn::over(socket.clone(), FROM.parse().unwrap(), Duration::from_secs(1)).unwrap();
         let total = AtomicUsize::new(0);
-        let mut files = OpenFiles { files: Vec::new(), server_total: &total };
+        let mut files = OpenFiles::new(&total);
         serve_requests(&mut conn, &f.shares, &ServerOptions::default(), &mut files);
         let mut out = Cursor::new(socket.written());
         assert_eq!(next_reply(&mut out).0.kind(), "have");

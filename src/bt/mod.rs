@@ -1,0 +1,28 @@
+//! The BitTorrent peer wire protocol (BEP 3), beside our own on the same port: a
+//! connection whose first byte is 19 (`\x13BitTorrent protocol`) is a BitTorrent one.
+//!
+//! - [`msg`]: the handshake and the length-prefixed messages, with the fast extension
+//!   (BEP 6) and the extension protocol (BEP 10);
+//! - [`metadata`]: the extension handshake and ut_metadata (BEP 9), so a client that starts
+//!   from a magnet link gets the info dictionary from us;
+//! - [`choke`]: who gets an upload slot.
+//!
+//! The peer server serves BitTorrent connections in `peer::bt_serve`.
+
+pub mod choke;
+pub mod metadata;
+pub mod msg;
+
+/// Our peer id prefix (Azureus style: client code and version), then 12 random bytes.
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-PS0100-";
+
+/// A new peer id.
+pub fn new_peer_id() -> [u8; 20] {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(PEER_ID_PREFIX);
+    let token = crate::tracker::session::new_token();
+    for (i, b) in id[8..].iter_mut().enumerate() {
+        *b = token.as_bytes()[i % token.len()];
+    }
+    id
+}

@@ -1,0 +1,342 @@
+//! The peer server's BitTorrent side: one connection from a BitTorrent client (or a
+//! p2p-share peer speaking BitTorrent), served on its own thread like a native one.
+//!
+//! Handshake (the info-hash must be a file shared here, complete or still downloading),
+//! our availability (have_all / have_none with the fast extension, else a bitfield), the
+//! extension handshake with ut_metadata, then requests answered in order: a block is read
+//! at its offset from the same file a native request would read (identity checked, links
+//! not followed), under the same upload limit. Interested peers get an upload slot from
+//! [`Slots`]; new pieces of a partial file are announced with `have`.
+
+use super::open_files::{open_for_chunk, OpenFiles, Refusal};
+use super::server::ServerOptions;
+use crate::bitfield::Bitfield;
+use crate::bt::choke::Slots;
+use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
+use crate::bt::msg::{self, reserved, Block, BtError, Handshake, Message, MAX_BLOCK};
+use crate::hash::ContentId;
+use crate::holdings::shares::{Holding, Shared, Shares};
+use crate::torrent::info_bytes;
+use crate::wire::deadline::{DeadlineStream, GiveWay, Socket};
+use log::{debug, info, warn};
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+/// How often a waiting connection looks after its chores (haves, slots, keep-alives).
+const TICK: Duration = Duration::from_secs(1);
+/// A peer silent this long is gone (clients send a keep-alive every two minutes).
+const IDLE: Duration = Duration::from_secs(150);
+/// We send a keep-alive after this much silence of our own.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
+
+/// What one BitTorrent connection needs from its server.
+pub struct BtServer<'a> {
+    pub shares: &'a Shares,
+    pub opts: &'a ServerOptions,
+    pub slots: &'a Slots,
+    pub peer_id: [u8; 20],
+    /// This connection's number, for the slots.
+    pub conn_id: u64,
+}
+
+/// The state of one served connection.
+struct Session<'a, S: Socket> {
+    server: &'a BtServer<'a>,
+    reader: BufReader<DeadlineStream<S>>,
+    writer: S,
+    peer: SocketAddr,
+    id: ContentId,
+    fast: bool,
+    /// Their id for ut_metadata messages, once their extension handshake said it.
+    their_ut_metadata: Option<u8>,
+    info: Vec<u8>,
+    pieces: u32,
+    interested: bool,
+    choked: bool,
+    /// The pieces the other side has been told we have.
+    announced: Bitfield,
+    last_heard: Instant,
+    last_sent: Instant,
+    out: Vec<u8>,
+    block: Vec<u8>,
+}
+
+/// Serves one BitTorrent connection until it closes, idles out, gives way or breaks the
+/// protocol (a warning names what it did).
+pub fn serve<S: Socket>(
+    stream: S,
+    peer: SocketAddr,
+    give_way: Option<GiveWay>,
+    server: &BtServer,
+    files: &mut OpenFiles,
+) {
+    let result = run(stream, peer, give_way, server, files);
+    server.slots.release(server.conn_id);
+    match result {
+        Ok(()) => debug!("bt: {peer}: closed"),
+        Err(BtError::Io(e)) => debug!("bt: {peer}: {e}; closed"),
+        Err(e) => warn!("bt: {peer}: {e}; closing the connection"),
+    }
+}
+
+fn run<S: Socket>(
+    stream: S,
+    peer: SocketAddr,
+    give_way: Option<GiveWay>,
+    server: &BtServer,
+    files: &mut OpenFiles,
+) -> Result<(), BtError> {
+    let writer = stream.try_clone()?;
+    let mut reader = BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream));
+    if let Some(g) = give_way {
+        reader.get_mut().set_give_way(g);
+    }
+    reader.get_mut().set_deadline(Instant::now() + server.opts.message_deadline);
+    let theirs = Handshake::read(&mut reader)?;
+    let Some(shared) = server.shares.get(&theirs.info_hash) else {
+        return Err(BtError::Protocol(format!("asked for {}, which is not shared here", theirs.info_hash)));
+    };
+    let m = &shared.manifest;
+    let pieces = m.chunk_count();
+    let mut s = Session {
+        server,
+        reader,
+        writer,
+        peer,
+        id: theirs.info_hash,
+        fast: theirs.supports(reserved::FAST),
+        their_ut_metadata: None,
+        info: info_bytes(m),
+        pieces,
+        interested: false,
+        choked: true,
+        announced: Bitfield::new(pieces),
+        last_heard: Instant::now(),
+        last_sent: Instant::now(),
+        out: Vec::with_capacity(64),
+        block: Vec::new(),
+    };
+    info!("BitTorrent peer {peer} connected for '{}'", m.name);
+    s.writer.write_all(&Handshake::ours(theirs.info_hash, server.peer_id).to_bytes())?;
+    if theirs.supports(reserved::EXTENSIONS) {
+        let payload = metadata::our_handshake(Some(s.info.len()));
+        s.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
+    }
+    s.send_availability(&shared)?;
+    s.serve(files)
+}
+
+impl<S: Socket> Session<'_, S> {
+    fn send(&mut self, m: &Message) -> io::Result<()> {
+        self.out.clear();
+        msg::encode(m, &mut self.out);
+        self.writer.write_all(&self.out)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// The pieces we have, the shortest way the other side understands.
+    fn send_availability(&mut self, shared: &Shared) -> Result<(), BtError> {
+        let have = match &shared.holding {
+            Holding::Complete(..) => Bitfield::full(self.pieces),
+            Holding::Partial(store) => store.bitfield(),
+        };
+        let m = if self.fast && have.is_complete() {
+            Some(Message::HaveAll)
+        } else if self.fast && have.count() == 0 {
+            Some(Message::HaveNone)
+        } else if have.count() == 0 {
+            None // without the fast extension, no bitfield at all says "nothing yet"
+        } else {
+            Some(Message::Bitfield(have.as_bytes().to_vec()))
+        };
+        if let Some(m) = m {
+            self.send(&m)?;
+        }
+        self.announced = have;
+        Ok(())
+    }
+
+    fn serve(&mut self, files: &mut OpenFiles) -> Result<(), BtError> {
+        loop {
+            self.chores()?;
+            let now = Instant::now();
+            self.reader.get_mut().set_deadline(now + TICK);
+            match self.reader.fill_buf() {
+                Ok([]) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    if self.last_heard.elapsed() > IDLE {
+                        return Err(BtError::Protocol(format!("silent for {} s", IDLE.as_secs())));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.reader.get_mut().set_deadline(now + self.server.opts.message_deadline);
+            let m = msg::read_message(&mut self.reader)?;
+            self.last_heard = Instant::now();
+            self.handle(m, files)?;
+        }
+    }
+
+    /// Between messages: new pieces of a partial file, slot changes, keep-alives.
+    fn chores(&mut self) -> Result<(), BtError> {
+        let Some(shared) = self.server.shares.get(&self.id) else {
+            return Err(BtError::Protocol("the file is no longer shared here".into()));
+        };
+        let now_have = match &shared.holding {
+            Holding::Complete(..) => Bitfield::full(self.pieces),
+            Holding::Partial(store) => store.bitfield(),
+        };
+        if now_have.count() > self.announced.count() {
+            let fresh: Vec<u32> = now_have.ones().filter(|i| !self.announced.get(*i)).collect();
+            for i in fresh {
+                self.send(&Message::Have(i))?;
+            }
+            self.announced = now_have;
+        }
+        let slots = self.server.slots;
+        let now = Instant::now();
+        if self.interested && self.choked && slots.want(self.server.conn_id, now) {
+            self.choked = false;
+            self.send(&Message::Unchoke)?;
+        } else if !self.choked && !slots.check(self.server.conn_id, now) {
+            self.choked = true;
+            self.send(&Message::Choke)?;
+        }
+        if self.last_sent.elapsed() > KEEPALIVE_EVERY {
+            self.send(&Message::KeepAlive)?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, m: Message, files: &mut OpenFiles) -> Result<(), BtError> {
+        match m {
+            Message::Interested => {
+                self.interested = true;
+                self.chores()?;
+            }
+            Message::NotInterested => {
+                self.interested = false;
+                self.server.slots.release(self.server.conn_id);
+                if !self.choked {
+                    self.choked = true;
+                    self.send(&Message::Choke)?;
+                }
+            }
+            Message::Request(b) => self.request(b, files)?,
+            Message::Bitfield(bits) => {
+                Bitfield::from_bytes(&bits, self.pieces)
+                    .map_err(|e| BtError::Protocol(format!("their {e}")))?;
+            }
+            Message::Have(i) if i >= self.pieces => {
+                return Err(BtError::Protocol(format!("have of piece {i} of {}", self.pieces)));
+            }
+            Message::Piece(b) => {
+                return Err(BtError::Protocol(format!("sent piece {} we never asked for", b.index)));
+            }
+            Message::Extended { id, payload } => self.extended(id, &payload)?,
+            // Requests are answered as they come, so a cancel has nothing left to cancel;
+            // the rest (their choking, their pieces, DHT ports, hints) a server need not act on.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Answers a block request, or rejects it (fast extension) or closes (without it) when
+    /// it cannot be served.
+    fn request(&mut self, b: Block, files: &mut OpenFiles) -> Result<(), BtError> {
+        if self.choked {
+            return self.refuse(b, "asked while choked");
+        }
+        let Some(shared) = self.server.shares.get(&self.id) else {
+            return Err(BtError::Protocol("the file is no longer shared here".into()));
+        };
+        let m = &shared.manifest;
+        let Some(idx) = m.index(b.index) else { return self.refuse(b, "piece out of range") };
+        let plen = m.chunk_len(idx) as u64;
+        if b.length == 0 || b.length > MAX_BLOCK || u64::from(b.begin) + u64::from(b.length) > plen {
+            return Err(BtError::Protocol(format!(
+                "asked for {} bytes at {} of piece {} ({plen} bytes; blocks up to {MAX_BLOCK})",
+                b.length, b.begin, b.index
+            )));
+        }
+        let file = match open_for_chunk(&shared, idx, files) {
+            Ok(f) => f,
+            Err(Refusal(why)) => return self.refuse(b, &why),
+        };
+        self.block.resize(b.length as usize, 0);
+        file.read_exact_at(&mut self.block, idx.offset() + u64::from(b.begin))?;
+        if let Some(limit) = &self.server.opts.upload_limit {
+            limit.take(self.block.len());
+        }
+        self.out.clear();
+        msg::encode(&Message::Piece(b), &mut self.out);
+        self.out.extend_from_slice(&self.block);
+        self.writer.write_all(&self.out)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    fn refuse(&mut self, b: Block, why: &str) -> Result<(), BtError> {
+        debug!("bt: {}: not serving piece {} ({why})", self.peer, b.index);
+        if self.fast {
+            Ok(self.send(&Message::RejectRequest(b))?)
+        } else if self.choked {
+            Ok(()) // without the fast extension a request while choked is dropped
+        } else {
+            Err(BtError::Protocol(format!("piece {}: {why}", b.index)))
+        }
+    }
+
+    fn extended(&mut self, id: u8, payload: &[u8]) -> Result<(), BtError> {
+        if id == metadata::HANDSHAKE_ID {
+            let h = metadata::parse_handshake(payload)?;
+            if let Some(client) = &h.client {
+                debug!("bt: {} is {client}", self.peer);
+            }
+            self.their_ut_metadata = h.ut_metadata;
+            return Ok(());
+        }
+        if id != OUR_UT_METADATA {
+            return Ok(()); // an extension we did not offer: ignored, as BEP 10 allows
+        }
+        let Some(theirs) = self.their_ut_metadata else { return Ok(()) };
+        if let MetadataMsg::Request(piece) = metadata::decode(payload)? {
+            let reply = match metadata::piece_of(&self.info, piece) {
+                Some(data) => MetadataMsg::Data { piece, total_size: self.info.len(), data: data.to_vec() },
+                None => MetadataMsg::Reject(piece),
+            };
+            self.send(&Message::Extended { id: theirs, payload: metadata::encode(&reply) })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a connection speaks BitTorrent: its first byte is 19. Waits for that byte in
+/// slices of `poll`, until `deadline` or until `give_way` says to make room.
+pub fn is_bittorrent(
+    stream: &std::net::TcpStream,
+    deadline: Instant,
+    give_way: &GiveWay,
+    poll: Duration,
+) -> io::Result<Option<bool>> {
+    let mut first = [0u8; 1];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || give_way() {
+            return Ok(None);
+        }
+        stream.set_read_timeout(Some(left.min(poll)))?;
+        match stream.peek(&mut first) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(first[0] == msg::PROTOCOL[0])),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
