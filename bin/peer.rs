@@ -45,15 +45,29 @@ enum Command {
     Serve,
     /// Every file and who has it.
     List,
+    /// Print the magnet link of DIR/files/NAME (naming the peer serving DIR, if one runs).
+    Magnet { name: String },
+    /// Write the .torrent of DIR/files/NAME (default DIR/NAME.torrent); print its path and
+    /// magnet link.
+    Torrent {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Who has NAME (exact, else case-insensitive substring).
     Search { name: String },
-    /// Fetch files into DIR/files (by name, or by content id).
+    /// Fetch files into DIR/files: by name, content id (info-hash), magnet link or the path
+    /// of a .torrent file.
     Download {
         #[arg(required = true)]
         names: Vec<String>,
         /// The first source: a peer's port (as listed) or address.
         #[arg(long, value_name = "PEER")]
         from: Option<String>,
+        /// Also fetch from this peer (a p2p-share peer or any BitTorrent client); repeatable.
+        /// With a magnet link or a .torrent, enough to download with no tracker running.
+        #[arg(long = "peer", value_name = "ADDR:PORT")]
+        peers: Vec<std::net::SocketAddr>,
         /// Keep serving afterwards until Ctrl+C.
         #[arg(long)]
         stay: bool,
@@ -93,8 +107,11 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
         Some(Command::Serve) => Action::Serve,
         Some(Command::List) => Action::List,
         Some(Command::Search { name }) => Action::Search(name),
-        Some(Command::Download { names, from, stay, timeline, stall_timeout }) => {
-            let opts = Options { stall_timeout: Duration::from_secs(stall_timeout), ..Options::default() };
+        Some(Command::Magnet { name }) => Action::Magnet(name),
+        Some(Command::Torrent { name, out }) => Action::Torrent { name, out },
+        Some(Command::Download { names, from, peers, stay, timeline, stall_timeout }) => {
+            let opts =
+                Options { stall_timeout: Duration::from_secs(stall_timeout), peers, ..Options::default() };
             Action::Download { names, from, stay, timeline, opts }
         }
     };

@@ -151,8 +151,14 @@ impl TrackerClient {
     /// Registers again under the same port and announces every complete file.
     pub fn rejoin(&self) -> Result<(), TrackerError> {
         let (port, _) = self.session()?;
+        self.join(port)
+    }
+
+    /// Registers on `port` and announces every complete file (a peer that started while
+    /// the tracker was down, or one the tracker forgot).
+    pub fn join(&self, port: u16) -> Result<(), TrackerError> {
         self.register(Some(port))?;
-        info!("Registered again with the tracker at {}", self.addr);
+        info!("Registered with the tracker at {}", self.addr);
         let (port, token) = self.session()?;
         let full = Some((self.full_list)());
         self.expect_ok(&TrackerRequest::Announce { port, token, full, added: vec![], removed: vec![] })

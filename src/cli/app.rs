@@ -2,9 +2,10 @@
 //! needs one, run the command, leave cleanly on Ctrl+C or at the end.
 
 use super::commands;
+use super::links::{self, LinkError};
 use super::menu;
 use super::settings::SettingsError;
-use crate::download::Options;
+use crate::download::{Options, Target};
 use crate::peer::{Node, NodeConfig, NodeError};
 use crate::tracker_client::TrackerError;
 use crossbeam_channel::{bounded, select, Receiver};
@@ -21,6 +22,11 @@ pub enum Action {
     Serve,
     List,
     Search(String),
+    Magnet(String),
+    Torrent {
+        name: String,
+        out: Option<PathBuf>,
+    },
     Download {
         names: Vec<String>,
         from: Option<String>,
@@ -39,6 +45,7 @@ pub enum CliError {
     Log(std::io::Error),
     Tracker(TrackerError),
     Node(NodeError),
+    Link(LinkError),
     CtrlC(ctrlc::Error),
     Thread(std::io::Error),
 }
@@ -50,6 +57,7 @@ impl fmt::Display for CliError {
             CliError::Log(e) => write!(f, "cannot open log file: {e}"),
             CliError::Tracker(e) => write!(f, "{e}"),
             CliError::Node(e) => write!(f, "{e}"),
+            CliError::Link(e) => write!(f, "{e}"),
             CliError::CtrlC(e) => write!(f, "cannot install Ctrl+C handler: {e}"),
             CliError::Thread(e) => write!(f, "cannot start the menu thread: {e}"),
         }
@@ -79,6 +87,14 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
             let n = commands::search(cfg, &name, out)?;
             Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Action::Magnet(name) => {
+            links::magnet(&cfg.dir, &name, out).map_err(CliError::Link)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Torrent { name, out: dest } => {
+            links::torrent(&cfg.dir, &name, dest.as_deref(), out).map_err(CliError::Link)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Action::Serve => {
             let (node, ctrl_c) = start(cfg)?;
             let _ = ctrl_c.recv();
@@ -86,6 +102,10 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Download { names, from, stay, timeline, opts } => {
+            // Downloads that name their file by info-hash and know a source need no tracker.
+            let offline_ok =
+                names.iter().all(|n| Target::parse(n).is_ok_and(|t| t.needs_no_tracker(opts.peers.len())));
+            let cfg = &NodeConfig { tracker_optional: offline_ok, ..cfg.clone() };
             let (node, ctrl_c) = start(cfg)?;
             let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);
             if stay {

@@ -2,5 +2,6 @@
 
 pub mod app;
 pub mod commands;
+pub mod links;
 pub mod menu;
 pub mod settings;

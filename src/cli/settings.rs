@@ -77,7 +77,7 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
         Some(r) => Some(parse_rate(&r).map_err(SettingsError::BadRate)?),
         None => None,
     };
-    Ok(NodeConfig { tracker, dir, port, upload_limit })
+    Ok(NodeConfig { tracker, dir, port, upload_limit, tracker_optional: false })
 }
 
 fn load(path: &Path) -> Result<Ini, SettingsError> {

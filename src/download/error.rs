@@ -1,7 +1,9 @@
 //! Why a download failed.
 
 use crate::hash::ContentId;
+use crate::magnet::MagnetError;
 use crate::names::BadName;
+use crate::torrent::TorrentError;
 use crate::tracker_client::TrackerError;
 use crate::wire::tracker_msg::FileListing;
 use std::fmt;
@@ -33,6 +35,8 @@ pub enum DownloadError {
         total: u32,
     },
     Exists(PathBuf),
+    Magnet(MagnetError),
+    Torrent(TorrentError),
     /// No thread could be started for part of the download.
     Thread {
         what: &'static str,
@@ -60,6 +64,8 @@ impl fmt::Display for DownloadError {
                 "download of '{name}' stalled: no source sent the missing chunks ({have} of {total} kept; run the command again to resume)"
             ),
             DownloadError::Exists(path) => write!(f, "{} already exists with different content", path.display()),
+            DownloadError::Magnet(e) => write!(f, "{e}"),
+            DownloadError::Torrent(e) => write!(f, "{e}"),
             DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
             DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),
         }

@@ -24,11 +24,13 @@ use crate::chunk_store::ChunkStore;
 use crate::hash::ContentId;
 use crate::holdings::manifest_cache::{ManifestCache, Stamp};
 use crate::holdings::shares::{FileIdentity, Shares};
+use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::validate_name;
+use crate::torrent::{read_torrent, TorrentFile, MAX_TORRENT_BYTES};
 use crate::tracker_client::{Sources, TrackerClient};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
-use log::{info, warn};
+use log::{debug, info, warn};
 use reassembler::{Assembly, ProgressFn};
 use std::fs;
 use std::net::SocketAddr;
@@ -53,6 +55,9 @@ pub struct Options {
     /// Give up when no chunk arrived for this long and no source is left.
     pub stall_timeout: Duration,
     pub progress: Option<ProgressFn>,
+    /// Sources given directly (`--peer`, a magnet link's `x.pe`): p2p-share peers or
+    /// BitTorrent clients, asked beside the tracker's.
+    pub peers: Vec<SocketAddr>,
 }
 
 impl Default for Options {
@@ -61,6 +66,7 @@ impl Default for Options {
             io_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             progress: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -81,9 +87,79 @@ pub struct Report {
     pub assembly: Assembly,
 }
 
-/// Downloads `target` (a file name, or a content id) into `DIR/files`. `from` (a port or
-/// an address) is the first source, as in the original; otherwise every holder is one.
+/// What the user asked to download.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A file name, resolved at the tracker.
+    Name(String),
+    /// A content id (info-hash) in hex.
+    Id(ContentId),
+    Magnet(Magnet),
+    /// A `.torrent` file's contents.
+    Torrent(TorrentFile),
+}
+
+impl Target {
+    /// A magnet link, the path of a `.torrent` file, a 40-hex content id, or a name.
+    pub fn parse(s: &str) -> Result<Target, DownloadError> {
+        if s.starts_with("magnet:") {
+            return Magnet::parse(s).map(Target::Magnet).map_err(DownloadError::Magnet);
+        }
+        if s.to_ascii_lowercase().ends_with(".torrent") && Path::new(s).is_file() {
+            let path = Path::new(s);
+            let bytes = read_capped(path, MAX_TORRENT_BYTES).map_err(disk(path))?;
+            return read_torrent(&bytes).map(Target::Torrent).map_err(DownloadError::Torrent);
+        }
+        Ok(s.parse().map_or_else(|_| Target::Name(s.to_string()), Target::Id))
+    }
+
+    /// Whether this target can go without a tracker: it names its file by info-hash and
+    /// some source is known without asking one.
+    pub fn needs_no_tracker(&self, direct_peers: usize) -> bool {
+        match self {
+            Target::Magnet(m) => direct_peers + m.peers.len() > 0,
+            Target::Torrent(_) => direct_peers > 0,
+            Target::Name(_) | Target::Id(_) => false,
+        }
+    }
+}
+
+/// Reads a file of at most `cap` bytes.
+fn read_capped(path: &Path, cap: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs::File::open(path)?.take(cap as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > cap {
+        return Err(std::io::Error::other(format!("larger than {cap} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// Downloads `target` (a file name, a content id, a magnet link or a `.torrent` path) into
+/// `DIR/files`. `from` (a port or an address) is the first source, as in the original;
+/// otherwise every holder is one, and every peer in `opts.peers`.
 pub fn download(
+    ctx: &Context,
+    target: &str,
+    from: Option<&str>,
+    opts: &Options,
+) -> Result<Report, DownloadError> {
+    match Target::parse(target)? {
+        Target::Name(_) | Target::Id(_) => download_listed(ctx, target, from, opts),
+        Target::Magnet(m) => {
+            let mut opts = opts.clone();
+            opts.peers.extend(m.peers.iter().copied());
+            download_by_hash(ctx, m.id, None, m.name.as_deref(), &opts)
+        }
+        Target::Torrent(t) => {
+            let (id, name) = (t.manifest.content_id(), t.manifest.name.clone());
+            download_by_hash(ctx, id, Some(t.manifest), Some(&name), opts)
+        }
+    }
+}
+
+/// A download the tracker resolves (by name or content id).
+fn download_listed(
     ctx: &Context,
     target: &str,
     from: Option<&str>,
@@ -104,9 +180,11 @@ pub fn download(
     info!("Searching the file from active peers...");
     let sources = ctx.tracker.start_download(id)?;
     let late = !sources.downloaders.is_empty();
-    let initial = candidates(from, sources);
+    let mut initial = candidates(from, sources);
+    initial.extend(opts.peers.iter().copied());
     let by_id = target.parse::<ContentId>().is_ok();
-    let result = fetch(ctx, &listing, from, initial, late, by_id, opts, started);
+    let job = Job { listing: &listing, from, initial, late, by_id, known: None };
+    let result = fetch(ctx, job, opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
     }
@@ -179,22 +257,76 @@ fn most_hosts(found: &[FileListing]) -> Option<usize> {
     at_best.next().is_none().then_some(i)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fetch(
+/// A download by info-hash (a magnet link or a `.torrent`): the tracker is one source of
+/// sources among others, and may be down when peers are known directly.
+fn download_by_hash(
     ctx: &Context,
-    listing: &FileListing,
+    id: ContentId,
+    known: Option<Manifest>,
+    name: Option<&str>,
+    opts: &Options,
+) -> Result<Report, DownloadError> {
+    let started = Instant::now();
+    if let Some(s) = ctx.shares.get(&id).filter(|s| s.is_complete()) {
+        info!("'{}' is already here", s.manifest.name);
+        return Ok(Report::already_here(&s.manifest, id, ctx.files_dir.join(&s.manifest.name)));
+    }
+    if let Some(name) = name {
+        validate_name(name).map_err(DownloadError::BadName)?;
+    }
+    let (mut initial, late) = match ctx.tracker.start_download(id) {
+        Ok(s) => {
+            let late = !s.downloaders.is_empty();
+            (candidates(None, s), late)
+        }
+        Err(e) if !opts.peers.is_empty() => {
+            warn!("{e}; going on with the peers given directly");
+            (Vec::new(), false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    initial.extend(opts.peers.iter().copied());
+    let info = match &known {
+        Some(m) => FileInfo { name: m.name.clone(), size: m.size, content_id: id },
+        None => FileInfo { name: name.unwrap_or_default().to_string(), size: 0, content_id: id },
+    };
+    let listing = FileListing { info, holders: Vec::new(), holder_count: 0, hosts: 0 };
+    let job = Job { listing: &listing, from: None, initial, late, by_id: true, known };
+    let result = fetch(ctx, job, opts, started);
+    if result.is_err() {
+        ctx.shares.remove_partial(&id);
+    }
+    if let Err(e) = ctx.tracker.stop_download(id) {
+        debug!("could not tell the tracker the download of {id} ended: {e}");
+    }
+    result
+}
+
+/// One download's plan: the file, its first sources, and what is already known.
+struct Job<'a> {
+    listing: &'a FileListing,
+    /// `--from`: the first source, as in the original.
     from: Option<SocketAddr>,
     initial: Vec<SocketAddr>,
+    /// Other downloaders were already at work (pick chunks at random among the rarest).
     late: bool,
+    /// Asked for by content id: the manifest, which the id authenticates, decides the name.
     by_id: bool,
-    opts: &Options,
-    started: Instant,
-) -> Result<Report, DownloadError> {
+    /// The manifest, when a `.torrent` gave it.
+    known: Option<Manifest>,
+}
+
+fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Report, DownloadError> {
+    let Job { listing, from, initial, late, by_id, known } = job;
     let id = listing.info.content_id;
-    let manifest = match local_manifest(ctx.chunks_dir, id) {
+    let manifest = match known.or_else(|| local_manifest(ctx.chunks_dir, id)) {
         Some(m) => m,
         None => manifest_until(ctx.tracker, id, from, initial.clone(), opts)?,
     };
+    let dest = ctx.files_dir.join(&manifest.name);
+    if dest.exists() {
+        return Err(DownloadError::Exists(dest));
+    }
     if manifest.name != listing.info.name || manifest.size != listing.info.size {
         let why = format!(
             "manifest names '{}' ({} bytes), the tracker '{}' ({} bytes)",
@@ -204,7 +336,9 @@ fn fetch(
             return Err(DownloadError::NoManifest { id, why });
         }
         // Asked for by content id: the manifest, which that id authenticates, decides.
-        warn!("{why}; going by the manifest");
+        if !listing.info.name.is_empty() {
+            warn!("{why}; going by the manifest");
+        }
     }
     let (store, resumed) = ChunkStore::open(ctx.chunks_dir, manifest).map_err(disk(ctx.chunks_dir))?;
     if resumed > 0 {

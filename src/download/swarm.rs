@@ -75,6 +75,8 @@ pub(super) struct Swarm<'a> {
     from: Option<SocketAddr>,
     opts: &'a Options,
     started: Instant,
+    /// The tracker failed once already (said once, not every second).
+    tracker_failed: std::cell::Cell<bool>,
 }
 
 impl<'a> Swarm<'a> {
@@ -98,7 +100,7 @@ impl<'a> Swarm<'a> {
             io_timeout: opts.io_timeout,
             received: Default::default(),
         };
-        Swarm { ctx, shared: Arc::new(shared), from, opts, started }
+        Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default() }
     }
 
     /// Fetches until the file is complete, or until the sources together sent less than
@@ -201,14 +203,22 @@ impl<'a> Swarm<'a> {
     }
 
     /// Asks the tracker who can help now (it may be down: then keep the sources we have).
+    /// The tracker's sources now, and the ones given directly.
     fn refresh(&self) -> Vec<SocketAddr> {
-        match self.ctx.tracker.start_download(self.shared.store.content_id) {
-            Ok(s) => candidates(self.from, s),
+        let mut found = match self.ctx.tracker.start_download(self.shared.store.content_id) {
+            Ok(s) => {
+                self.tracker_failed.set(false);
+                candidates(self.from, s)
+            }
             Err(e) => {
-                warn!("no new sources from the tracker ({e}); going on with the known ones");
+                if !self.tracker_failed.replace(true) {
+                    warn!("no new sources from the tracker ({e}); going on with the known ones");
+                }
                 Vec::new()
             }
-        }
+        };
+        found.extend(self.opts.peers.iter().copied());
+        found
     }
 }
 

@@ -15,6 +15,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -30,6 +31,9 @@ pub struct NodeConfig {
     pub port: Option<u16>,
     /// Bytes per second, across all uploads.
     pub upload_limit: Option<u64>,
+    /// Start even when the tracker cannot be reached (a download from peers given
+    /// directly); the peer joins the tracker once it answers.
+    pub tracker_optional: bool,
 }
 
 /// Why a peer could not start.
@@ -76,6 +80,23 @@ impl From<TrackerError> for NodeError {
 
 /// The lock file that keeps two peers from writing to one folder.
 pub const LOCK_FILE: &str = ".p2p-share.lock";
+
+/// The address of the peer serving `dir` right now, as it wrote it in the folder's lock
+/// file; `None` when no peer holds the lock.
+pub fn serving_addr(dir: &Path) -> Option<SocketAddr> {
+    let file = File::open(dir.join(LOCK_FILE)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None, // nobody holds it
+        Err(TryLockError::WouldBlock) => fs::read_to_string(dir.join(LOCK_FILE)).ok()?.trim().parse().ok(),
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
+/// Writes the address this peer serves on into its lock file (for `serving_addr`).
+fn record_addr(lock: &File, addr: SocketAddr) -> io::Result<()> {
+    lock.set_len(0)?;
+    lock.write_all_at(format!("{addr}\n").as_bytes(), 0)
+}
 
 /// Takes the folder's lock (an OS file lock, released when the process ends), or says
 /// that another peer holds it.
@@ -153,12 +174,18 @@ impl Node {
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)
             .map_err(|err| NodeError::Listen { addr, err })?;
         info!("Peer server started on {addr}!");
-        tracker.announce(shares.complete_files(), vec![])?;
+        let reachable = tracker.me().unwrap_or(addr);
+        if let Err(e) = record_addr(&lock, reachable) {
+            warn!("cannot record this peer's address in {}: {e}", cfg.dir.join(LOCK_FILE).display());
+        }
+        if tracker.me().is_some() {
+            tracker.announce(shares.complete_files(), vec![])?;
+        }
         info!("Start file monitor system...");
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let mut threads = vec![monitor.spawn(Arc::clone(&tracker), stop_rx.clone())];
         info!("File monitor system started!");
-        threads.push(spawn_announcer(Arc::clone(&tracker), stop_rx));
+        threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
         Ok(Node {
             shares,
@@ -199,8 +226,10 @@ impl Node {
     pub fn leave(&self) {
         let Some(running) = self.running.lock().take() else { return };
         info!("Removing peer...");
-        if let Err(e) = self.tracker.leave() {
-            warn!("could not tell the tracker this peer leaves: {e}");
+        if self.tracker.me().is_some() {
+            if let Err(e) = self.tracker.leave() {
+                warn!("could not tell the tracker this peer leaves: {e}");
+            }
         }
         running.stop();
     }
@@ -217,6 +246,17 @@ impl Drop for Node {
 /// Binds the peer's listening socket on the address the tracker reaches it by, and
 /// registers it. A port the tracker assigns that is taken here is swapped for a free one.
 fn bind_and_register(tracker: &TrackerClient, cfg: &NodeConfig) -> Result<TcpListener, NodeError> {
+    match bind_and_register_at(tracker, cfg) {
+        Err(NodeError::Tracker(e @ TrackerError::Unreachable { .. })) if cfg.tracker_optional => {
+            warn!("{e}; going on without it (it is asked again every announce interval)");
+            let any = SocketAddr::from(([0, 0, 0, 0], cfg.port.unwrap_or(0)));
+            TcpListener::bind(any).map_err(|err| NodeError::Listen { addr: any, err })
+        }
+        other => other,
+    }
+}
+
+fn bind_and_register_at(tracker: &TrackerClient, cfg: &NodeConfig) -> Result<TcpListener, NodeError> {
     match cfg.port {
         None => {
             let me = tracker.register(None)?;
@@ -254,8 +294,12 @@ fn local_ip_towards(tracker: SocketAddr) -> io::Result<IpAddr> {
 }
 
 /// Heartbeats every announce interval; the tracker client registers again by itself when
-/// the tracker forgot this peer.
-fn spawn_announcer(tracker: Arc<TrackerClient>, stop: crossbeam_channel::Receiver<()>) -> JoinHandle<()> {
+/// the tracker forgot this peer, and joins (on `port`) when it started without one.
+fn spawn_announcer(
+    tracker: Arc<TrackerClient>,
+    port: u16,
+    stop: crossbeam_channel::Receiver<()>,
+) -> JoinHandle<()> {
     thread::Builder::new()
         .name("announcer".into())
         .spawn(move || {
@@ -263,8 +307,11 @@ fn spawn_announcer(tracker: Arc<TrackerClient>, stop: crossbeam_channel::Receive
             loop {
                 select! {
                     recv(stop) -> _ => break,
-                    recv(ticker) -> _ => if let Err(e) = tracker.announce(vec![], vec![]) {
-                        warn!("tracker unreachable: {e}");
+                    recv(ticker) -> _ => {
+                        let beat = if tracker.me().is_some() { tracker.announce(vec![], vec![]) } else { tracker.join(port) };
+                        if let Err(e) = beat {
+                            warn!("tracker unreachable: {e}");
+                        }
                     },
                 }
             }

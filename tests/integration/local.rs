@@ -74,7 +74,13 @@ impl LocalPeer {
 
     /// A peer whose uploads together are capped at `upload_limit` bytes per second.
     pub fn limited(tracker: SocketAddr, dir: &Path, upload_limit: Option<u64>) -> LocalPeer {
-        let cfg = NodeConfig { tracker, dir: dir.to_path_buf(), port: Some(0), upload_limit };
+        let cfg = NodeConfig {
+            tracker,
+            dir: dir.to_path_buf(),
+            port: Some(0),
+            upload_limit,
+            tracker_optional: false,
+        };
         LocalPeer { node: Node::start(&cfg).expect("start a peer") }
     }
 

@@ -1,0 +1,82 @@
+//! `peer magnet NAME` and `peer torrent NAME`: a shared file's BitTorrent identity for
+//! people and for BitTorrent clients. They run beside the peer serving DIR (in their own
+//! process, as `list` does) and name it in the link (`x.pe`) when one serves.
+
+use crate::holdings::manifest_cache::{ManifestCache, Stamp};
+use crate::magnet::Magnet;
+use crate::manifest::Manifest;
+use crate::names::{validate_name, BadName};
+use crate::peer::node::serving_addr;
+use crate::torrent::torrent_file;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Why no link could be made.
+#[derive(Debug)]
+pub enum LinkError {
+    BadName(BadName),
+    NotShared(PathBuf),
+    Io { path: PathBuf, err: io::Error },
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::BadName(e) => write!(f, "{e}"),
+            LinkError::NotShared(p) => write!(f, "{} is not a file shared here", p.display()),
+            LinkError::Io { path, err } => write!(f, "{}: {err}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// The manifest of `DIR/files/NAME` (cached, else hashed) and its magnet link.
+pub fn magnet_of(dir: &Path, name: &str) -> Result<(Manifest, Magnet), LinkError> {
+    validate_name(name).map_err(LinkError::BadName)?;
+    let path = dir.join("files").join(name);
+    // A regular file, not a link: the same rule as for sharing.
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        _ => return Err(LinkError::NotShared(path)),
+    };
+    let chunks = dir.join("chunks");
+    std::fs::create_dir_all(&chunks).map_err(|err| LinkError::Io { path: chunks.clone(), err })?;
+    let (m, _) = ManifestCache::new(&chunks)
+        .manifest_for(&path, name, Stamp::of(&meta))
+        .map_err(|err| LinkError::Io { path: path.clone(), err })?;
+    let magnet = Magnet {
+        id: m.content_id(),
+        name: Some(m.name.clone()),
+        size: Some(m.size),
+        peers: serving_addr(dir).into_iter().collect(),
+        trackers: Vec::new(),
+    };
+    Ok((m, magnet))
+}
+
+/// `magnet NAME`: prints the magnet link.
+pub fn magnet(dir: &Path, name: &str, out: &mut impl Write) -> Result<(), LinkError> {
+    let (_, link) = magnet_of(dir, name)?;
+    let _ = writeln!(out, "{link}");
+    Ok(())
+}
+
+/// `torrent NAME [--out FILE]`: writes the `.torrent` (default `DIR/NAME.torrent`), prints
+/// its path and the magnet link; returns the path.
+pub fn torrent(
+    dir: &Path,
+    name: &str,
+    dest: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<PathBuf, LinkError> {
+    let (m, link) = magnet_of(dir, name)?;
+    let dest = dest.map_or_else(|| dir.join(format!("{name}.torrent")), Path::to_path_buf);
+    let bytes = torrent_file(&m, None);
+    crate::atomic_file::write_atomic(&dest, &bytes, crate::atomic_file::Durability::Synced)
+        .map_err(|err| LinkError::Io { path: dest.clone(), err })?;
+    let _ = writeln!(out, "{}", dest.display());
+    let _ = writeln!(out, "{link}");
+    Ok(dest)
+}
