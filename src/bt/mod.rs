@@ -10,6 +10,7 @@
 //! The peer server serves BitTorrent connections in `peer::bt_serve`.
 
 pub mod choke;
+pub mod client;
 pub mod metadata;
 pub mod msg;
 

@@ -2,8 +2,12 @@
 //! checked against the content id.
 
 use super::{candidates, DownloadError, Options};
+use crate::bt::client::BtConn;
+use crate::bt::msg::BtError;
+use crate::bt::new_peer_id;
 use crate::hash::ContentId;
 use crate::manifest::{Manifest, ManifestError, MAX_MANIFEST_BYTES};
+use crate::torrent::{manifest_from_info, TorrentError};
 use crate::tracker_client::TrackerClient;
 use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
@@ -37,7 +41,7 @@ pub(super) fn manifest_until(
 ) -> Result<Manifest, DownloadError> {
     let deadline = Instant::now() + opts.stall_timeout;
     loop {
-        match remote_manifest(&sources, id, opts.io_timeout, deadline) {
+        match remote_manifest(&sources, &opts.peers, id, opts.io_timeout, deadline) {
             Ok(m) => return Ok(m),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => thread::sleep(Duration::from_secs(1)),
@@ -53,6 +57,7 @@ pub(super) fn manifest_until(
 /// answers. Gives up at `deadline`; the threads still asking end by their own deadlines.
 fn remote_manifest(
     sources: &[SocketAddr],
+    direct: &[SocketAddr],
     id: ContentId,
     timeout: Duration,
     deadline: Instant,
@@ -60,9 +65,10 @@ fn remote_manifest(
     let (tx, rx) = crossbeam_channel::unbounded();
     for &addr in sources.iter().take(MAX_ASKED) {
         let tx = tx.clone();
+        let bt_first = direct.contains(&addr);
         let spawned = thread::Builder::new()
             .name(format!("manifest-{addr}"))
-            .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout)))));
+            .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout, bt_first)))));
         if let Err(e) = spawned {
             warn!("cannot ask {addr} for the manifest: {e}");
         }
@@ -99,6 +105,8 @@ pub enum FetchError {
     IdMismatch,
     NotUtf8,
     Invalid(ManifestError),
+    Bt(BtError),
+    Torrent(TorrentError),
 }
 
 impl fmt::Display for FetchError {
@@ -114,13 +122,37 @@ impl fmt::Display for FetchError {
             FetchError::IdMismatch => write!(f, "its manifest does not match the file's id"),
             FetchError::NotUtf8 => write!(f, "its manifest is not UTF-8"),
             FetchError::Invalid(e) => write!(f, "{e}"),
+            FetchError::Bt(e) => write!(f, "over BitTorrent: {e}"),
+            FetchError::Torrent(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for FetchError {}
 
-fn manifest_from(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<Manifest, FetchError> {
+/// The manifest from one source: `file.ini` in our protocol from a p2p-share peer, the
+/// info dictionary over ut_metadata from a BitTorrent client. A source given directly
+/// (`bt_first`) may be either: it is greeted in BitTorrent, and one whose peer id says
+/// p2p-share is asked in our protocol instead.
+fn manifest_from(
+    addr: SocketAddr,
+    id: ContentId,
+    timeout: Duration,
+    bt_first: bool,
+) -> Result<Manifest, FetchError> {
+    if !bt_first {
+        return native_manifest(addr, id, timeout);
+    }
+    let mut conn = BtConn::connect(addr, id, new_peer_id(), timeout).map_err(FetchError::Bt)?;
+    if conn.is_p2p_share() {
+        drop(conn);
+        return native_manifest(addr, id, timeout);
+    }
+    let info = conn.fetch_info(id, timeout).map_err(FetchError::Bt)?;
+    manifest_from_info(&info).map_err(FetchError::Torrent)
+}
+
+fn native_manifest(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<Manifest, FetchError> {
     let mut conn = Conn::connect(addr, timeout).map_err(FetchError::Connect)?;
     let req = PeerRequest::Manifest { content_id: Some(id), name: None };
     let len = match conn.call(&req).map_err(FetchError::Wire)? {

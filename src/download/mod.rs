@@ -7,6 +7,7 @@
 //! second ask the tracker again and add new sources; at the end check the whole file's
 //! SHA-1 and move it atomically into `DIR/files`.
 
+mod bt_source;
 mod error;
 mod manifest_fetch;
 pub mod reassembler;

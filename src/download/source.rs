@@ -64,6 +64,10 @@ pub struct Shared {
     pub io_timeout: Duration,
     /// Payload bytes received from all sources (verified or not): the stall clock's input.
     pub received: AtomicU64,
+    /// Our peer id towards BitTorrent sources.
+    pub peer_id: [u8; 20],
+    /// Sources given directly (`--peer`, `x.pe`): BitTorrent clients or p2p-share peers.
+    pub direct: Vec<SocketAddr>,
 }
 
 /// A chunk's payload is read in slices of this size, each under its own deadline and
@@ -102,15 +106,31 @@ impl From<WireError> for SourceEnd {
 
 /// Fetches from `addr` until nothing is left to fetch there; its chunks go back to the
 /// others when it ends.
+/// Sources from the tracker are p2p-share peers and speak our protocol. A source given
+/// directly may be a BitTorrent client: it is greeted in BitTorrent, and fetched from over
+/// BitTorrent unless its peer id says it is a p2p-share peer.
 pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    let end = match Conn::connect(addr, shared.io_timeout) {
-        Ok(conn) => {
-            Fetcher { shared, addr, conn, complete: false, last_have: Instant::now(), refused: 0 }.run(tx)
-        }
-        Err(e) => SourceEnd::Failed(format!("cannot connect: {e}")),
+    let end = if shared.direct.contains(&addr) {
+        super::bt_source::run(shared, addr, tx).unwrap_or_else(|| native(shared, addr, tx))
+    } else {
+        native(shared, addr, tx)
     };
     shared.sched.lock().remove_source(addr);
     end
+}
+
+fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
+    match Conn::connect(addr, shared.io_timeout) {
+        Ok(conn) => {
+            let mut f =
+                Fetcher { shared, addr, conn, complete: false, last_have: Instant::now(), refused: 0 };
+            match f.refresh_have() {
+                Ok(()) => f.run(tx),
+                Err(end) => end,
+            }
+        }
+        Err(e) => SourceEnd::Failed(format!("cannot connect: {e}")),
+    }
 }
 
 struct Fetcher<'a> {
@@ -124,10 +144,8 @@ struct Fetcher<'a> {
 }
 
 impl Fetcher<'_> {
+    /// Runs after the first have-set arrived.
     fn run(&mut self, tx: &Sender<Arrival>) -> SourceEnd {
-        if let Err(e) = self.refresh_have() {
-            return e;
-        }
         let mut inflight: VecDeque<u32> = VecDeque::new();
         loop {
             if self.shared.cancel.load(Ordering::Relaxed) {
@@ -161,8 +179,12 @@ impl Fetcher<'_> {
 
     /// Asks which chunks the source has and tells the scheduler.
     fn refresh_have(&mut self) -> Result<(), SourceEnd> {
+        let reply = self.conn.call(&PeerRequest::Have { content_id: self.shared.store.content_id })?;
+        self.apply_have(reply)
+    }
+
+    fn apply_have(&mut self, reply: PeerReply) -> Result<(), SourceEnd> {
         let store = &self.shared.store;
-        let reply: PeerReply = self.conn.call(&PeerRequest::Have { content_id: store.content_id })?;
         let have = match reply {
             PeerReply::Have { complete: true, .. } => None,
             PeerReply::Have { complete: false, bitfield } => Some(

@@ -99,6 +99,8 @@ impl<'a> Swarm<'a> {
             pool: BufferPool::new(16),
             io_timeout: opts.io_timeout,
             received: Default::default(),
+            peer_id: crate::bt::new_peer_id(),
+            direct: opts.peers.clone(),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default() }
     }

@@ -1,0 +1,247 @@
+//! A source that speaks BitTorrent (a BitTorrent client): the same scheduler, checks and
+//! reassembler as a native source, fed by 16 KiB block requests pipelined a few pieces
+//! deep. A piece is checked against its SHA-1 before it goes to the reassembler.
+//!
+//! What the spec asks of a downloader is followed: nothing is requested while choked;
+//! a choke without the fast extension drops every pending request (their pieces go back
+//! to the scheduler), a reject drops one; a bitfield of the wrong length ends the
+//! connection; blocks nobody asked for are read and thrown away, and too many of them end
+//! the connection. No byte from this source reaches the file unverified.
+
+use super::source::{Arrival, Shared, SourceEnd, MAX_BAD_CHUNKS};
+use crate::bitfield::Bitfield;
+use crate::bt::client::BtConn;
+use crate::bt::msg::{Block, BtError, Message};
+use crate::hash::Sha1Hash;
+use crossbeam_channel::Sender;
+use log::{debug, warn};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Clients ask for, and serve, 16 KiB blocks.
+pub const BLOCK: u32 = 16 * 1024;
+/// Pieces requested at once from one source (every block of each).
+const DEPTH: usize = 3;
+/// Unasked-for blocks tolerated (late ones after a reject or choke) before giving up.
+const MAX_UNASKED: u32 = 256;
+
+/// A piece being fetched.
+struct Fetching {
+    index: u32,
+    buf: Vec<u8>,
+    /// Blocks received, by number.
+    got: Vec<bool>,
+    missing: usize,
+}
+
+/// Fetches from a BitTorrent source at `addr` until nothing is left to fetch there;
+/// `None` when the other side turns out to be a p2p-share peer (fetch natively instead).
+pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
+    let id = shared.store.content_id;
+    Some(match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout) {
+        Ok(conn) if conn.is_p2p_share() => return None,
+        Ok(conn) => BtFetcher::new(shared, conn).run(tx).unwrap_or_else(|e| match e {
+            BtError::Protocol(why) => SourceEnd::Lying(format!("over BitTorrent: {why}")),
+            other => SourceEnd::Failed(format!("over BitTorrent: {other}")),
+        }),
+        Err(e) => SourceEnd::Failed(format!("over BitTorrent: {e}")),
+    })
+}
+
+struct BtFetcher<'a> {
+    shared: &'a Shared,
+    conn: BtConn,
+    addr: SocketAddr,
+    pieces: u32,
+    /// What the source said it has.
+    has: Bitfield,
+    choked: bool,
+    fetching: Vec<Fetching>,
+    unasked: u32,
+    last_data: Instant,
+}
+
+impl<'a> BtFetcher<'a> {
+    fn new(shared: &'a Shared, conn: BtConn) -> BtFetcher<'a> {
+        let pieces = shared.store.manifest.chunk_count();
+        let addr = conn.addr;
+        BtFetcher {
+            shared,
+            conn,
+            addr,
+            pieces,
+            has: Bitfield::new(pieces),
+            choked: true,
+            fetching: Vec::new(),
+            unasked: 0,
+            last_data: Instant::now(),
+        }
+    }
+
+    fn run(&mut self, tx: &Sender<Arrival>) -> Result<SourceEnd, BtError> {
+        self.conn.send(&Message::Interested)?;
+        self.shared.sched.lock().update_source(self.addr, Some(Bitfield::new(self.pieces)));
+        loop {
+            if self.shared.cancel.load(Ordering::Relaxed) {
+                return Ok(SourceEnd::Finished);
+            }
+            if !self.choked {
+                self.request_more()?;
+            }
+            if self.fetching.is_empty() && self.shared.sched.lock().is_done() {
+                return Ok(SourceEnd::Finished);
+            }
+            match self.conn.next(Duration::from_millis(200))? {
+                Some(m) => {
+                    if let Some(end) = self.handle(m, tx)? {
+                        return Ok(end);
+                    }
+                }
+                None => {
+                    if !self.fetching.is_empty() && self.last_data.elapsed() > self.shared.io_timeout {
+                        return Ok(SourceEnd::Failed("over BitTorrent: stalled".into()));
+                    }
+                    self.conn.keep_alive()?;
+                }
+            }
+        }
+    }
+
+    /// Asks for every block of new pieces until [`DEPTH`] are on the way.
+    fn request_more(&mut self) -> Result<(), BtError> {
+        while self.fetching.len() < DEPTH {
+            let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
+            let Some(idx) = self.shared.store.manifest.index(i) else { break };
+            let len = self.shared.store.manifest.chunk_len(idx) as u32;
+            let blocks = len.div_ceil(BLOCK);
+            let requests: Vec<Message> = (0..blocks)
+                .map(|b| {
+                    let begin = b * BLOCK;
+                    Message::Request(Block { index: i, begin, length: BLOCK.min(len - begin) })
+                })
+                .collect();
+            self.conn.send_all(&requests)?;
+            let mut buf = self.shared.pool.get();
+            buf.resize(len as usize, 0);
+            self.fetching.push(Fetching {
+                index: i,
+                buf,
+                got: vec![false; blocks as usize],
+                missing: blocks as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives every piece on the way back to the scheduler (a choke dropped its requests).
+    fn drop_all(&mut self) {
+        let mut sched = self.shared.sched.lock();
+        for f in self.fetching.drain(..) {
+            sched.release(self.addr, f.index);
+            self.shared.pool.put(f.buf);
+        }
+    }
+
+    fn tell_scheduler(&self) {
+        let view = if self.has.is_complete() { None } else { Some(self.has.clone()) };
+        self.shared.sched.lock().update_source(self.addr, view);
+    }
+
+    fn handle(&mut self, m: Message, tx: &Sender<Arrival>) -> Result<Option<SourceEnd>, BtError> {
+        match m {
+            Message::Bitfield(bits) => {
+                self.has = Bitfield::from_bytes(&bits, self.pieces)
+                    .map_err(|e| BtError::Protocol(format!("sent a bitfield that does not fit: {e}")))?;
+                self.tell_scheduler();
+            }
+            Message::HaveAll => {
+                self.has = Bitfield::full(self.pieces);
+                self.tell_scheduler();
+            }
+            Message::HaveNone => {
+                self.has = Bitfield::new(self.pieces);
+                self.tell_scheduler();
+            }
+            Message::Have(i) => {
+                if i >= self.pieces {
+                    return Err(BtError::Protocol(format!("have of piece {i} of {}", self.pieces)));
+                }
+                if self.has.set(i) {
+                    self.tell_scheduler();
+                }
+            }
+            Message::Choke => {
+                self.choked = true;
+                if !self.conn.fast() {
+                    self.drop_all();
+                }
+            }
+            Message::Unchoke => self.choked = false,
+            Message::RejectRequest(b) => {
+                if let Some(pos) = self.fetching.iter().position(|f| f.index == b.index) {
+                    let f = self.fetching.swap_remove(pos);
+                    self.shared.sched.lock().release(self.addr, f.index);
+                    self.shared.pool.put(f.buf);
+                }
+            }
+            Message::Piece(b) => return self.block(b, tx),
+            Message::Request(b) if self.conn.fast() => self.conn.send(&Message::RejectRequest(b))?,
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Reads one block's data into its piece; a complete piece is checked and passed on.
+    fn block(&mut self, b: Block, tx: &Sender<Arrival>) -> Result<Option<SourceEnd>, BtError> {
+        let pos = self.fetching.iter().position(|f| f.index == b.index);
+        let fits = |f: &Fetching| {
+            let n = b.begin / BLOCK;
+            b.begin % BLOCK == 0
+                && (n as usize) < f.got.len()
+                && !f.got[n as usize]
+                && b.length == BLOCK.min(f.buf.len() as u32 - b.begin)
+        };
+        let Some(pos) = pos.filter(|p| fits(&self.fetching[*p])) else {
+            let mut sink = vec![0u8; b.length as usize];
+            self.conn.read_data(&mut sink)?;
+            self.unasked += 1;
+            debug!("{}: a block we did not ask for (piece {}, at {})", self.addr, b.index, b.begin);
+            if self.unasked > MAX_UNASKED {
+                return Err(BtError::Protocol(format!("sent {} blocks nobody asked for", self.unasked)));
+            }
+            return Ok(None);
+        };
+        let f = &mut self.fetching[pos];
+        let range = b.begin as usize..(b.begin + b.length) as usize;
+        self.conn.read_data(&mut f.buf[range])?;
+        f.got[(b.begin / BLOCK) as usize] = true;
+        f.missing -= 1;
+        self.last_data = Instant::now();
+        self.shared.received.fetch_add(u64::from(b.length), Ordering::Relaxed);
+        if self.fetching[pos].missing > 0 {
+            return Ok(None);
+        }
+        let f = self.fetching.swap_remove(pos);
+        let m = &self.shared.store.manifest;
+        let idx = m.index(f.index).expect("assigned pieces are in range");
+        if Sha1Hash::of(&f.buf) != m.chunk_hash(idx) {
+            self.shared.pool.put(f.buf);
+            let bad = self.shared.sched.lock().failed(self.addr, f.index);
+            warn!(
+                "piece {} of '{}' from {} failed its SHA-1 check ({bad} so far)",
+                f.index, m.name, self.addr
+            );
+            return Ok((bad >= MAX_BAD_CHUNKS).then_some(SourceEnd::Banned(bad)));
+        }
+        if self.shared.sched.lock().completed(self.addr, f.index) {
+            let arrival = Arrival { index: idx, buf: f.buf, from: self.addr };
+            if tx.send(arrival).is_err() {
+                return Ok(Some(SourceEnd::Finished));
+            }
+        } else {
+            self.shared.pool.put(f.buf);
+        }
+        Ok(None)
+    }
+}
