@@ -197,7 +197,7 @@ impl<'a> BtFetcher<'a> {
         let pos = self.fetching.iter().position(|f| f.index == b.index);
         let fits = |f: &Fetching| {
             let n = b.begin / BLOCK;
-            b.begin % BLOCK == 0
+            b.begin.is_multiple_of(BLOCK)
                 && (n as usize) < f.got.len()
                 && !f.got[n as usize]
                 && b.length == BLOCK.min(f.buf.len() as u32 - b.begin)
