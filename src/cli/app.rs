@@ -5,7 +5,7 @@ use super::commands;
 use super::links::{self, LinkError};
 use super::menu;
 use super::settings::SettingsError;
-use crate::download::{Options, Target};
+use crate::download::{DownloadError, Options, Target};
 use crate::peer::{Node, NodeConfig, NodeError};
 use crate::tracker_client::TrackerError;
 use crossbeam_channel::{bounded, select, Receiver};
@@ -46,6 +46,7 @@ pub enum CliError {
     Tracker(TrackerError),
     Node(NodeError),
     Link(LinkError),
+    Target(String, DownloadError),
     CtrlC(ctrlc::Error),
     Thread(std::io::Error),
 }
@@ -58,6 +59,7 @@ impl fmt::Display for CliError {
             CliError::Tracker(e) => write!(f, "{e}"),
             CliError::Node(e) => write!(f, "{e}"),
             CliError::Link(e) => write!(f, "{e}"),
+            CliError::Target(name, e) => write!(f, "{}: {e}", crate::text::one_line(name)),
             CliError::CtrlC(e) => write!(f, "cannot install Ctrl+C handler: {e}"),
             CliError::Thread(e) => write!(f, "cannot start the menu thread: {e}"),
         }
@@ -102,9 +104,13 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Download { names, from, stay, timeline, opts } => {
+            // Bad targets are named before anything starts.
+            let mut targets = Vec::new();
+            for n in &names {
+                targets.push(Target::parse(n).map_err(|e| CliError::Target(n.clone(), e))?);
+            }
             // Downloads that name their file by info-hash and know a source need no tracker.
-            let offline_ok =
-                names.iter().all(|n| Target::parse(n).is_ok_and(|t| t.needs_no_tracker(opts.peers.len())));
+            let offline_ok = targets.iter().all(|t| t.needs_no_tracker(opts.peers.len()));
             let cfg = &NodeConfig { tracker_optional: offline_ok, ..cfg.clone() };
             let (node, ctrl_c) = start(cfg)?;
             let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);

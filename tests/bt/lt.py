@@ -3,7 +3,8 @@
 
   lt.py infohash FILE                      v1 info-hash of FILE (1 MiB pieces), on stdout
   lt.py torrent FILE OUT.torrent           writes a v1 torrent of FILE (1 MiB pieces), prints its info-hash
-  lt.py seed TORRENT DIR SECONDS           seeds FILE in DIR; prints "seeding PORT", stays SECONDS
+  lt.py seed TORRENT DIR SECONDS [RATE]    seeds FILE in DIR (uploads capped at RATE bytes/s,
+                                           loopback peers included); prints "seeding PORT"
   lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link)
                                            from the PEERs (HOST:PORT); prints "done S" and the
                                            bytes each peer sent, exits 1 on timeout
@@ -41,7 +42,13 @@ def main():
         open(sys.argv[3], "wb").write(lt.bencode(t))
         print(lt.torrent_info(t).info_hashes().v1)
     elif cmd == "seed":
-        ses = lt.session(SETTINGS)
+        settings = dict(SETTINGS)
+        if len(sys.argv) > 5:
+            settings["upload_rate_limit"] = int(sys.argv[5])
+        ses = lt.session(settings)
+        f = lt.ip_filter()  # else loopback peers are "local" and ignore the limit
+        f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        ses.set_peer_class_filter(f)
         h = ses.add_torrent({"ti": lt.torrent_info(sys.argv[2]), "save_path": sys.argv[3]})
         t0 = time.time()
         while not h.status().is_seeding:

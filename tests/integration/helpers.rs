@@ -197,6 +197,13 @@ impl PeerProc {
         PeerProc { proc: Proc::spawn(cmd) }
     }
 
+    /// `peer --tracker TRACKER --dir DIR --port 0 ARGS...`, with the tracker as written.
+    pub fn spawn_to(tracker: &str, dir: &std::path::Path, args: &[&str]) -> PeerProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+        cmd.args(["--tracker", tracker, "--dir", dir.to_str().unwrap(), "--port", "0"]).args(args);
+        PeerProc { proc: Proc::spawn(cmd) }
+    }
+
     /// Starts `serve` and waits until it is registered; returns it with its port.
     pub fn serve(tracker: SocketAddr, dir: &std::path::Path, extra: &[&str]) -> (PeerProc, u16) {
         let mut args = extra.to_vec();

@@ -6,6 +6,7 @@ mod fake;
 mod faults;
 mod helpers;
 mod hostile;
+mod links;
 mod local;
 mod menu;
 mod props;
