@@ -72,7 +72,8 @@ impl fmt::Display for TorrentError {
             TorrentError::NoInfo => write!(f, "not a valid torrent: no info dictionary"),
             TorrentError::MultiFile => write!(f, "a torrent of several files; p2p-share shares single files"),
             TorrentError::ExtraKeys(keys) => {
-                write!(f, "the info dictionary has keys p2p-share does not keep: {}", keys.join(", "))
+                let keys = crate::text::one_line(&keys.join(", "));
+                write!(f, "the info dictionary has keys p2p-share does not keep: {keys}")
             }
             TorrentError::PieceLength(n) => {
                 write!(f, "piece length {n}; p2p-share uses pieces of {CHUNK_SIZE} bytes (mktorrent -l 20)")

@@ -10,6 +10,7 @@ mod links;
 mod local;
 mod menu;
 mod props;
+mod props_bt;
 mod soak;
 mod swarm;
 mod tracker;
