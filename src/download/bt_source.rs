@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// Clients ask for, and serve, 16 KiB blocks.
 pub const BLOCK: u32 = 16 * 1024;
 /// Pieces requested at once from one source (every block of each).
-const DEPTH: usize = 3;
+const DEPTH: usize = 8;
 /// Unasked-for blocks tolerated (late ones after a reject or choke) before giving up.
 const MAX_UNASKED: u32 = 256;
 

@@ -316,14 +316,25 @@ impl<S: Socket> Session<'_, S> {
     }
 }
 
-/// Whether a connection speaks BitTorrent: its first byte is 19. Waits for that byte in
-/// slices of `poll`, until `deadline` or until `give_way` says to make room.
-pub fn is_bittorrent(
+/// What a connection's first byte says it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeting {
+    /// 19, the length of "BitTorrent protocol".
+    BitTorrent,
+    /// 0, the high byte of our frame length (a frame is at most 1 MiB).
+    Native,
+    /// Neither: an encrypted BitTorrent handshake (MSE), or something else.
+    Unknown,
+}
+
+/// Reads (without consuming) a connection's first byte, in slices of `poll`, until
+/// `deadline` or until `give_way` says to make room; `None` when none came.
+pub fn greeting(
     stream: &std::net::TcpStream,
     deadline: Instant,
     give_way: &GiveWay,
     poll: Duration,
-) -> io::Result<Option<bool>> {
+) -> io::Result<Option<Greeting>> {
     let mut first = [0u8; 1];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -333,7 +344,13 @@ pub fn is_bittorrent(
         stream.set_read_timeout(Some(left.min(poll)))?;
         match stream.peek(&mut first) {
             Ok(0) => return Ok(None),
-            Ok(_) => return Ok(Some(first[0] == msg::PROTOCOL[0])),
+            Ok(_) => {
+                return Ok(Some(match first[0] {
+                    b if b == msg::PROTOCOL[0] => Greeting::BitTorrent,
+                    0 => Greeting::Native,
+                    _ => Greeting::Unknown,
+                }))
+            }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -5,7 +5,7 @@
 //! from the shares alone) and then *sent* ([`send`]: the bytes copied, under the upload
 //! limit). Both work over any [`Socket`], so the unit tests below run them in memory.
 
-use super::bt_serve::{self, BtServer};
+use super::bt_serve::{self, BtServer, Greeting};
 use super::open_files::{open_for_chunk, OpenFiles, Refusal};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::bt::choke::Slots;
@@ -141,14 +141,20 @@ impl Service for Native {
             let give_way = hold.guard.give_way_test();
             let mut files = OpenFiles::new(&open_files);
             let deadline = Instant::now() + opts.io_timeout;
-            match bt_serve::is_bittorrent(&stream, deadline, &give_way, POLL) {
-                Ok(Some(true)) => {
+            match bt_serve::greeting(&stream, deadline, &give_way, POLL) {
+                Ok(Some(Greeting::BitTorrent)) => {
                     let _ = stream.set_nodelay(true);
                     let _ = stream.set_write_timeout(Some(opts.io_timeout));
                     let server = BtServer { shares: &shares, opts: &opts, slots: &slots, peer_id, conn_id };
                     bt_serve::serve(stream, peer, Some(give_way), &server, &mut files);
                 }
-                Ok(Some(false)) => {
+                Ok(Some(Greeting::Unknown)) => {
+                    // BitTorrent clients try an encrypted handshake first, then plain.
+                    debug!(
+                        "peer server: {peer}: neither protocol (an encrypted BitTorrent handshake?); closing"
+                    );
+                }
+                Ok(Some(Greeting::Native)) => {
                     let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
                     let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(give_way);
                     serve_requests(&mut conn, &shares, &opts, &mut files);

@@ -1,6 +1,6 @@
 //! `make bench`: throughput and latency figures, each against a baseline measured in the
 //! same run where one applies. `cargo bench --bench bench -- NAME` runs only sections whose
-//! name contains NAME (tracker, transfer, swarm, hashing).
+//! name contains NAME (tracker, transfer, swarm, hashing, bittorrent).
 
 mod tracker;
 mod transfer;
@@ -31,5 +31,8 @@ fn main() {
     }
     if wants("swarm") {
         transfer::swarm_efficiency();
+    }
+    if wants("bittorrent") {
+        transfer::over_bittorrent();
     }
 }

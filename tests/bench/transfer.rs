@@ -112,8 +112,13 @@ impl Swarm {
 
     /// Runs `peer download` in `dir`; returns (seconds it reports, peak RSS in KiB).
     fn download(&self, dir: &Path, name: &str) -> (f64, u64) {
+        self.download_args(dir, &[name])
+    }
+
+    /// Runs `peer download ARGS...` in `dir`.
+    fn download_args(&self, dir: &Path, args: &[&str]) -> (f64, u64) {
         let mut cmd = peer_cmd(self.tracker, dir);
-        cmd.args(["download", name]).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.arg("download").args(args).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start downloader");
         let pid = child.id();
         let mut peak = 0;
@@ -256,4 +261,66 @@ pub fn swarm_efficiency() {
             rate / ideal
         );
     }
+}
+
+/// Our download of 1 GiB from one libtorrent seeder over BitTorrent, against the same file
+/// from one p2p-share seeder over our own protocol, in the same run.
+pub fn over_bittorrent() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
+    let has_lt = Command::new("/usr/bin/python3")
+        .args(["-c", "import libtorrent"])
+        .status()
+        .is_ok_and(|s| s.success());
+    println!("bittorrent: 1 GiB from one seeder on loopback, median of {ROUNDS} (range)");
+    if !has_lt {
+        println!("  libtorrent: not installed (apt-get install python3-libtorrent); skipped");
+        return;
+    }
+    let mut swarm = Swarm::new();
+    let size = 1024 * MIB;
+    let src = swarm.dir("ours");
+    let file = src.join("files/big.bin");
+    make_file(&file, size).expect("make 1 GiB file");
+    let lt_dir = swarm.root.path().join("lt");
+    fs::create_dir_all(&lt_dir).unwrap();
+    fs::hard_link(&file, lt_dir.join("big.bin")).expect("link the file for libtorrent");
+    let torrent = swarm.root.path().join("big.torrent");
+    let made = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["torrent", lt_dir.join("big.bin").to_str().unwrap(), torrent.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut seed = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["seed", torrent.to_str().unwrap(), lt_dir.to_str().unwrap(), "3600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(seed.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let lt_port: u16 =
+        line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("libtorrent seeding");
+    swarm.children.push(seed);
+    swarm.source(&src, None);
+    swarm.wait_holders("big.bin", 1);
+    let (mut bt, mut native) = (Vec::new(), Vec::new());
+    let peer = format!("127.0.0.1:{lt_port}");
+    for round in 0..ROUNDS {
+        let dir = swarm.dir(&format!("bt{round}"));
+        let (secs, _) = swarm.download_args(&dir, &[torrent.to_str().unwrap(), "--peer", &peer]);
+        bt.push(size as f64 / 1e6 / secs);
+        let _ = fs::remove_dir_all(&dir);
+        let dir = swarm.dir(&format!("native{round}"));
+        let (secs, _) = swarm.download(&dir, "big.bin");
+        native.push(size as f64 / 1e6 / secs);
+        let _ = fs::remove_dir_all(&dir);
+    }
+    let (bt, bt_text) = median_range(bt);
+    let (native, native_text) = median_range(native);
+    println!("  from libtorrent over BitTorrent       {bt_text}");
+    println!("  from p2p-share over our protocol      {native_text}");
+    println!("  ratio BitTorrent / our protocol {:.2} (target at least 0.8)", bt / native);
 }
