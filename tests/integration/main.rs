@@ -2,6 +2,7 @@
 //! ports with temporary folders.
 
 mod attacks;
+mod bt_hostile;
 mod fake;
 mod faults;
 mod helpers;
