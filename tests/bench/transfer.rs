@@ -318,9 +318,30 @@ pub fn over_bittorrent() {
         native.push(size as f64 / 1e6 / secs);
         let _ = fs::remove_dir_all(&dir);
     }
+    // libtorrent downloading from the same seeder: how fast that seeder can send.
+    let mut lt_own = Vec::new();
+    for round in 0..ROUNDS {
+        let save = swarm.root.path().join(format!("lt-down{round}"));
+        let out = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .args(["get", torrent.to_str().unwrap(), save.to_str().unwrap(), "300", &peer])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let secs: f64 =
+            text.lines().find_map(|l| l.strip_prefix("done ")?.parse().ok()).expect("libtorrent finished");
+        lt_own.push(size as f64 / 1e6 / secs);
+        let _ = fs::remove_dir_all(&save);
+    }
     let (bt, bt_text) = median_range(bt);
     let (native, native_text) = median_range(native);
-    println!("  from libtorrent over BitTorrent       {bt_text}");
-    println!("  from p2p-share over our protocol      {native_text}");
-    println!("  ratio BitTorrent / our protocol {:.2} (target at least 0.8)", bt / native);
+    let (lt_rate, lt_text) = median_range(lt_own);
+    println!("  p2p-share from libtorrent, BitTorrent {bt_text}");
+    println!("  p2p-share from p2p-share, our protocol{native_text}");
+    println!("  libtorrent from the same libtorrent   {lt_text}");
+    println!(
+        "  ratio BitTorrent / our protocol {:.2} (target at least 0.8); ours / libtorrent's own {:.2}",
+        bt / native,
+        bt / lt_rate
+    );
 }
