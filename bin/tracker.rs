@@ -28,6 +28,10 @@ struct Args {
     /// Open connections allowed from one address (1-1024).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     max_conns_per_ip: u16,
+    /// Also serve HTTP here: BitTorrent announce and scrape, a status page at /, and
+    /// Prometheus metrics at /metrics (e.g. 127.0.0.1:8080; off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
     /// Also write the log to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -58,10 +62,12 @@ fn run(args: Args) -> Result<(), String> {
             ..TrackerConfig::default()
         },
         max_conns_per_ip: usize::from(args.max_conns_per_ip),
+        http: args.http,
         ..TrackerOptions::default()
     };
     bound_malloc_arenas();
-    let tracker = Tracker::bind(opts).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let where_ = args.http.map_or(args.bind.to_string(), |h| format!("{} or {h}", args.bind));
+    let tracker = Tracker::bind(opts).map_err(|e| format!("cannot listen on {where_}: {e}"))?;
     let stop = tracker.shutdown_handle();
     ctrlc::set_handler(move || stop.stop()).map_err(|e| format!("cannot install Ctrl+C handler: {e}"))?;
     tracker.run().map_err(|e| e.to_string())

@@ -55,6 +55,8 @@ pub struct Sources {
     pub file: Option<FileInfo>,
     pub holders: Vec<SocketAddr>,
     pub downloaders: Vec<SocketAddr>,
+    /// BitTorrent clients of the same swarm.
+    pub bt_peers: Vec<SocketAddr>,
 }
 
 /// This peer's session at the tracker: its address as the tracker sees it, and the
@@ -75,6 +77,8 @@ pub struct TrackerClient {
     interval: Mutex<Duration>,
     /// Called on re-joining, to announce everything again.
     full_list: FullList,
+    /// The tracker's BitTorrent announce URL, as it said at registration.
+    http_announce: Mutex<Option<String>>,
 }
 
 /// A page of the tracker's file list: `total` matched, `files` are those that fit.
@@ -93,6 +97,7 @@ impl TrackerClient {
             session: Mutex::new(None),
             interval: Mutex::new(Duration::from_secs(10)),
             full_list,
+            http_announce: Mutex::new(None),
         }
     }
 
@@ -108,6 +113,11 @@ impl TrackerClient {
     /// This peer as the tracker sees it (after registering).
     pub fn me(&self) -> Option<SocketAddr> {
         self.session.lock().as_ref().map(|s| s.me)
+    }
+
+    /// The tracker's BitTorrent announce URL, when it has HTTP on.
+    pub fn http_announce(&self) -> Option<String> {
+        self.http_announce.lock().clone()
     }
 
     /// How often the tracker wants to hear from this peer.
@@ -133,8 +143,9 @@ impl TrackerClient {
         let token =
             self.session.lock().as_ref().filter(|s| Some(s.me.port()) == port).map(|s| s.token.clone());
         match self.call(&TrackerRequest::Register { port, token })? {
-            TrackerReply::Registered { peer, announce_interval_secs, token } => {
+            TrackerReply::Registered { peer, announce_interval_secs, token, http_announce } => {
                 *self.session.lock() = Some(Session { me: peer, token });
+                *self.http_announce.lock() = http_announce;
                 *self.interval.lock() = Duration::from_secs(announce_interval_secs.clamp(1, 3600));
                 Ok(peer)
             }
@@ -226,8 +237,8 @@ impl TrackerClient {
     /// Tells the tracker this peer downloads `id`; returns who can help.
     pub fn start_download(&self, id: ContentId) -> Result<Sources, TrackerError> {
         match self.as_peer(|port, token| TrackerRequest::StartDownload { port, token, content_id: id })? {
-            TrackerReply::Sources { file, holders, downloaders } => {
-                Ok(Sources { file, holders, downloaders })
+            TrackerReply::Sources { file, holders, downloaders, bt_peers } => {
+                Ok(Sources { file, holders, downloaders, bt_peers })
             }
             other => Err(unexpected(&other)),
         }

@@ -181,11 +181,14 @@ fn download_listed(
     info!("Searching the file from active peers...");
     let sources = ctx.tracker.start_download(id)?;
     let late = !sources.downloaders.is_empty();
+    // BitTorrent clients the tracker names are spoken to in BitTorrent, like --peer ones.
+    let mut opts = opts.clone();
+    opts.peers.extend(sources.bt_peers.iter().copied());
     let mut initial = candidates(from, sources);
     initial.extend(opts.peers.iter().copied());
     let by_id = target.parse::<ContentId>().is_ok();
     let job = Job { listing: &listing, from, initial, late, by_id, known: None };
-    let result = fetch(ctx, job, opts, started);
+    let result = fetch(ctx, job, &opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
     }
@@ -275,9 +278,11 @@ fn download_by_hash(
     if let Some(name) = name {
         validate_name(name).map_err(DownloadError::BadName)?;
     }
+    let mut opts = opts.clone();
     let (mut initial, late) = match ctx.tracker.start_download(id) {
         Ok(s) => {
             let late = !s.downloaders.is_empty();
+            opts.peers.extend(s.bt_peers.iter().copied());
             (candidates(None, s), late)
         }
         Err(e) if !opts.peers.is_empty() => {
@@ -293,7 +298,7 @@ fn download_by_hash(
     };
     let listing = FileListing { info, holders: Vec::new(), holder_count: 0, hosts: 0 };
     let job = Job { listing: &listing, from: None, initial, late, by_id: true, known };
-    let result = fetch(ctx, job, opts, started);
+    let result = fetch(ctx, job, &opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
     }
@@ -363,12 +368,14 @@ fn random_seed() -> u64 {
     (nanos ^ (std::process::id() as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// The peers to fetch from: `--from` (or else every holder) and every other downloader.
+/// The peers to fetch from: `--from` (or else every holder), every other downloader, and
+/// the BitTorrent clients of the swarm.
 fn candidates(from: Option<SocketAddr>, s: Sources) -> Vec<SocketAddr> {
-    match from {
-        Some(f) => std::iter::once(f).chain(s.downloaders).collect(),
-        None => s.holders.into_iter().chain(s.downloaders).collect(),
-    }
+    let first: Vec<SocketAddr> = match from {
+        Some(f) => vec![f],
+        None => s.holders,
+    };
+    first.into_iter().chain(s.downloaders).chain(s.bt_peers).collect()
 }
 
 /// Moves the complete file into `DIR/files` atomically (every chunk was verified).

@@ -67,7 +67,7 @@ pub struct Shared {
     /// Our peer id towards BitTorrent sources.
     pub peer_id: [u8; 20],
     /// Sources given directly (`--peer`, `x.pe`): BitTorrent clients or p2p-share peers.
-    pub direct: Vec<SocketAddr>,
+    pub direct: Mutex<Vec<SocketAddr>>,
 }
 
 /// A chunk's payload is read in slices of this size, each under its own deadline and
@@ -110,7 +110,7 @@ impl From<WireError> for SourceEnd {
 /// directly may be a BitTorrent client: it is greeted in BitTorrent, and fetched from over
 /// BitTorrent unless its peer id says it is a p2p-share peer.
 pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    let end = if shared.direct.contains(&addr) {
+    let end = if shared.direct.lock().contains(&addr) {
         super::bt_source::run(shared, addr, tx).unwrap_or_else(|| native(shared, addr, tx))
     } else {
         native(shared, addr, tx)

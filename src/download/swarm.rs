@@ -100,7 +100,7 @@ impl<'a> Swarm<'a> {
             io_timeout: opts.io_timeout,
             received: Default::default(),
             peer_id: crate::bt::new_peer_id(),
-            direct: opts.peers.clone(),
+            direct: Mutex::new(opts.peers.clone()),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default() }
     }
@@ -210,6 +210,13 @@ impl<'a> Swarm<'a> {
         let mut found = match self.ctx.tracker.start_download(self.shared.store.content_id) {
             Ok(s) => {
                 self.tracker_failed.set(false);
+                let mut direct = self.shared.direct.lock();
+                for p in &s.bt_peers {
+                    if !direct.contains(p) {
+                        direct.push(*p);
+                    }
+                }
+                drop(direct);
                 candidates(self.from, s)
             }
             Err(e) => {

@@ -1,5 +1,7 @@
 //! The tracker's network side: an accept loop that hands connections to a worker pool.
 
+use super::http::{self, server::HttpOptions};
+use super::metrics::Metrics;
 use super::pool::WorkerPool;
 use super::state::{TrackerConfig, TrackerState};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
@@ -12,6 +14,7 @@ use log::{debug, info};
 use parking_lot::RwLock;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,6 +31,9 @@ pub struct TrackerOptions {
     pub idle_timeout: Duration,
     /// A request must arrive whole within this once its first byte came.
     pub message_deadline: Duration,
+    /// Where to serve HTTP (BitTorrent announce and scrape, the status page, metrics).
+    pub http: Option<SocketAddr>,
+    pub http_opts: HttpOptions,
 }
 
 impl Default for TrackerOptions {
@@ -39,6 +45,8 @@ impl Default for TrackerOptions {
             max_conns_per_ip: 16,
             idle_timeout: Duration::from_secs(30),
             message_deadline: Duration::from_secs(10),
+            http: None,
+            http_opts: HttpOptions::default(),
         }
     }
 }
@@ -46,6 +54,8 @@ impl Default for TrackerOptions {
 /// A bound tracker, ready to [`run`](Tracker::run).
 pub struct Tracker {
     listener: TcpListener,
+    http: Option<TcpListener>,
+    metrics: Arc<Metrics>,
     opts: TrackerOptions,
     state: Arc<RwLock<TrackerState>>,
     shutdown: Shutdown,
@@ -80,12 +90,19 @@ impl Tracker {
     pub fn bind(opts: TrackerOptions) -> io::Result<Tracker> {
         let listener = TcpListener::bind(opts.bind)?;
         let addr = listener.local_addr()?;
+        let http = opts.http.map(TcpListener::bind).transpose()?;
         let state = Arc::new(RwLock::new(TrackerState::new(opts.rules.clone())));
-        Ok(Tracker { listener, opts, state, shutdown: Shutdown::new(addr) })
+        let metrics = Arc::new(Metrics::default());
+        Ok(Tracker { listener, http, metrics, opts, state, shutdown: Shutdown::new(addr) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.shutdown.addr()
+    }
+
+    /// Where HTTP is served, when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// A handle that stops [`run`](Tracker::run) from another thread (or a Ctrl+C handler).
@@ -104,21 +121,35 @@ impl Tracker {
         let limiter = ConnLimiter::new(self.opts.max_conns_per_ip, workers, workers);
         let conns = ConnRegistry::default();
         let reaper = self.spawn_reaper();
+        let http_port = self.http_addr().map(|a| a.port());
+        let http_stop = Shutdown::new(self.http_addr().unwrap_or(self.local_addr()));
+        let http = self.http.map(|listener| {
+            let shared = http::server::Shared {
+                state: Arc::clone(&self.state),
+                metrics: Arc::clone(&self.metrics),
+                native_limiter: limiter.clone(),
+            };
+            http::server::spawn(listener, shared, self.opts.http_opts.clone(), http_stop.clone())
+        });
         let pool = {
-            let state = Arc::clone(&self.state);
+            let (state, metrics) = (Arc::clone(&self.state), Arc::clone(&self.metrics));
             let (idle, message) = (self.opts.idle_timeout, self.opts.message_deadline);
             WorkerPool::new(workers, workers * 2, "tracker-worker", move |job: Admitted| {
                 let Admitted { stream, hold, .. } = job;
                 let Ok(conn) = Conn::new(stream, idle) else { return };
                 let conn = conn.with_message_deadline(message).with_give_way(hold.guard.give_way_test());
-                serve_connection(conn, &state);
+                serve_connection(conn, &state, &metrics, http_port);
                 drop(hold);
             })
         };
         accept::run(&self.listener, &limiter, &conns, &self.shutdown, &Native { pool: &pool });
         info!("Shutting down the tracker...");
+        http_stop.stop();
         conns.close_all();
         pool.join();
+        if let Some(h) = http {
+            let _ = h.join();
+        }
         let _ = reaper.join();
         info!("Tracker stopped.");
         Ok(())
@@ -148,14 +179,28 @@ impl Tracker {
 }
 
 /// Answers requests on one connection until it closes, idles out, gives way or misbehaves.
-fn serve_connection(mut conn: Conn, state: &RwLock<TrackerState>) {
+/// A registering peer is told the HTTP announce URL at the address it reached us by.
+fn serve_connection(mut conn: Conn, state: &RwLock<TrackerState>, metrics: &Metrics, http_port: Option<u16>) {
     let from = conn.peer_addr();
+    let local_ip = conn.stream().local_addr().map(|a| a.ip()).ok();
     loop {
         let req: TrackerRequest = match conn.read_request() {
             Ok(req) => req,
             Err(e) => return conn.end_after("tracker", e, |reason| TrackerReply::Error { reason }),
         };
-        let reply = dispatch(state, &req, from.ip());
+        metrics.native_request(req.kind());
+        let mut reply = dispatch(state, &req, from.ip());
+        match &mut reply {
+            TrackerReply::Registered { http_announce, .. } => {
+                *http_announce = http_port
+                    .zip(local_ip)
+                    .map(|(p, ip)| format!("http://{}/announce", SocketAddr::new(ip, p)));
+            }
+            TrackerReply::Error { .. } => {
+                metrics.native_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         if let Err(e) = conn.send_reply(&reply) {
             debug!("{from}: could not reply: {e}");
             return;

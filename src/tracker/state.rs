@@ -13,7 +13,10 @@
 //!   peers whose `downloading` set has `id`;
 //! - `per_ip` counts exactly the peers, and the files they claim, of each address.
 
+use super::http::query::{AnnounceAnswer, AnnounceQuery, ScrapeCounts};
 use super::session::new_token;
+use super::status::{FileRow, PeerRow, Status, Totals, MAX_ROWS};
+use super::swarms::{Refused, Swarms};
 use crate::hash::ContentId;
 use crate::names::{validate_name, MAX_NAME_LEN};
 use crate::text::peer_label;
@@ -128,6 +131,8 @@ pub struct TrackerState {
     downloads: HashMap<ContentId, Downloads>,
     per_ip: HashMap<IpAddr, IpUse>,
     tokens: TokenSource,
+    /// BitTorrent clients that announced over HTTP, by info-hash.
+    bt: Swarms,
 }
 
 /// `'6000', '6001'`, cut after a few with "and N more" so a log line stays short.
@@ -201,7 +206,141 @@ impl TrackerState {
             downloads: HashMap::new(),
             per_ip: HashMap::new(),
             tokens: Box::new(new_token),
+            bt: Swarms::default(),
         }
+    }
+
+    /// An HTTP announce from a BitTorrent client at `addr` (its address, announced port).
+    /// The answer names the other BitTorrent clients of the swarm and every p2p-share peer
+    /// holding or downloading the same content id (their port speaks BitTorrent too).
+    pub fn http_announce(
+        &mut self,
+        q: &AnnounceQuery,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Result<AnnounceAnswer, Refused> {
+        let id = q.announce.info_hash;
+        self.bt.announce(&q.announce, addr, now)?;
+        let native_holders: BTreeSet<SocketAddr> = self
+            .by_id
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .flat_map(|info| self.claims[info].holders.iter().copied())
+            .collect();
+        let native_downloaders: Vec<SocketAddr> =
+            self.downloads.get(&id).map_or_else(Vec::new, |d| d.peers.iter().copied().collect());
+        let swarm = self.bt.get(&id);
+        let bt_peers = swarm.into_iter().flat_map(|s| s.peers.keys().copied());
+        let peers: Vec<SocketAddr> = native_holders
+            .iter()
+            .copied()
+            .chain(native_downloaders.iter().copied())
+            .chain(bt_peers)
+            .filter(|p| *p != addr)
+            .take(q.numwant)
+            .collect();
+        let complete = native_holders.len() + swarm.map_or(0, |s| s.seeders());
+        let incomplete = native_downloaders.len() + swarm.map_or(0, |s| s.leechers());
+        Ok(AnnounceAnswer {
+            interval_secs: self.cfg.announce_interval.as_secs().max(1),
+            complete,
+            incomplete,
+            peers,
+        })
+    }
+
+    /// Seeders, completed downloads and leechers of each info-hash asked about.
+    pub fn scrape(&self, ids: &[ContentId]) -> Vec<(ContentId, ScrapeCounts)> {
+        ids.iter()
+            .map(|id| {
+                let holders = self
+                    .by_id
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .map(|i| self.claims[i].holders.len())
+                    .sum::<usize>();
+                let downloading = self.downloads.get(id).map_or(0, |d| d.peers.len());
+                let s = self.bt.get(id);
+                let counts = ScrapeCounts {
+                    complete: holders + s.map_or(0, |s| s.seeders()),
+                    downloaded: s.map_or(0, |s| s.completed),
+                    incomplete: downloading + s.map_or(0, |s| s.leechers()),
+                };
+                (*id, counts)
+            })
+            .collect()
+    }
+
+    /// Everything the status page shows.
+    pub fn status(&self, now: Instant) -> Status {
+        let mut files: Vec<FileRow> = Vec::new();
+        let mut named: HashSet<ContentId> = HashSet::new();
+        let mut infos: Vec<&FileInfo> = self.claims.keys().collect();
+        infos.sort_by(|a, b| (&a.name, a.content_id).cmp(&(&b.name, b.content_id)));
+        for info in &infos {
+            named.insert(info.content_id);
+            if files.len() >= MAX_ROWS {
+                continue;
+            }
+            let swarm = self.bt.get(&info.content_id);
+            files.push(FileRow {
+                name: info.name.clone(),
+                info_hash: info.content_id.to_hex(),
+                size: info.size,
+                holders: self.claims[*info].holders.len() + swarm.map_or(0, |s| s.seeders()),
+                downloaders: self.downloads.get(&info.content_id).map_or(0, |d| d.peers.len())
+                    + swarm.map_or(0, |s| s.leechers()),
+                completed: swarm.map_or(0, |s| s.completed),
+            });
+        }
+        let mut bt_only: Vec<(&ContentId, &super::swarms::Swarm)> =
+            self.bt.iter().filter(|(id, _)| !named.contains(*id)).collect();
+        bt_only.sort_by_key(|(id, _)| **id);
+        let swarm_rows = bt_only.iter().map(|(id, s)| FileRow {
+            name: String::new(),
+            info_hash: id.to_hex(),
+            size: 0,
+            holders: s.seeders(),
+            downloaders: s.leechers(),
+            completed: s.completed,
+        });
+        files.extend(swarm_rows.take(MAX_ROWS.saturating_sub(files.len())));
+        let secs = |t: Instant| now.saturating_duration_since(t).as_secs();
+        let native = self.peers.iter().map(|(a, p)| PeerRow {
+            address: a.to_string(),
+            kind: "native",
+            files: p.files.len(),
+            last_seen_secs: secs(p.last_seen),
+        });
+        let mut bt: BTreeMap<SocketAddr, (usize, Instant)> = BTreeMap::new();
+        for (_, s) in self.bt.iter() {
+            for (a, p) in &s.peers {
+                let e = bt.entry(*a).or_insert((0, p.last_seen));
+                e.0 += 1;
+                e.1 = e.1.max(p.last_seen);
+            }
+        }
+        let bittorrent = bt.iter().map(|(a, (n, t))| PeerRow {
+            address: a.to_string(),
+            kind: "bittorrent",
+            files: *n,
+            last_seen_secs: secs(*t),
+        });
+        let peers = native.chain(bittorrent).take(MAX_ROWS).collect();
+        let totals = Totals {
+            native_peers: self.peers.len(),
+            bittorrent_peers: bt.len(),
+            files: infos.len() + bt_only.len(),
+            swarms: self.bt.len(),
+        };
+        Status { totals, files, peers }
+    }
+
+    /// The BitTorrent side of the index.
+    pub fn bt_swarms(&self) -> &Swarms {
+        &self.bt
     }
 
     /// Uses `tokens` to make session tokens (for tests that need to know them).
@@ -247,6 +386,7 @@ impl TrackerState {
     /// request after one interval; returns console lines.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let limit = self.cfg.announce_interval * 3;
+        let bt_gone = self.bt.expire(now, limit);
         let silent: Vec<(SocketAddr, bool)> = self
             .peers
             .iter()
@@ -270,6 +410,10 @@ impl TrackerState {
         let unused = silent.iter().filter(|(_, active)| !active).count();
         if unused > 0 {
             notes.push(format!("{unused} registration(s) never used expired"));
+        }
+        if bt_gone > 0 {
+            notes
+                .push(format!("{bt_gone} BitTorrent peer(s) expired: silent for over {} s", limit.as_secs()));
         }
         if !notes.is_empty() {
             notes.push(self.clients_line());
@@ -349,7 +493,12 @@ impl TrackerState {
         notes.push(self.clients_line());
         let interval = self.cfg.announce_interval.as_secs().max(1);
         Outcome {
-            reply: TrackerReply::Registered { peer: addr, announce_interval_secs: interval, token },
+            reply: TrackerReply::Registered {
+                peer: addr,
+                announce_interval_secs: interval,
+                token,
+                http_announce: None,
+            },
             notes,
         }
     }
@@ -536,7 +685,7 @@ impl TrackerState {
             return denied.into();
         }
         let best = self.best_claim(&id).cloned();
-        if best.is_none() && !self.downloads.contains_key(&id) {
+        if best.is_none() && !self.downloads.contains_key(&id) && self.bt.get(&id).is_none() {
             return error(format!("no peer shares or downloads file {id}"));
         }
         let d = self.downloads.entry(id).or_insert(Downloads { info: None, peers: BTreeSet::new() });
@@ -568,7 +717,11 @@ impl TrackerState {
             }
         }
         let downloaders = d.peers.iter().filter(|a| **a != addr).take(MAX_HOLDERS_SHOWN).copied().collect();
-        Outcome { reply: TrackerReply::Sources { file, holders, downloaders }, notes }
+        let bt_peers = self
+            .bt
+            .get(&id)
+            .map_or_else(Vec::new, |s| s.peers.keys().take(MAX_HOLDERS_SHOWN).copied().collect());
+        Outcome { reply: TrackerReply::Sources { file, holders, downloaders, bt_peers }, notes }
     }
 
     fn stop_download(&mut self, addr: SocketAddr, token: &str, id: ContentId, now: Instant) -> Outcome {

@@ -81,6 +81,19 @@ pub enum TrackerRequest {
 }
 
 impl TrackerRequest {
+    /// The request's kind, as its `type` tag says it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TrackerRequest::Register { .. } => "register",
+            TrackerRequest::Announce { .. } => "announce",
+            TrackerRequest::ListFiles => "list_files",
+            TrackerRequest::Search { .. } => "search",
+            TrackerRequest::Leave { .. } => "leave",
+            TrackerRequest::StartDownload { .. } => "start_download",
+            TrackerRequest::StopDownload { .. } => "stop_download",
+        }
+    }
+
     /// Requests that only read the tracker's state.
     pub fn is_read_only(&self) -> bool {
         matches!(self, TrackerRequest::ListFiles | TrackerRequest::Search { .. })
@@ -97,6 +110,9 @@ pub enum TrackerReply {
         /// The session token: every later request of this peer brings it.
         #[serde(default)]
         token: String,
+        /// The tracker's BitTorrent announce URL, when it speaks HTTP.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http_announce: Option<String>,
     },
     Ok,
     /// The tracker does not know this peer (it restarted, or dropped a silent peer):
@@ -114,6 +130,10 @@ pub enum TrackerReply {
         file: Option<FileInfo>,
         holders: Vec<SocketAddr>,
         downloaders: Vec<SocketAddr>,
+        /// BitTorrent clients in the same swarm (they announced over HTTP): to be spoken
+        /// to in BitTorrent.
+        #[serde(default)]
+        bt_peers: Vec<SocketAddr>,
     },
     Error {
         reason: String,

@@ -228,6 +228,7 @@ fn hostile_tracker_replies_give_clear_errors() {
                 peer: "127.0.0.1:6999".parse().unwrap(),
                 announce_interval_secs: 10,
                 token: "t".into(),
+                http_announce: None,
             },
             TrackerRequest::Search { .. } | TrackerRequest::ListFiles => {
                 let l = FileListing { info: info.clone(), holders: vec![closed], holder_count: 1, hosts: 1 };
@@ -237,6 +238,7 @@ fn hostile_tracker_replies_give_clear_errors() {
                 file: Some(info.clone()),
                 holders: vec![closed; 3],
                 downloaders: vec![],
+                bt_peers: vec![],
             },
             _ => TrackerReply::Ok,
         })

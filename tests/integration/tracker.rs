@@ -88,7 +88,7 @@ fn downloading_list_is_kept_per_file() {
     start(&c, two);
     t.proc.wait_for_line("Now downloading clients are [6001] for 'one'", IO);
     match start(&c, one) {
-        TrackerReply::Sources { holders, downloaders, file } => {
+        TrackerReply::Sources { holders, downloaders, file, .. } => {
             assert_eq!(file.unwrap().name, "one");
             assert_eq!(holders.iter().map(SocketAddr::port).collect::<Vec<_>>(), vec![a.port]);
             assert_eq!(downloaders.iter().map(SocketAddr::port).collect::<Vec<_>>(), vec![b.port]);

@@ -1,0 +1,218 @@
+//! One HTTP/1.1 connection: requests read under deadlines (a request head must arrive whole
+//! within the message deadline once its first byte came, at most [`MAX_HEAD`] bytes; no
+//! bodies), responses written whole. Keep-alive unless the client says `Connection: close`.
+
+use crate::wire::deadline::{DeadlineStream, GiveWay, Socket};
+use std::io::{self, BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// A request this server answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub keep_alive: bool,
+}
+
+/// Why no request could be read.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The client went away between requests, or idled out: nothing to answer.
+    Gone,
+    /// Malformed or too large: answered with this status and reason, then closed.
+    Bad(u16, &'static str),
+    Io(io::Error),
+}
+
+/// A response.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, content_type, body: body.into() }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// An HTTP connection over any socket.
+pub struct HttpConn<S: Socket> {
+    reader: BufReader<DeadlineStream<S>>,
+    writer: S,
+    idle: Duration,
+    message: Duration,
+    head: Vec<u8>,
+}
+
+impl<S: Socket> HttpConn<S> {
+    pub fn new(
+        stream: S,
+        idle: Duration,
+        message: Duration,
+        give_way: Option<GiveWay>,
+    ) -> io::Result<HttpConn<S>> {
+        let writer = stream.try_clone()?;
+        let mut reader = BufReader::with_capacity(MAX_HEAD, DeadlineStream::new(stream));
+        if let Some(g) = give_way {
+            reader.get_mut().set_give_way(g);
+        }
+        Ok(HttpConn { reader, writer, idle, message, head: Vec::new() })
+    }
+
+    /// Reads the next request head.
+    pub fn read_request(&mut self) -> Result<Request, HttpError> {
+        self.reader.get_mut().set_deadline(Instant::now() + self.idle);
+        match self.reader.fill_buf() {
+            Ok([]) => return Err(HttpError::Gone),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::ConnectionAborted) => {
+                return Err(HttpError::Gone)
+            }
+            Err(e) => return Err(HttpError::Io(e)),
+        }
+        self.reader.get_mut().set_deadline(Instant::now() + self.message);
+        self.head.clear();
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok([]) => return Err(HttpError::Gone),
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(HttpError::Bad(408, "request too slow"))
+                }
+                Err(e) => return Err(HttpError::Io(e)),
+            };
+            // Look for the blank line, counting what was taken already.
+            let before = self.head.len();
+            let take = buf.len().min(MAX_HEAD + 4 - before);
+            self.head.extend_from_slice(&buf[..take]);
+            let end = find_end(&self.head, before.saturating_sub(3));
+            let used = match end {
+                Some(e) => e - before,
+                None => take,
+            };
+            self.reader.consume(used);
+            if let Some(e) = end {
+                self.head.truncate(e);
+                break;
+            }
+            if self.head.len() > MAX_HEAD {
+                return Err(HttpError::Bad(413, "request head too large"));
+            }
+        }
+        parse(&self.head)
+    }
+
+    /// Writes `r` whole; `keep_alive` says whether the connection stays open.
+    pub fn respond(&mut self, r: &Response, keep_alive: bool) -> io::Result<()> {
+        let head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n\r\n",
+            r.status,
+            reason(r.status),
+            r.content_type,
+            r.body.len(),
+            if keep_alive { "keep-alive" } else { "close" }
+        );
+        let mut all = head.into_bytes();
+        all.extend_from_slice(&r.body);
+        self.writer.write_all(&all)
+    }
+}
+
+/// One past the `\r\n\r\n` that ends a head, searching from `from`.
+fn find_end(head: &[u8], from: usize) -> Option<usize> {
+    head.get(from..)?.windows(4).position(|w| w == b"\r\n\r\n").map(|p| from + p + 4)
+}
+
+fn parse(head: &[u8]) -> Result<Request, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err(HttpError::Bad(400, "malformed request")),
+    }
+    let method = req.method.unwrap_or_default().to_string();
+    let target = req.path.unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+    };
+    if header("content-length").is_some_and(|v| v.trim() != "0") || header("transfer-encoding").is_some() {
+        return Err(HttpError::Bad(400, "requests with a body are not served"));
+    }
+    let http10 = req.version == Some(0);
+    let keep_alive = match header("connection").as_deref() {
+        Some(v) if v.contains("close") => false,
+        Some(v) if v.contains("keep-alive") => true,
+        _ => !http10,
+    };
+    Ok(Request { method, path: path.to_string(), query: query.to_string(), keep_alive })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::mem::MemSocket;
+
+    fn conn(input: &[u8]) -> (HttpConn<MemSocket>, MemSocket) {
+        let s = MemSocket::new(input.to_vec());
+        (HttpConn::new(s.clone(), Duration::from_secs(1), Duration::from_secs(1), None).unwrap(), s)
+    }
+
+    #[test]
+    fn reads_pipelined_requests_and_their_keep_alive() {
+        let (mut c, _) = conn(b"GET /announce?a=1&b=%20 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let r = c.read_request().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.query.as_str(), r.keep_alive),
+            ("GET", "/announce", "a=1&b=%20", true)
+        );
+        assert!(!c.read_request().unwrap().keep_alive, "HTTP/1.0 closes by default");
+        assert!(!c.read_request().unwrap().keep_alive);
+        assert!(matches!(c.read_request(), Err(HttpError::Gone)));
+    }
+
+    #[test]
+    fn refuses_huge_heads_bodies_and_garbage() {
+        let huge = [b"GET /".to_vec(), vec![b'a'; 10_000], b" HTTP/1.1\r\n\r\n".to_vec()].concat();
+        assert!(matches!(conn(&huge).0.read_request(), Err(HttpError::Bad(413, _))));
+        let body = b"POST /announce HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        assert!(matches!(conn(body).0.read_request(), Err(HttpError::Bad(400, _))));
+        assert!(matches!(
+            conn(b"\x13BitTorrent protocol\r\n\r\n").0.read_request(),
+            Err(HttpError::Bad(400, _))
+        ));
+    }
+
+    #[test]
+    fn writes_a_whole_response() {
+        let (mut c, s) = conn(b"");
+        c.respond(&Response::new(200, "text/plain", "hi"), true).unwrap();
+        let out = String::from_utf8(s.written()).unwrap();
+        assert!(
+            out.starts_with("HTTP/1.1 200 OK\r\n")
+                && out.contains("Content-Length: 2\r\n")
+                && out.ends_with("\r\n\r\nhi")
+        );
+    }
+}
