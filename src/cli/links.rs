@@ -6,7 +6,7 @@ use crate::holdings::manifest_cache::{ManifestCache, Stamp};
 use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::{validate_name, BadName};
-use crate::peer::node::serving_addr;
+use crate::peer::node::serving;
 use crate::torrent::torrent_file;
 use std::fmt;
 use std::io::{self, Write};
@@ -46,12 +46,13 @@ pub fn magnet_of(dir: &Path, name: &str) -> Result<(Manifest, Magnet), LinkError
     let (m, _) = ManifestCache::new(&chunks)
         .manifest_for(&path, name, Stamp::of(&meta))
         .map_err(|err| LinkError::Io { path: path.clone(), err })?;
+    let serving = serving(dir);
     let magnet = Magnet {
         id: m.content_id(),
         name: Some(m.name.clone()),
         size: Some(m.size),
-        peers: serving_addr(dir).into_iter().collect(),
-        trackers: Vec::new(),
+        peers: serving.iter().map(|s| s.addr).collect(),
+        trackers: serving.and_then(|s| s.announce).into_iter().collect(),
     };
     Ok((m, magnet))
 }
@@ -73,7 +74,7 @@ pub fn torrent(
 ) -> Result<PathBuf, LinkError> {
     let (m, link) = magnet_of(dir, name)?;
     let dest = dest.map_or_else(|| dir.join(format!("{name}.torrent")), Path::to_path_buf);
-    let bytes = torrent_file(&m, None);
+    let bytes = torrent_file(&m, link.trackers.first().map(String::as_str));
     crate::atomic_file::write_atomic(&dest, &bytes, crate::atomic_file::Durability::Synced)
         .map_err(|err| LinkError::Io { path: dest.clone(), err })?;
     let _ = writeln!(out, "{}", dest.display());

@@ -81,21 +81,35 @@ impl From<TrackerError> for NodeError {
 /// The lock file that keeps two peers from writing to one folder.
 pub const LOCK_FILE: &str = ".p2p-share.lock";
 
-/// The address of the peer serving `dir` right now, as it wrote it in the folder's lock
-/// file; `None` when no peer holds the lock.
-pub fn serving_addr(dir: &Path) -> Option<SocketAddr> {
+/// The peer serving a folder, as it wrote itself into the folder's lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    pub addr: SocketAddr,
+    /// Its tracker's BitTorrent announce URL, when the tracker speaks HTTP.
+    pub announce: Option<String>,
+}
+
+/// The peer serving `dir` right now; `None` when no peer holds the folder's lock.
+pub fn serving(dir: &Path) -> Option<Serving> {
     let file = File::open(dir.join(LOCK_FILE)).ok()?;
     match file.try_lock_shared() {
         Ok(()) => None, // nobody holds it
-        Err(TryLockError::WouldBlock) => fs::read_to_string(dir.join(LOCK_FILE)).ok()?.trim().parse().ok(),
+        Err(TryLockError::WouldBlock) => {
+            let text = fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
+            let mut lines = text.lines();
+            let addr = lines.next()?.trim().parse().ok()?;
+            let announce = lines.next().map(str::trim).filter(|u| u.starts_with("http")).map(String::from);
+            Some(Serving { addr, announce })
+        }
         Err(TryLockError::Error(_)) => None,
     }
 }
 
-/// Writes the address this peer serves on into its lock file (for `serving_addr`).
-fn record_addr(lock: &File, addr: SocketAddr) -> io::Result<()> {
+/// Writes the address this peer serves on, and its tracker's announce URL, into its lock
+/// file (for [`serving`]).
+fn record_addr(lock: &File, addr: SocketAddr, announce: Option<&str>) -> io::Result<()> {
     lock.set_len(0)?;
-    lock.write_all_at(format!("{addr}\n").as_bytes(), 0)
+    lock.write_all_at(format!("{addr}\n{}\n", announce.unwrap_or("")).as_bytes(), 0)
 }
 
 /// Takes the folder's lock (an OS file lock, released when the process ends), or says
@@ -175,7 +189,7 @@ impl Node {
             .map_err(|err| NodeError::Listen { addr, err })?;
         info!("Peer server started on {addr}!");
         let reachable = tracker.me().unwrap_or(addr);
-        if let Err(e) = record_addr(&lock, reachable) {
+        if let Err(e) = record_addr(&lock, reachable, tracker.http_announce().as_deref()) {
             warn!("cannot record this peer's address in {}: {e}", cfg.dir.join(LOCK_FILE).display());
         }
         if tracker.me().is_some() {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Runs `lt.py ARGS` with the system Python (where the Debian binding lives).
-fn lt(args: &[&str]) -> std::process::Output {
+pub fn lt(args: &[&str]) -> std::process::Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
     let out = Command::new("/usr/bin/python3").arg(script).args(args).output().expect("run /usr/bin/python3");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -16,7 +16,7 @@ fn lt(args: &[&str]) -> std::process::Output {
     out
 }
 
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -50,7 +50,7 @@ use std::time::Duration;
 const MIB: usize = 1 << 20;
 
 /// A process killed when dropped.
-struct Killed(Child);
+pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -77,7 +77,7 @@ fn start_until(mut cmd: Command, marker: &str) -> (Killed, String) {
     (Killed(child), line)
 }
 
-fn bin(name: &str) -> Command {
+pub fn bin(name: &str) -> Command {
     Command::new(match name {
         "peer" => env!("CARGO_BIN_EXE_peer"),
         _ => env!("CARGO_BIN_EXE_tracker"),
@@ -102,7 +102,7 @@ fn tracker() -> (Killed, SocketAddr) {
 }
 
 /// `peer serve` on DIR; returns it and its port.
-fn serve(tracker: SocketAddr, dir: &Path, extra: &[&str]) -> (Killed, u16) {
+pub fn serve(tracker: SocketAddr, dir: &Path, extra: &[&str]) -> (Killed, u16) {
     let mut cmd = bin("peer");
     cmd.args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"])
         .args(extra)
@@ -123,7 +123,7 @@ fn lt_seed(torrent: &Path, dir: &Path, rate: Option<u64>) -> (Killed, u16) {
     (p, line.split_whitespace().nth(1).unwrap().parse().unwrap())
 }
 
-fn sha1(bytes: &[u8]) -> p2p_share::hash::Sha1Hash {
+pub fn sha1(bytes: &[u8]) -> p2p_share::hash::Sha1Hash {
     p2p_share::hash::Sha1Hash::of(bytes)
 }
 

@@ -1,5 +1,7 @@
 //! Real BitTorrent clients against p2p-share: libtorrent 2.0 through its Python binding
 //! (`tests/bt/lt.py`). `make test-bt` runs these; CI installs `python3-libtorrent` first.
-//! Loopback only; every client is told its peers directly (no DHT, no LSD).
+//! Loopback only; clients are told their peers directly or by our tracker (no DHT, no LSD).
+//! Headless Chromium (Debian `chromium`) renders the tracker's status page.
 
 mod libtorrent;
+mod tracker_http;

@@ -7,6 +7,7 @@ mod fake;
 mod faults;
 mod helpers;
 mod hostile;
+mod http_tracker;
 mod links;
 mod local;
 mod menu;

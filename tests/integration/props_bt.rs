@@ -135,3 +135,27 @@ proptest! {
         }
     }
 }
+
+fn valid_query() -> String {
+    let hash: String = (0..20u8).map(|b| format!("%{:02x}", b.wrapping_mul(13))).collect();
+    format!("info_hash={hash}&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=100&event=started&compact=1&numwant=30")
+}
+
+proptest! {
+    #[test]
+    fn announce_and_scrape_queries_never_panic(q in "[a-z_=&%0-9A-F]{0,200}", e in edits()) {
+        use p2p_share::tracker::http::query::{failure, parse_announce, parse_scrape};
+        let mutated = String::from_utf8_lossy(&mutate(valid_query().into_bytes(), e)).into_owned();
+        for query in [q.as_str(), mutated.as_str()] {
+            match parse_announce(query) {
+                Ok(a) => prop_assert!(a.announce.port > 0 && a.numwant <= 200),
+                Err(err) => {
+                    prop_assert!(one_line(&err));
+                    // Every refusal is a bencoded failure reason.
+                    prop_assert!(failure(&err.to_string()).starts_with(b"d14:failure reason"));
+                }
+            }
+            if let Err(err) = parse_scrape(query) { prop_assert!(one_line(&err)); }
+        }
+    }
+}
