@@ -18,7 +18,8 @@ test-privileged:
 		faults::full_disk_gives_a_clear_error_keeps_partial_and_resumes_after_space_is_freed \
 		tracker::serves_over_ipv6
 
-# p2p-share with real BitTorrent clients (libtorrent's Python binding: python3-libtorrent).
+# p2p-share with real clients: libtorrent (python3-libtorrent), Transmission
+# (transmission-daemon, transmission-cli) and headless Chromium (chromium).
 test-bt: build
 	$(CARGO) test --release --test bt
 

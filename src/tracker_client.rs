@@ -249,6 +249,14 @@ impl TrackerClient {
         self.expect_ok(&TrackerRequest::StopDownload { port, token, content_id: id })
     }
 
+    /// BitTorrent clients downloading files this peer holds, to dial.
+    pub fn leechers(&self) -> Result<Vec<(ContentId, SocketAddr)>, TrackerError> {
+        match self.as_peer(|port, token| TrackerRequest::Leechers { port, token })? {
+            TrackerReply::Leechers { peers } => Ok(peers),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Leaves the swarm.
     pub fn leave(&self) -> Result<(), TrackerError> {
         let (port, token) = self.session()?;

@@ -29,7 +29,7 @@ use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::validate_name;
 use crate::torrent::{read_torrent, TorrentFile, MAX_TORRENT_BYTES};
-use crate::tracker_client::{Sources, TrackerClient};
+use crate::tracker_client::{Sources, TrackerClient, TrackerError};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
 use log::{debug, info, warn};
 use reassembler::{Assembly, ProgressFn};
@@ -287,6 +287,12 @@ fn download_by_hash(
         }
         Err(e) if !opts.peers.is_empty() => {
             warn!("{e}; going on with the peers given directly");
+            (Vec::new(), false)
+        }
+        // Nobody in the swarm yet (a BitTorrent seeder may announce any moment): keep
+        // asking until the stall time-out, as a BitTorrent client would.
+        Err(TrackerError::Refused(why)) => {
+            warn!("{why}; asking again every second for {} s", opts.stall_timeout.as_secs());
             (Vec::new(), false)
         }
         Err(e) => return Err(e.into()),

@@ -64,15 +64,17 @@ struct Session<'a, S: Socket> {
 }
 
 /// Serves one BitTorrent connection until it closes, idles out, gives way or breaks the
-/// protocol (a warning names what it did).
+/// protocol (a warning names what it did). `dialed`: we opened it, to upload `id` to a
+/// downloader the tracker named (our handshake goes first).
 pub fn serve<S: Socket>(
     stream: S,
     peer: SocketAddr,
     give_way: Option<GiveWay>,
     server: &BtServer,
     files: &mut OpenFiles,
+    dialed: Option<ContentId>,
 ) {
-    let result = run(stream, peer, give_way, server, files);
+    let result = run(stream, peer, give_way, server, files, dialed);
     server.slots.release(server.conn_id);
     match result {
         Ok(()) => debug!("bt: {peer}: closed"),
@@ -87,14 +89,21 @@ fn run<S: Socket>(
     give_way: Option<GiveWay>,
     server: &BtServer,
     files: &mut OpenFiles,
+    dialed: Option<ContentId>,
 ) -> Result<(), BtError> {
-    let writer = stream.try_clone()?;
+    let mut writer = stream.try_clone()?;
     let mut reader = BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream));
     if let Some(g) = give_way {
         reader.get_mut().set_give_way(g);
     }
+    if let Some(id) = dialed {
+        writer.write_all(&Handshake::ours(id, server.peer_id).to_bytes())?;
+    }
     reader.get_mut().set_deadline(Instant::now() + server.opts.message_deadline);
     let theirs = Handshake::read(&mut reader)?;
+    if dialed.is_some_and(|id| id != theirs.info_hash) {
+        return Err(BtError::Protocol(format!("answered for {} instead", theirs.info_hash)));
+    }
     let Some(shared) = server.shares.get(&theirs.info_hash) else {
         return Err(BtError::Protocol(format!("asked for {}, which is not shared here", theirs.info_hash)));
     };
@@ -119,7 +128,9 @@ fn run<S: Socket>(
         block: Vec::new(),
     };
     info!("BitTorrent peer {peer} connected for '{}'", m.name);
-    s.writer.write_all(&Handshake::ours(theirs.info_hash, server.peer_id).to_bytes())?;
+    if dialed.is_none() {
+        s.writer.write_all(&Handshake::ours(theirs.info_hash, server.peer_id).to_bytes())?;
+    }
     if theirs.supports(reserved::EXTENSIONS) {
         let payload = metadata::our_handshake(Some(s.info.len()));
         s.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;

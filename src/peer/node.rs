@@ -2,7 +2,7 @@
 //! announcing periodically, and able to download.
 
 use super::monitor::FileMonitor;
-use super::server::{PeerServer, ServerOptions};
+use super::server::{Dialer, PeerServer, ServerOptions};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
@@ -199,7 +199,7 @@ impl Node {
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let mut threads = vec![monitor.spawn(Arc::clone(&tracker), stop_rx.clone())];
         info!("File monitor system started!");
-        threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), stop_rx));
+        threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), server.dialer(), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
         Ok(Node {
             shares,
@@ -312,6 +312,7 @@ fn local_ip_towards(tracker: SocketAddr) -> io::Result<IpAddr> {
 fn spawn_announcer(
     tracker: Arc<TrackerClient>,
     port: u16,
+    dialer: Dialer,
     stop: crossbeam_channel::Receiver<()>,
 ) -> JoinHandle<()> {
     thread::Builder::new()
@@ -325,6 +326,11 @@ fn spawn_announcer(
                         let beat = if tracker.me().is_some() { tracker.announce(vec![], vec![]) } else { tracker.join(port) };
                         if let Err(e) = beat {
                             warn!("tracker unreachable: {e}");
+                        } else if tracker.http_announce().is_some() {
+                            // BitTorrent clients in our swarms that will not dial us.
+                            for (id, to) in tracker.leechers().unwrap_or_default() {
+                                dialer.dial(id, to);
+                            }
                         }
                     },
                 }

@@ -21,6 +21,8 @@ use crate::wire::deadline::{Socket, POLL};
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::{FrameError, WireError};
 use log::{debug, info};
+use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -67,7 +69,11 @@ pub struct PeerServer {
     shutdown: Shutdown,
     conns: ConnRegistry,
     thread: Option<thread::JoinHandle<()>>,
+    ctx: Arc<Native>,
 }
+
+/// Uploads we dial out for at once (to downloaders that do not dial us, see `dial`).
+pub const MAX_DIALED: usize = 32;
 
 impl PeerServer {
     /// Serves `shares` on `listener` from a new thread.
@@ -75,17 +81,80 @@ impl PeerServer {
         let shutdown = Shutdown::new(listener.local_addr()?);
         let conns = ConnRegistry::default();
         let (stop, registry) = (shutdown.clone(), conns.clone());
-        let thread = thread::Builder::new().name("peer-server".into()).spawn(move || {
-            let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
-            let slots = Arc::new(Slots::new(UPLOAD_SLOTS));
-            let open_files = Arc::new(AtomicUsize::new(0));
-            let next_conn = AtomicU64::new(0);
-            let service = Native { shares, opts, open_files, slots, peer_id: new_peer_id(), next_conn };
-            accept::run(&listener, &limiter, &registry, &stop, &service);
-        })?;
-        Ok(PeerServer { shutdown, conns, thread: Some(thread) })
+        let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
+        let ctx = Arc::new(Native {
+            shares,
+            opts,
+            open_files: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Slots::new(UPLOAD_SLOTS)),
+            peer_id: new_peer_id(),
+            next_conn: AtomicU64::new(0),
+            dialed: Mutex::new(HashSet::new()),
+            conns: conns.clone(),
+        });
+        let service = Arc::clone(&ctx);
+        let thread = thread::Builder::new()
+            .name("peer-server".into())
+            .spawn(move || accept::run(&listener, &limiter, &registry, &stop, service.as_ref()))?;
+        Ok(PeerServer { shutdown, conns, thread: Some(thread), ctx })
     }
 
+    /// A handle that dials BitTorrent downloaders for this server (see [`Dialer::dial`]).
+    pub fn dialer(&self) -> Dialer {
+        Dialer { ctx: Arc::clone(&self.ctx) }
+    }
+}
+
+/// Opens uploads to BitTorrent downloaders on behalf of a peer server.
+#[derive(Clone)]
+pub struct Dialer {
+    ctx: Arc<Native>,
+}
+
+impl Dialer {
+    /// Connects to a BitTorrent downloader of `id` and uploads to it over BitTorrent: some
+    /// clients (Transmission) never dial a loopback or LAN peer they hear of, so a seeder
+    /// dials them, as BitTorrent seeders do. At most one connection per (file, address),
+    /// at most [`MAX_DIALED`] at once.
+    pub fn dial(&self, id: ContentId, to: SocketAddr) {
+        let ctx = Arc::clone(&self.ctx);
+        {
+            let mut dialed = ctx.dialed.lock();
+            if dialed.len() >= MAX_DIALED || !dialed.insert((id, to)) {
+                return;
+            }
+        }
+        let spawned = thread::Builder::new().name(format!("dial-{to}")).spawn({
+            let ctx = Arc::clone(&ctx);
+            move || {
+                match TcpStream::connect_timeout(&to, ctx.opts.io_timeout) {
+                    Ok(stream) => {
+                        let _registered = ctx.conns.register(&stream);
+                        let _ = stream.set_nodelay(true);
+                        let _ = stream.set_write_timeout(Some(ctx.opts.io_timeout));
+                        let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+                        let server = BtServer {
+                            shares: &ctx.shares,
+                            opts: &ctx.opts,
+                            slots: &ctx.slots,
+                            peer_id: ctx.peer_id,
+                            conn_id,
+                        };
+                        let mut files = OpenFiles::new(&ctx.open_files);
+                        bt_serve::serve(stream, to, None, &server, &mut files, Some(id));
+                    }
+                    Err(e) => debug!("peer server: cannot dial {to}: {e}"),
+                }
+                ctx.dialed.lock().remove(&(id, to));
+            }
+        });
+        if spawned.is_err() {
+            ctx.dialed.lock().remove(&(id, to));
+        }
+    }
+}
+
+impl PeerServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.shutdown.addr()
     }
@@ -115,6 +184,9 @@ struct Native {
     slots: Arc<Slots>,
     peer_id: [u8; 20],
     next_conn: AtomicU64,
+    /// Uploads we dialed out for, running now.
+    dialed: Mutex<HashSet<(ContentId, SocketAddr)>>,
+    conns: ConnRegistry,
 }
 
 impl Service for Native {
@@ -146,7 +218,7 @@ impl Service for Native {
                     let _ = stream.set_nodelay(true);
                     let _ = stream.set_write_timeout(Some(opts.io_timeout));
                     let server = BtServer { shares: &shares, opts: &opts, slots: &slots, peer_id, conn_id };
-                    bt_serve::serve(stream, peer, Some(give_way), &server, &mut files);
+                    bt_serve::serve(stream, peer, Some(give_way), &server, &mut files, None);
                 }
                 Ok(Some(Greeting::Unknown)) => {
                     // BitTorrent clients try an encrypted handshake first, then plain.

@@ -6,13 +6,13 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Native request kinds, in the order of [`Metrics::native`].
-pub const NATIVE_KINDS: [&str; 7] =
-    ["register", "announce", "list_files", "search", "leave", "start_download", "stop_download"];
+pub const NATIVE_KINDS: [&str; 8] =
+    ["register", "announce", "list_files", "search", "leave", "start_download", "stop_download", "leechers"];
 
 /// Counters shared by the native and HTTP listeners.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub native: [AtomicU64; 7],
+    pub native: [AtomicU64; 8],
     pub native_errors: AtomicU64,
     pub http_announces: AtomicU64,
     pub http_scrapes: AtomicU64,

@@ -250,6 +250,22 @@ impl TrackerState {
         })
     }
 
+    /// The BitTorrent clients still downloading files `addr` holds (at most
+    /// [`MAX_HOLDERS_SHOWN`]).
+    fn leechers(&mut self, addr: SocketAddr, token: &str, now: Instant) -> Outcome {
+        let ids: Vec<ContentId> = match self.authorize(addr, token, now) {
+            Ok(peer) => peer.files.keys().copied().collect(),
+            Err(denied) => return denied.into(),
+        };
+        let peers = ids
+            .iter()
+            .filter_map(|id| self.bt.get(id).map(|s| (id, s)))
+            .flat_map(|(id, s)| s.peers.iter().filter(|(_, p)| p.left > 0).map(move |(a, _)| (*id, *a)))
+            .take(MAX_HOLDERS_SHOWN)
+            .collect();
+        reply(TrackerReply::Leechers { peers })
+    }
+
     /// Seeders, completed downloads and leechers of each info-hash asked about.
     pub fn scrape(&self, ids: &[ContentId]) -> Vec<(ContentId, ScrapeCounts)> {
         ids.iter()
@@ -378,6 +394,7 @@ impl TrackerState {
             TrackerRequest::StopDownload { port, token, content_id } => {
                 self.stop_download(at(port), token, *content_id, now)
             }
+            TrackerRequest::Leechers { port, token } => self.leechers(at(port), token, now),
             TrackerRequest::ListFiles | TrackerRequest::Search { .. } => reply(self.handle_read(req)),
         }
     }

@@ -78,6 +78,13 @@ pub enum TrackerRequest {
         token: String,
         content_id: ContentId,
     },
+    /// Which BitTorrent clients (from HTTP announces) download files this peer holds: it
+    /// dials them, since some clients never dial a loopback or LAN peer themselves.
+    Leechers {
+        port: u16,
+        #[serde(default)]
+        token: String,
+    },
 }
 
 impl TrackerRequest {
@@ -91,6 +98,7 @@ impl TrackerRequest {
             TrackerRequest::Leave { .. } => "leave",
             TrackerRequest::StartDownload { .. } => "start_download",
             TrackerRequest::StopDownload { .. } => "stop_download",
+            TrackerRequest::Leechers { .. } => "leechers",
         }
     }
 
@@ -138,6 +146,10 @@ pub enum TrackerReply {
     Error {
         reason: String,
     },
+    /// BitTorrent downloaders of this peer's files: (content id, address).
+    Leechers {
+        peers: Vec<(ContentId, SocketAddr)>,
+    },
 }
 
 impl TrackerReply {
@@ -150,6 +162,7 @@ impl TrackerReply {
             TrackerReply::Files { .. } => "files",
             TrackerReply::Sources { .. } => "sources",
             TrackerReply::Error { .. } => "error",
+            TrackerReply::Leechers { .. } => "leechers",
         }
     }
 }

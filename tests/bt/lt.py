@@ -2,7 +2,8 @@
 """libtorrent 2.0 (Debian python3-libtorrent) as the other side of the BitTorrent tests.
 
   lt.py infohash FILE                      v1 info-hash of FILE (1 MiB pieces), on stdout
-  lt.py torrent FILE OUT.torrent           writes a v1 torrent of FILE (1 MiB pieces), prints its info-hash
+  lt.py torrent FILE OUT.torrent [URL]     writes a v1 torrent of FILE (1 MiB pieces, announce URL),
+                                           prints its info-hash
   lt.py seed TORRENT DIR SECONDS [RATE]    seeds FILE in DIR (uploads capped at RATE bytes/s,
                                            loopback peers included); prints "seeding PORT"
   lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link)
@@ -20,10 +21,12 @@ SETTINGS = {
 }
 
 
-def make_torrent(path):
+def make_torrent(path, tracker=None):
     fs = lt.file_storage()
     lt.add_files(fs, path)
     ct = lt.create_torrent(fs, 1 << 20, lt.create_torrent.v1_only)
+    if tracker:
+        ct.add_tracker(tracker)
     lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
     return ct.generate()
 
@@ -38,7 +41,7 @@ def main():
     if cmd == "infohash":
         print(lt.torrent_info(make_torrent(sys.argv[2])).info_hashes().v1)
     elif cmd == "torrent":
-        t = make_torrent(sys.argv[2])
+        t = make_torrent(sys.argv[2], sys.argv[4] if len(sys.argv) > 4 else None)
         open(sys.argv[3], "wb").write(lt.bencode(t))
         print(lt.torrent_info(t).info_hashes().v1)
     elif cmd == "seed":

@@ -5,3 +5,4 @@
 
 mod libtorrent;
 mod tracker_http;
+mod transmission;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A tracker with HTTP on: (process, native address, HTTP address).
-fn http_tracker() -> (Killed, SocketAddr, SocketAddr) {
+pub fn http_tracker() -> (Killed, SocketAddr, SocketAddr) {
     let mut child = bin("tracker")
         .args(["--bind", "127.0.0.1:0", "--http", "127.0.0.1:0", "--announce-interval", "2"])
         .stdout(Stdio::null())

@@ -1,0 +1,128 @@
+//! Transmission 3 (`transmission-daemon`, driven by `transmission-remote`) with our HTTP
+//! tracker, both ways. Transmission never dials a loopback peer it hears of from a
+//! tracker, so our seeder dials it (the tracker names it as a leecher).
+
+use crate::libtorrent::{bin, bytes, lt, serve, sha1, Killed};
+use crate::tracker_http::http_tracker;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A transmission-daemon with its own config and download folder; stopped when dropped.
+struct Transmission {
+    _daemon: Killed,
+    rpc: u16,
+    peer_port: u16,
+    download_dir: PathBuf,
+}
+
+impl Transmission {
+    fn start(root: &Path) -> Transmission {
+        let (cfg, dl) = (root.join("cfg"), root.join("dl"));
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::create_dir_all(&dl).unwrap();
+        let (rpc, peer_port) = (free_port(), free_port());
+        let settings = serde_json::json!({
+            "rpc-authentication-required": false, "rpc-port": rpc, "rpc-bind-address": "127.0.0.1",
+            "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+            "port-forwarding-enabled": false, "peer-port": peer_port, "peer-port-random-on-start": false,
+            "bind-address-ipv4": "127.0.0.1", "download-dir": dl, "incomplete-dir-enabled": false,
+            "message-level": 2
+        });
+        std::fs::write(cfg.join("settings.json"), settings.to_string()).unwrap();
+        let daemon = Command::new("transmission-daemon")
+            .args(["-f", "-g", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "transmission-daemon is installed (apt-get install transmission-daemon transmission-cli)",
+            );
+        let t = Transmission { _daemon: Killed(daemon), rpc, peer_port, download_dir: dl };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !t.remote(&["-l"]).status.success() {
+            assert!(Instant::now() < deadline, "transmission's RPC never answered");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        t
+    }
+
+    fn remote(&self, args: &[&str]) -> std::process::Output {
+        Command::new("transmission-remote").arg(self.rpc.to_string()).args(args).output().unwrap()
+    }
+
+    /// Waits until torrent 1 is 100% done.
+    fn wait_done(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if String::from_utf8_lossy(&self.remote(&["-l"]).stdout).contains("100%") {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        false
+    }
+}
+
+/// Transmission gets the .torrent `peer torrent` wrote, hears of our peer from our HTTP
+/// tracker, and downloads the file from it (our seeder dials it).
+#[test]
+fn transmission_downloads_from_our_peer_through_our_tracker() {
+    let (_t, tracker, _http) = http_tracker();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("ours");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let data = bytes(8 << 20, 11);
+    std::fs::write(dir.join("files/to-transmission.bin"), &data).unwrap();
+    let (_seed, _) = serve(tracker, &dir, &[]);
+    let out = bin("peer")
+        .args(["--dir", dir.to_str().unwrap(), "torrent", "to-transmission.bin"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tr = Transmission::start(&root.path().join("transmission"));
+    let added = tr.remote(&["-a", dir.join("to-transmission.bin.torrent").to_str().unwrap()]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(
+        tr.wait_done(Duration::from_secs(60)),
+        "{}",
+        String::from_utf8_lossy(&tr.remote(&["-t", "1", "-i"]).stdout)
+    );
+    assert_eq!(sha1(&std::fs::read(tr.download_dir.join("to-transmission.bin")).unwrap()), sha1(&data));
+}
+
+/// Transmission seeds a torrent whose announce URL is our tracker; a p2p-share peer given
+/// that .torrent finds it through the tracker and downloads from it.
+#[test]
+fn we_download_from_transmission_through_our_tracker() {
+    let (_t, tracker, http) = http_tracker();
+    let root = tempfile::tempdir().unwrap();
+    let tr = Transmission::start(&root.path().join("transmission"));
+    let data = bytes(8 << 20 | 7, 12);
+    std::fs::write(tr.download_dir.join("from-transmission.bin"), &data).unwrap();
+    let torrent = root.path().join("from-transmission.torrent");
+    let made = lt(&[
+        "torrent",
+        tr.download_dir.join("from-transmission.bin").to_str().unwrap(),
+        torrent.to_str().unwrap(),
+        &format!("http://{http}/announce"),
+    ]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(tr.remote(&["-a", torrent.to_str().unwrap()]).status.success());
+    assert!(tr.wait_done(Duration::from_secs(30)), "transmission checked the data it seeds");
+    let dir = root.path().join("ours");
+    let out = bin("peer")
+        .args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
+        .arg(&torrent)
+        .args(["--stall-timeout", "60"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("from {}", tr.peer_port)), "chunks came from transmission:\n{text}");
+    assert_eq!(sha1(&std::fs::read(dir.join("files/from-transmission.bin")).unwrap()), sha1(&data));
+}
