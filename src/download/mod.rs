@@ -146,7 +146,12 @@ pub fn download(
     opts: &Options,
 ) -> Result<Report, DownloadError> {
     match Target::parse(target)? {
-        Target::Name(_) | Target::Id(_) => download_listed(ctx, target, from, opts),
+        Target::Name(_) => download_listed(ctx, target, from, opts),
+        // An id no p2p-share peer names may still be a swarm of BitTorrent clients.
+        Target::Id(id) => match download_listed(ctx, target, from, opts) {
+            Err(DownloadError::NotFound(_)) if from.is_none() => download_by_hash(ctx, id, None, None, opts),
+            other => other,
+        },
         Target::Magnet(m) => {
             let mut opts = opts.clone();
             opts.peers.extend(m.peers.iter().copied());

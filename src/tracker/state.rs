@@ -354,6 +354,27 @@ impl TrackerState {
         Status { totals, files, peers }
     }
 
+    /// Swarms only BitTorrent clients announced (no p2p-share peer named the file): listed
+    /// under their info-hash, with their seeders as holders.
+    fn bt_only_listings(&self) -> Vec<FileListing> {
+        let mut out: Vec<FileListing> = self
+            .bt
+            .iter()
+            .filter(|(id, _)| !self.by_id.contains_key(*id))
+            .map(|(id, s)| {
+                let holders: BTreeSet<SocketAddr> = s.peers.iter().filter(|(_, p)| p.left == 0).map(|(a, _)| *a).collect();
+                FileListing {
+                    info: FileInfo { name: id.to_hex(), size: 0, content_id: *id },
+                    holder_count: holders.len() as u32,
+                    hosts: hosts(&holders) as u32,
+                    holders: holders.into_iter().take(MAX_HOLDERS_SHOWN).collect(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|l| l.info.content_id);
+        out
+    }
+
     /// The BitTorrent side of the index.
     pub fn bt_swarms(&self) -> &Swarms {
         &self.bt
@@ -371,7 +392,14 @@ impl TrackerState {
             TrackerRequest::ListFiles => {
                 let mut all: Vec<&FileInfo> = self.claims.keys().collect();
                 all.sort_by(|a, b| (&a.name, a.content_id, a.size).cmp(&(&b.name, b.content_id, b.size)));
-                self.listings(all)
+                let mut reply = self.listings(all);
+                if let TrackerReply::Files { files, total } = &mut reply {
+                    let swarms = self.bt_only_listings();
+                    *total += swarms.len() as u32;
+                    let room = MAX_LISTINGS.saturating_sub(files.len());
+                    files.extend(swarms.into_iter().take(room));
+                }
+                reply
             }
             TrackerRequest::Search { name } => self.search(name),
             _ => TrackerReply::Error { reason: "not a read-only request".into() },
