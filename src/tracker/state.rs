@@ -362,7 +362,8 @@ impl TrackerState {
             .iter()
             .filter(|(id, _)| !self.by_id.contains_key(*id))
             .map(|(id, s)| {
-                let holders: BTreeSet<SocketAddr> = s.peers.iter().filter(|(_, p)| p.left == 0).map(|(a, _)| *a).collect();
+                let holders: BTreeSet<SocketAddr> =
+                    s.peers.iter().filter(|(_, p)| p.left == 0).map(|(a, _)| *a).collect();
                 FileListing {
                     info: FileInfo { name: id.to_hex(), size: 0, content_id: *id },
                     holder_count: holders.len() as u32,

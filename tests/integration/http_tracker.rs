@@ -138,7 +138,10 @@ fn bittorrent_clients_and_our_peers_share_one_index() {
     // A swarm only BitTorrent clients know is listed natively under its info-hash.
     let only = ContentId::of(b"only BitTorrent clients have this");
     get(http, &format!("/announce?info_hash={}&peer_id=-TR3000-zzzzzzzzzzzz&port=6881&left=0", pct(&only.0)));
-    let out = Command::new(env!("CARGO_BIN_EXE_peer")).args(["--tracker", &t.addr.to_string(), "list"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peer"))
+        .args(["--tracker", &t.addr.to_string(), "list"])
+        .output()
+        .unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(list.contains(&format!("{only} : ['6881']")), "{list}");
 }
