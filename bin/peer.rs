@@ -26,7 +26,18 @@ struct Args {
     /// Cap on all uploads, bytes per second with K, M, G suffixes (binary): 4M = 4 MiB/s.
     #[arg(long, value_name = "RATE")]
     upload_limit: Option<String>,
-    /// Settings from an INI file ([peer] tracker, dir, port, upload_limit); flags win.
+    /// Join the public Mainline DHT (its well-known bootstrap nodes) to find peers without
+    /// a tracker. Off by default.
+    #[arg(long)]
+    dht: bool,
+    /// Join a private DHT through these nodes (e.g. a tracker started with --dht-port).
+    #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT...]")]
+    dht_bootstrap: Option<String>,
+    /// UDP port of this peer's DHT node [default: the same number as its TCP port].
+    #[arg(long, value_name = "P")]
+    dht_port: Option<u16>,
+    /// Settings from an INI file ([peer] tracker, dir, port, upload_limit, dht, dht_bootstrap,
+    /// dht_port); flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also write the log to FILE.
@@ -100,6 +111,9 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
         port: args.port,
         upload_limit: args.upload_limit,
         config: args.config,
+        dht: args.dht,
+        dht_bootstrap: args.dht_bootstrap,
+        dht_port: args.dht_port,
     };
     let cfg = settings::resolve(&given)?;
     let action = match args.command {

@@ -1,6 +1,7 @@
 //! `tracker`: indexes which peers have which files. Holds no files itself.
 
 use clap::Parser;
+use p2p_share::dht::{DhtConfig, PeerDht};
 use p2p_share::logging;
 use p2p_share::tracker::{Tracker, TrackerConfig, TrackerOptions};
 use simplelog::LevelFilter;
@@ -32,6 +33,13 @@ struct Args {
     /// Prometheus metrics at /metrics (e.g. 127.0.0.1:8080; off by default).
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<SocketAddr>,
+    /// Also run a Mainline DHT node on this UDP port: the first node of a private DHT (or
+    /// one joining --dht-bootstrap), so a deployment has one well-known bootstrap address.
+    #[arg(long, value_name = "P")]
+    dht_port: Option<u16>,
+    /// With --dht-port: join an existing DHT through these nodes.
+    #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT...]")]
+    dht_bootstrap: Option<String>,
     /// Also write the log to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -68,6 +76,24 @@ fn run(args: Args) -> Result<(), String> {
     bound_malloc_arenas();
     let where_ = args.http.map_or(args.bind.to_string(), |h| format!("{} or {h}", args.bind));
     let tracker = Tracker::bind(opts).map_err(|e| format!("cannot listen on {where_}: {e}"))?;
+    // The DHT node lives as long as the tracker runs.
+    let _dht = match args.dht_port {
+        None => None,
+        Some(port) => {
+            let bind = match args.bind.ip() {
+                std::net::IpAddr::V4(ip) => ip,
+                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+            };
+            let bootstrap = args
+                .dht_bootstrap
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            Some(PeerDht::start(&DhtConfig { bootstrap, port, bind }).map_err(|e| e.to_string())?)
+        }
+    };
     let stop = tracker.shutdown_handle();
     ctrlc::set_handler(move || stop.stop()).map_err(|e| format!("cannot install Ctrl+C handler: {e}"))?;
     tracker.run().map_err(|e| e.to_string())

@@ -13,6 +13,7 @@ pub mod bt;
 pub mod chunk_store;
 pub mod cli;
 pub mod conn_limit;
+pub mod dht;
 pub mod download;
 pub mod hash;
 pub mod holdings;

@@ -45,6 +45,12 @@ impl Handshake {
         Handshake { reserved, info_hash, peer_id }
     }
 
+    /// Also says we run a DHT node (BEP 5); a `port` message follows.
+    pub fn with_dht(mut self) -> Handshake {
+        self.reserved[reserved::DHT.0] |= reserved::DHT.1;
+        self
+    }
+
     pub fn supports(&self, (byte, bit): (usize, u8)) -> bool {
         self.reserved[byte] & bit != 0
     }

@@ -98,6 +98,8 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Serve => {
+            // On the DHT, a peer serves whether or not the tracker is up.
+            let cfg = &NodeConfig { tracker_optional: cfg.dht.is_some(), ..cfg.clone() };
             let (node, ctrl_c) = start(cfg)?;
             let _ = ctrl_c.recv();
             node.leave();
@@ -110,7 +112,7 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
                 targets.push(Target::parse(n).map_err(|e| CliError::Target(n.clone(), e))?);
             }
             // Downloads that name their file by info-hash and know a source need no tracker.
-            let offline_ok = targets.iter().all(|t| t.needs_no_tracker(opts.peers.len()));
+            let offline_ok = targets.iter().all(|t| t.needs_no_tracker(opts.peers.len(), cfg.dht.is_some()));
             let cfg = &NodeConfig { tracker_optional: offline_ok, ..cfg.clone() };
             let (node, ctrl_c) = start(cfg)?;
             let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);

@@ -8,6 +8,8 @@
 //! upload_limit = 4M
 //! ```
 
+use crate::dht::PUBLIC_BOOTSTRAP;
+use crate::peer::node::DhtSettings;
 use crate::peer::NodeConfig;
 use crate::rate_limit::{parse_rate, BadRate};
 use configparser::ini::Ini;
@@ -51,6 +53,11 @@ pub struct Given {
     pub port: Option<u16>,
     pub upload_limit: Option<String>,
     pub config: Option<PathBuf>,
+    /// `--dht`: join the public DHT.
+    pub dht: bool,
+    /// `--dht-bootstrap ADDR:PORT,...`: join a private DHT through these nodes.
+    pub dht_bootstrap: Option<String>,
+    pub dht_port: Option<u16>,
 }
 
 /// Resolves flags, then the config file, then defaults, into a node configuration.
@@ -77,7 +84,37 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
         Some(r) => Some(parse_rate(&r).map_err(SettingsError::BadRate)?),
         None => None,
     };
-    Ok(NodeConfig { tracker, dir, port, upload_limit, tracker_optional: false })
+    let dht = dht_settings(given, &from_ini)?;
+    Ok(NodeConfig { tracker, dir, port, upload_limit, tracker_optional: false, dht })
+}
+
+/// The DHT settings: a private DHT's bootstrap nodes win over `--dht` (the public ones);
+/// neither, in flags or the INI file: the DHT stays off.
+fn dht_settings(
+    given: &Given,
+    from_ini: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<DhtSettings>, SettingsError> {
+    let port = match (given.dht_port, from_ini("dht_port")) {
+        (Some(p), _) => Some(p),
+        (None, Some(p)) => Some(p.parse().map_err(|_| SettingsError::BadPort(p))?),
+        (None, None) => None,
+    };
+    let bootstrap = given.dht_bootstrap.clone().or_else(|| from_ini("dht_bootstrap"));
+    let public =
+        given.dht || from_ini("dht").is_some_and(|v| matches!(v.trim(), "true" | "yes" | "1" | "on"));
+    let bootstrap: Vec<String> = match bootstrap {
+        Some(list) => {
+            let nodes: Vec<String> =
+                list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            for n in &nodes {
+                parse_addr(n)?;
+            }
+            nodes
+        }
+        None if public => PUBLIC_BOOTSTRAP.iter().map(|s| s.to_string()).collect(),
+        None => return Ok(None),
+    };
+    Ok(Some(DhtSettings { bootstrap, port }))
 }
 
 fn load(path: &Path) -> Result<Ini, SettingsError> {
@@ -117,5 +154,32 @@ mod tests {
         assert!(resolve(&bad).unwrap_err().to_string().contains("invalid rate"));
         let missing = Given { config: Some(dir.path().join("nope.ini")), ..Given::default() };
         assert!(resolve(&missing).unwrap_err().to_string().contains("cannot read config"));
+    }
+
+    #[test]
+    fn the_dht_is_off_unless_asked_for() {
+        assert_eq!(resolve(&Given::default()).unwrap().dht, None);
+        let public = resolve(&Given { dht: true, ..Given::default() }).unwrap().dht.unwrap();
+        assert_eq!(public.bootstrap.len(), PUBLIC_BOOTSTRAP.len());
+        let private = Given {
+            dht: true,
+            dht_bootstrap: Some("127.0.0.1:7000, 127.0.0.2:7001".into()),
+            dht_port: Some(7002),
+            ..Given::default()
+        };
+        let d = resolve(&private).unwrap().dht.unwrap();
+        assert_eq!(
+            d.bootstrap,
+            vec!["127.0.0.1:7000", "127.0.0.2:7001"],
+            "a private DHT wins over the public one"
+        );
+        assert_eq!(d.port, Some(7002));
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("p.ini");
+        std::fs::write(&ini, "[peer]\ndht_bootstrap = 10.0.0.1:6881\ndht_port = 6882\n").unwrap();
+        let d = resolve(&Given { config: Some(ini), ..Given::default() }).unwrap().dht.unwrap();
+        assert_eq!((d.bootstrap, d.port), (vec!["10.0.0.1:6881".to_string()], Some(6882)));
+        let bad = Given { dht_bootstrap: Some("nowhere".into()), ..Given::default() };
+        assert!(resolve(&bad).is_err());
     }
 }

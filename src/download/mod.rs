@@ -22,6 +22,7 @@ use manifest_fetch::{local_manifest, manifest_until};
 use swarm::Swarm;
 
 use crate::chunk_store::ChunkStore;
+use crate::dht::PeerDht;
 use crate::hash::ContentId;
 use crate::holdings::manifest_cache::{ManifestCache, Stamp};
 use crate::holdings::shares::{FileIdentity, Shares};
@@ -46,6 +47,10 @@ pub struct Context<'a> {
     pub cache: &'a ManifestCache,
     pub files_dir: &'a Path,
     pub chunks_dir: &'a Path,
+    /// The DHT, when this peer is on it: another source of sources.
+    pub dht: Option<&'a PeerDht>,
+    /// This peer's own server address (never a source to itself).
+    pub me: Option<SocketAddr>,
 }
 
 /// Knobs of a download.
@@ -115,12 +120,13 @@ impl Target {
     }
 
     /// Whether this target can go without a tracker: it names its file by info-hash and
-    /// some source is known without asking one.
-    pub fn needs_no_tracker(&self, direct_peers: usize) -> bool {
+    /// some source is known without asking one, or the DHT can name sources.
+    pub fn needs_no_tracker(&self, direct_peers: usize, dht: bool) -> bool {
         match self {
-            Target::Magnet(m) => direct_peers + m.peers.len() > 0,
-            Target::Torrent(_) => direct_peers > 0,
-            Target::Name(_) | Target::Id(_) => false,
+            Target::Magnet(m) => dht || direct_peers + m.peers.len() > 0,
+            Target::Torrent(_) => dht || direct_peers > 0,
+            Target::Id(_) => dht,
+            Target::Name(_) => false,
         }
     }
 }
@@ -150,6 +156,11 @@ pub fn download(
         // An id no p2p-share peer names may still be a swarm of BitTorrent clients.
         Target::Id(id) => match download_listed(ctx, target, from, opts) {
             Err(DownloadError::NotFound(_)) if from.is_none() => download_by_hash(ctx, id, None, None, opts),
+            // With the DHT, the tracker is not the only way to find sources.
+            Err(DownloadError::Tracker(e)) if from.is_none() && ctx.dht.is_some() => {
+                warn!("{e}; looking on the DHT");
+                download_by_hash(ctx, id, None, None, opts)
+            }
             other => other,
         },
         Target::Magnet(m) => {
@@ -290,8 +301,8 @@ fn download_by_hash(
             opts.peers.extend(s.bt_peers.iter().copied());
             (candidates(None, s), late)
         }
-        Err(e) if !opts.peers.is_empty() => {
-            warn!("{e}; going on with the peers given directly");
+        Err(e) if !opts.peers.is_empty() || ctx.dht.is_some() => {
+            warn!("{e}; going on with the peers given directly and the DHT");
             (Vec::new(), false)
         }
         // Nobody in the swarm yet (a BitTorrent seeder may announce any moment): keep
@@ -302,6 +313,16 @@ fn download_by_hash(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(dht) = ctx.dht {
+        let found = dht.lookup(id);
+        info!("The DHT named {} peer(s) for {id}", found.len());
+        // DHT peers may be BitTorrent clients or p2p-share peers: greeted in BitTorrent.
+        for p in found {
+            if !opts.peers.contains(&p) {
+                opts.peers.push(p);
+            }
+        }
+    }
     initial.extend(opts.peers.iter().copied());
     let info = match &known {
         Some(m) => FileInfo { name: m.name.clone(), size: m.size, content_id: id },

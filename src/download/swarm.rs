@@ -8,6 +8,7 @@ use super::scheduler::Scheduler;
 use super::source::{self, Arrival, BufferPool, SourceEnd};
 use super::{candidates, Context, DownloadError, Options};
 use crate::chunk_store::ChunkStore;
+use crate::dht::MAX_DHT_PEERS;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use log::{info, warn};
 use parking_lot::Mutex;
@@ -38,7 +39,7 @@ impl Roster {
     /// Whether a thread for `addr` may start now (`me` is this peer).
     pub fn admits(&self, addr: SocketAddr, me: Option<SocketAddr>, now: Instant) -> bool {
         let waiting = self.retry_at.get(&addr).is_some_and(|t| now < *t);
-        Some(addr) != me
+        !me.is_some_and(|me| is_me(addr, me))
             && !self.active.contains(&addr)
             && !self.banned.contains(&addr)
             && !waiting
@@ -68,6 +69,15 @@ impl Roster {
     }
 }
 
+/// Whether `addr` is this peer: its own address, or (when it listens on every interface) a
+/// loopback address with its port, as the DHT or a magnet link may name it.
+fn is_me(addr: SocketAddr, me: SocketAddr) -> bool {
+    addr == me
+        || (addr.port() == me.port()
+            && (me.ip().is_unspecified() || me.ip().is_loopback())
+            && addr.ip().is_loopback())
+}
+
 /// The source threads and the reassembler of one download.
 pub(super) struct Swarm<'a> {
     ctx: &'a Context<'a>,
@@ -77,6 +87,8 @@ pub(super) struct Swarm<'a> {
     started: Instant,
     /// The tracker failed once already (said once, not every second).
     tracker_failed: std::cell::Cell<bool>,
+    /// Peers the DHT named since the last refresh (a lookup thread fills it).
+    dht_found: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 impl<'a> Swarm<'a> {
@@ -102,7 +114,15 @@ impl<'a> Swarm<'a> {
             peer_id: crate::bt::new_peer_id(),
             direct: Mutex::new(opts.peers.clone()),
         };
-        Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default() }
+        Swarm {
+            ctx,
+            shared: Arc::new(shared),
+            from,
+            opts,
+            started,
+            tracker_failed: Default::default(),
+            dht_found: Default::default(),
+        }
     }
 
     /// Fetches until the file is complete, or until the sources together sent less than
@@ -111,6 +131,7 @@ impl<'a> Swarm<'a> {
     pub(super) fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
         let (tx, rx) = bounded(4);
         let running = Arc::new(AtomicUsize::new(0));
+        self.spawn_dht_lookups();
         let reassembler = self.spawn_reassembler(rx, Arc::clone(&running))?;
         let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
         let mut roster = Roster::default();
@@ -119,7 +140,7 @@ impl<'a> Swarm<'a> {
         let mut last_progress = (0u64, Instant::now());
         let stalled = loop {
             for addr in candidates.drain(..) {
-                if roster.admits(addr, self.ctx.tracker.me(), Instant::now())
+                if roster.admits(addr, self.ctx.tracker.me().or(self.ctx.me), Instant::now())
                     && self.spawn_source(addr, &tx, &ev_tx)
                 {
                     roster.started(addr);
@@ -205,7 +226,31 @@ impl<'a> Swarm<'a> {
     }
 
     /// Asks the tracker who can help now (it may be down: then keep the sources we have).
-    /// The tracker's sources now, and the ones given directly.
+    /// Keeps asking the DHT for sources while the download runs (every few seconds, at
+    /// most [`MAX_DHT_PEERS`] in all); they are spoken to like peers given directly.
+    fn spawn_dht_lookups(&self) {
+        let Some(dht) = self.ctx.dht.cloned() else { return };
+        let (shared, found) = (Arc::clone(&self.shared), Arc::clone(&self.dht_found));
+        let id = shared.store.content_id;
+        let _ = thread::Builder::new().name("dht-lookups".into()).spawn(move || {
+            let mut seen = std::collections::HashSet::new();
+            while !shared.cancel.load(Ordering::Relaxed) {
+                for p in dht.lookup(id) {
+                    if seen.len() < MAX_DHT_PEERS && seen.insert(p) {
+                        found.lock().push(p);
+                    }
+                }
+                for _ in 0..50 {
+                    if shared.cancel.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+    }
+
+    /// The tracker's sources now, the ones given directly, and new ones from the DHT.
     fn refresh(&self) -> Vec<SocketAddr> {
         let mut found = match self.ctx.tracker.start_download(self.shared.store.content_id) {
             Ok(s) => {
@@ -227,6 +272,16 @@ impl<'a> Swarm<'a> {
             }
         };
         found.extend(self.opts.peers.iter().copied());
+        let from_dht: Vec<SocketAddr> = std::mem::take(&mut *self.dht_found.lock());
+        if !from_dht.is_empty() {
+            let mut direct = self.shared.direct.lock();
+            for p in &from_dht {
+                if !direct.contains(p) {
+                    direct.push(*p);
+                }
+            }
+        }
+        found.extend(from_dht);
         found
     }
 }

@@ -141,6 +141,11 @@ impl Shares {
     }
 
     /// Complete files, as the tracker indexes them.
+    /// Every content id shared, complete or still downloading.
+    pub fn ids(&self) -> Vec<ContentId> {
+        self.by_id.read().keys().copied().collect()
+    }
+
     pub fn complete_files(&self) -> Vec<FileInfo> {
         let mut v: Vec<FileInfo> =
             self.by_id.read().values().filter(|s| s.is_complete()).map(|s| s.info()).collect();

@@ -97,7 +97,7 @@ fn run<S: Socket>(
         reader.get_mut().set_give_way(g);
     }
     if let Some(id) = dialed {
-        writer.write_all(&Handshake::ours(id, server.peer_id).to_bytes())?;
+        writer.write_all(&our_handshake(server, id).to_bytes())?;
     }
     reader.get_mut().set_deadline(Instant::now() + server.opts.message_deadline);
     let theirs = Handshake::read(&mut reader)?;
@@ -129,14 +129,27 @@ fn run<S: Socket>(
     };
     info!("BitTorrent peer {peer} connected for '{}'", m.name);
     if dialed.is_none() {
-        s.writer.write_all(&Handshake::ours(theirs.info_hash, server.peer_id).to_bytes())?;
+        s.writer.write_all(&our_handshake(server, theirs.info_hash).to_bytes())?;
     }
     if theirs.supports(reserved::EXTENSIONS) {
         let payload = metadata::our_handshake(Some(s.info.len()));
         s.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
     }
     s.send_availability(&shared)?;
+    if let (Some(port), true) = (server.opts.dht_port, theirs.supports(reserved::DHT)) {
+        s.send(&Message::Port(port))?;
+    }
     s.serve(files)
+}
+
+/// Our handshake for `id`, with the DHT bit when our DHT node runs.
+fn our_handshake(server: &BtServer, id: ContentId) -> Handshake {
+    let h = Handshake::ours(id, server.peer_id);
+    if server.opts.dht_port.is_some() {
+        h.with_dht()
+    } else {
+        h
+    }
 }
 
 impl<S: Socket> Session<'_, S> {

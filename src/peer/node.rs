@@ -3,6 +3,7 @@
 
 use super::monitor::FileMonitor;
 use super::server::{Dialer, PeerServer, ServerOptions};
+use crate::dht::{DhtConfig, PeerDht};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
@@ -34,6 +35,17 @@ pub struct NodeConfig {
     /// Start even when the tracker cannot be reached (a download from peers given
     /// directly); the peer joins the tracker once it answers.
     pub tracker_optional: bool,
+    /// Join the Mainline DHT (off unless asked for).
+    pub dht: Option<DhtSettings>,
+}
+
+/// How a peer joins the DHT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtSettings {
+    /// Bootstrap nodes (`--dht`: the public ones; `--dht-bootstrap`: a private DHT's).
+    pub bootstrap: Vec<String>,
+    /// UDP port; `None`: the same number as the peer's TCP port.
+    pub port: Option<u16>,
 }
 
 /// Why a peer could not start.
@@ -139,6 +151,7 @@ pub struct Node {
     server_addr: SocketAddr,
     /// The server and background threads, until the peer leaves.
     running: Mutex<Option<Running>>,
+    dht: Option<PeerDht>,
     _lock: File,
 }
 
@@ -179,12 +192,25 @@ impl Node {
         info!("Registering peer from tracker...");
         let listener = bind_and_register(&tracker, cfg)?;
         info!("Setting peer as a server...");
-        let opts = ServerOptions {
-            upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
-            ..Default::default()
-        };
         let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         let addr = listener.local_addr().map_err(|err| NodeError::Listen { addr: unknown, err })?;
+        let dht = match &cfg.dht {
+            None => None,
+            Some(d) => {
+                let bind = match addr.ip() {
+                    IpAddr::V4(ip) => ip,
+                    IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+                };
+                let c =
+                    DhtConfig { bootstrap: d.bootstrap.clone(), port: d.port.unwrap_or(addr.port()), bind };
+                Some(PeerDht::start(&c).map_err(|e| NodeError::Listen { addr, err: e.0 })?)
+            }
+        };
+        let opts = ServerOptions {
+            upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            dht_port: dht.as_ref().map(|d| d.local_addr().port()),
+            ..Default::default()
+        };
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)
             .map_err(|err| NodeError::Listen { addr, err })?;
         info!("Peer server started on {addr}!");
@@ -199,6 +225,9 @@ impl Node {
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let mut threads = vec![monitor.spawn(Arc::clone(&tracker), stop_rx.clone())];
         info!("File monitor system started!");
+        if let Some(d) = &dht {
+            threads.push(spawn_dht_announcer(d.clone(), Arc::clone(&shares), addr.port(), stop_rx.clone()));
+        }
         threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), server.dialer(), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
         Ok(Node {
@@ -209,6 +238,7 @@ impl Node {
             chunks_dir,
             server_addr: addr,
             running: Mutex::new(Some(Running { server, stop: stop_tx, threads })),
+            dht,
             _lock: lock,
         })
     }
@@ -231,6 +261,8 @@ impl Node {
             cache: &self.cache,
             files_dir: &self.files_dir,
             chunks_dir: &self.chunks_dir,
+            dht: self.dht.as_ref(),
+            me: Some(self.server_addr),
         };
         download::download(&ctx, target, from, opts)
     }
@@ -337,4 +369,46 @@ fn spawn_announcer(
             }
         })
         .expect("spawning the announcer")
+}
+
+/// How often every share is announced on the DHT again (stored peers expire after about
+/// 30 minutes; BEP 5 suggests re-announcing well within that).
+const DHT_REANNOUNCE: Duration = Duration::from_secs(15 * 60);
+
+/// Announces every share (complete or downloading) on the DHT when it appears, and again
+/// every [`DHT_REANNOUNCE`].
+fn spawn_dht_announcer(
+    dht: PeerDht,
+    shares: Arc<Shares>,
+    port: u16,
+    stop: crossbeam_channel::Receiver<()>,
+) -> JoinHandle<()> {
+    thread::Builder::new()
+        .name("dht-announcer".into())
+        .spawn(move || {
+            let mut announced: std::collections::HashMap<crate::hash::ContentId, std::time::Instant> =
+                std::collections::HashMap::new();
+            let ticker = tick(Duration::from_secs(1));
+            loop {
+                let due: Vec<_> = shares
+                    .ids()
+                    .into_iter()
+                    .filter(|id| announced.get(id).is_none_or(|t| t.elapsed() >= DHT_REANNOUNCE))
+                    .collect();
+                for id in due {
+                    if stop.try_recv() != Err(crossbeam_channel::TryRecvError::Empty) {
+                        return;
+                    }
+                    if dht.announce(id, port) {
+                        info!("Announced {id} on the DHT");
+                        announced.insert(id, std::time::Instant::now());
+                    }
+                }
+                select! {
+                    recv(stop) -> _ => break,
+                    recv(ticker) -> _ => {}
+                }
+            }
+        })
+        .expect("spawning the DHT announcer")
 }

@@ -49,6 +49,8 @@ pub struct ServerOptions {
     pub message_deadline: Duration,
     /// Caps the sum of all uploads.
     pub upload_limit: Option<Arc<RateLimiter>>,
+    /// Our DHT node's UDP port, told to BitTorrent peers (BEP 5), when the DHT is on.
+    pub dht_port: Option<u16>,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +62,7 @@ impl Default for ServerOptions {
             io_timeout: Duration::from_secs(30),
             message_deadline: Duration::from_secs(10),
             upload_limit: None,
+            dht_port: None,
         }
     }
 }

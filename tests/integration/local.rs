@@ -80,6 +80,7 @@ impl LocalPeer {
             port: Some(0),
             upload_limit,
             tracker_optional: false,
+            dht: None,
         };
         LocalPeer { node: Node::start(&cfg).expect("start a peer") }
     }

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod bt_hostile;
+mod dht;
 mod fake;
 mod faults;
 mod helpers;
