@@ -9,6 +9,9 @@
 # DEMO_NETNS=NAME runs each process in its own network namespace NAME-h0 (tracker) ..
 # NAME-h4 (client4), as tests/net/run.sh sets them up; the tracker is then at
 # DEMO_TRACKER_IP and no upload limit is set (the links are the limit).
+# DEMO_DHT=1: no tracker service; the tracker host runs only a DHT bootstrap node
+# (`tracker --dht-port`, its native port unused) and the clients find each other through
+# the DHT alone, downloading by magnet link.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +24,18 @@ NETNS=${DEMO_NETNS:-}
 MAX_RATIO=${DEMO_MAX_RATIO:-1}
 BIN=target/release
 WORK=demo/work
-TRACKER=${DEMO_TRACKER_IP:-127.0.0.1}:$PORT
+TRACKER_IP=${DEMO_TRACKER_IP:-127.0.0.1}
+TRACKER=$TRACKER_IP:$PORT
 LIMIT_ARGS=(--upload-limit "$LIMIT")
 [ -z "$NETNS" ] || LIMIT_ARGS=()
+DHT=${DEMO_DHT:-}
+DHT_PORT=${DEMO_DHT_PORT:-6881}
+PEER_TRACKER=$TRACKER
+EXTRA_ARGS=()
+if [ -n "$DHT" ]; then
+  PEER_TRACKER=$TRACKER_IP:1 # nothing listens there: peers have only the DHT
+  EXTRA_ARGS=(--dht-bootstrap "$TRACKER_IP:$DHT_PORT" --port "$FIRST_PEER_PORT")
+fi
 
 on() { # host command...: becomes the command on that host (its namespace, with DEMO_NETNS)
   local host=$1; shift
@@ -57,13 +69,16 @@ wait_for() { # file pattern seconds
 
 peer() { # name args...
   local name=$1; shift
-  (on "h${name#client}" "$BIN/peer" --tracker "$TRACKER" --dir "$WORK/$name" ${LIMIT_ARGS[@]+"${LIMIT_ARGS[@]}"} \
+  (on "h${name#client}" "$BIN/peer" --tracker "$PEER_TRACKER" --dir "$WORK/$name" ${LIMIT_ARGS[@]+"${LIMIT_ARGS[@]}"} \
+    ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} \
     --log "$WORK/$name.log" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err") &
   pids+=($!)
 }
 
+TRACKER_ARGS=()
+[ -z "$DHT" ] || TRACKER_ARGS=(--dht-port "$DHT_PORT")
 (on h0 "$BIN/tracker" --bind "$TRACKER" --first-peer-port "$FIRST_PEER_PORT" --log "$WORK/tracker.log" \
-  > "$WORK/tracker.out" 2>&1) &
+  ${TRACKER_ARGS[@]+"${TRACKER_ARGS[@]}"} > "$WORK/tracker.out" 2>&1) &
 pids+=($!)
 wait_for "$WORK/tracker.log" "Server started on port" 10
 
@@ -73,18 +88,28 @@ else
   echo "demo: client1 shares test.bin (uploads capped at $LIMIT/s each)"
 fi
 peer client1 serve
-wait_for "$WORK/tracker.log" "shares 'test.bin'" 60
+TARGET=test.bin
+FROM=(--from "$FIRST_PEER_PORT")
+if [ -n "$DHT" ]; then
+  wait_for "$WORK/client1.log" "on the DHT" 60
+  # Only the info-hash: no tracker, no peer address, the DHT names the sources.
+  TARGET=$("$BIN/peer" --dir "$WORK/client1" magnet test.bin | sed 's/&.*//')
+  FROM=()
+  echo "demo: the clients find each other through the DHT only ($TARGET)"
+else
+  wait_for "$WORK/tracker.log" "shares 'test.bin'" 60
+fi
 
 echo "demo: client2 downloads from client1 only"
-peer client2 download test.bin --from "$FIRST_PEER_PORT" --stay --timeline "$WORK/client2.csv"
+peer client2 download "$TARGET" ${FROM[@]+"${FROM[@]}"} --stay --timeline "$WORK/client2.csv"
 wait_for "$WORK/client2.out" "test.bin: [2-9][0-9]%" 120
 
 echo "demo: client3 joins while client2 is downloading"
-peer client3 download test.bin --stay --timeline "$WORK/client3.csv"
+peer client3 download "$TARGET" --stay --timeline "$WORK/client3.csv"
 wait_for "$WORK/client2.out" "Download time is" 300
 
 echo "demo: client4 joins later and downloads from everyone"
-peer client4 download test.bin --stay --timeline "$WORK/client4.csv"
+peer client4 download "$TARGET" --stay --timeline "$WORK/client4.csv"
 wait_for "$WORK/client4.out" "Download time is" 300
 wait_for "$WORK/client3.out" "Download time is" 300
 

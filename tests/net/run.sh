@@ -54,4 +54,15 @@ if grep -q "127.0.0.1" "$log"; then
   echo "test-net: a peer was seen as 127.0.0.1"; exit 1
 fi
 echo "test-net: peers listed by their own addresses ($SUBNET.2-5)"
+
+# The same across the hosts with no tracker service: h0 runs only a DHT bootstrap node.
+DEMO_DHT=1 DEMO_NETNS="$NS" DEMO_TRACKER_IP="$SUBNET.1" DEMO_SIZE_MIB="$SIZE_MIB" DEMO_MAX_RATIO="$MAX_RATIO" \
+  bash demo/run.sh --check
+for c in 2 3 4; do
+  grep -q "The DHT named" "demo/work/client$c.log" || { echo "test-net: client$c did not find sources on the DHT"; exit 1; }
+done
+if grep -q "Client connected" demo/work/tracker.log; then
+  echo "test-net: a peer used the tracker in the DHT run"; exit 1
+fi
+echo "test-net: the DHT run found every source without a tracker"
 echo "test-net: passed"
