@@ -79,6 +79,20 @@ impl PeerDht {
         }
     }
 
+    /// The first peers the DHT names for `id`: returns as soon as one answer brings some
+    /// (or when the lookup ends empty), so a download starts without waiting for the whole
+    /// lookup; the download keeps looking in the background.
+    pub fn lookup_first(&self, id: ContentId) -> Vec<SocketAddr> {
+        for batch in self.dht.get_peers(Id::from(id.0)) {
+            let found: Vec<SocketAddr> =
+                batch.into_iter().filter(usable).map(SocketAddr::V4).take(MAX_DHT_PEERS).collect();
+            if !found.is_empty() {
+                return found;
+            }
+        }
+        Vec::new()
+    }
+
     /// Peers the DHT knows for `id`, checked, at most [`MAX_DHT_PEERS`] (blocks a few
     /// seconds, until the lookup ends).
     pub fn lookup(&self, id: ContentId) -> Vec<SocketAddr> {

@@ -314,7 +314,7 @@ fn download_by_hash(
         Err(e) => return Err(e.into()),
     };
     if let Some(dht) = ctx.dht {
-        let found = dht.lookup(id);
+        let found = dht.lookup_first(id);
         info!("The DHT named {} peer(s) for {id}", found.len());
         // DHT peers may be BitTorrent clients or p2p-share peers: greeted in BitTorrent.
         for p in found {

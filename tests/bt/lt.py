@@ -7,6 +7,8 @@
   lt.py seed TORRENT DIR SECONDS [RATE]    seeds FILE in DIR (uploads capped at RATE bytes/s,
                                            loopback peers included); prints "seeding PORT"
   lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link)
+                                           (a PEER "dht:HOST:PORT" turns libtorrent's DHT on,
+                                           bootstrapped off that node only)
                                            from the PEERs (HOST:PORT); prints "done S" and the
                                            bytes each peer sent, exits 1 on timeout
 Loopback only: DHT, LSD, UPnP and NAT-PMP are off; the only peers are the ones named.
@@ -63,7 +65,14 @@ def main():
         time.sleep(float(sys.argv[4]))
     elif cmd == "get":
         source, save, secs, peers = sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
-        ses = lt.session(SETTINGS)
+        settings = dict(SETTINGS)
+        boot = [p[4:] for p in peers if p.startswith("dht:")]
+        peers = [p for p in peers if not p.startswith("dht:")]
+        if boot:
+            settings.update({"enable_dht": True, "dht_bootstrap_nodes": ",".join(boot),
+                             "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
+                             "dht_extended_routing_table": False, "dht_ignore_dark_internet": False})
+        ses = lt.session(settings)
         if source.startswith("magnet:"):
             p = lt.parse_magnet_uri(source)
         else:
