@@ -135,11 +135,14 @@ impl BtConn {
         let theirs =
             ext.ut_metadata.ok_or_else(|| BtError::Protocol("it does not offer ut_metadata".into()))?;
         let size = ext.metadata_size.ok_or_else(|| BtError::Protocol("no usable metadata_size".into()))?;
+        // The whole dictionary within the time-out plus its size at the minimum payload
+        // rate: a peer dripping pieces of a 20 MB claim cannot hold this for hours.
+        let all_by = Instant::now() + wait + Duration::from_secs(size as u64 / MIN_PAYLOAD_RATE);
         let mut info = Vec::new();
         for piece in 0..size.div_ceil(METADATA_PIECE) as u32 {
             let payload = metadata::encode(&MetadataMsg::Request(piece));
             self.send(&Message::Extended { id: theirs, payload })?;
-            let deadline = Instant::now() + wait;
+            let deadline = (Instant::now() + wait).min(all_by);
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let m = self
