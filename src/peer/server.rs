@@ -24,7 +24,7 @@ use log::{debug, info};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -344,7 +344,7 @@ fn send<S: Socket>(conn: &mut Conn<S>, plan: Plan, limit: Option<&RateLimiter>) 
         Plan::Chunk { index, file, offset, len } => {
             conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
             let sent = match limit {
-                None => copy_range(file, offset, len, conn.writer()),
+                None => conn.writer().send_file(file, offset, len),
                 Some(limit) => copy_range_limited(file, offset, len, conn.writer(), limit),
             };
             match sent? {
@@ -354,15 +354,6 @@ fn send<S: Socket>(conn: &mut Conn<S>, plan: Plan, limit: Option<&RateLimiter>) 
             }
         }
     }
-}
-
-/// Copies a file range into the socket. Note: std (Rust 1.95) does this through an 8 KiB
-/// buffer, `read` then `sendto`; it does not use sendfile(2) for a `Take<&File>` into a
-/// `TcpStream` (seen with strace). A zero-copy send is left to the speed work.
-fn copy_range(mut file: &File, offset: u64, len: usize, out: &mut impl Write) -> io::Result<usize> {
-    file.seek(SeekFrom::Start(offset))?;
-    let n = io::copy(&mut file.take(len as u64), out)?;
-    Ok(n as usize)
 }
 
 /// Copies a file range in slices, taking tokens from the shared upload limit first.
@@ -398,7 +389,7 @@ mod tests {
     use crate::wire::frame::read_frame;
     use crate::wire::mem::MemSocket;
     use crate::wire::{decode_reply, encode_request, MAX_CONTROL_FRAME};
-    use std::io::Cursor;
+    use std::io::{Cursor, Read};
 
     const FROM: &str = "127.0.0.9:4000";
 

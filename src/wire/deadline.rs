@@ -4,8 +4,10 @@
 //! While it waits, the reader also asks a "give way" test every [`POLL`]: a server under
 //! pressure uses it to end connections that hold a slot while sending nothing.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,23 @@ pub trait Socket: Read + Write + Send + Sized {
     fn try_clone(&self) -> io::Result<Self>;
     /// Bounds each `read`; `None` blocks.
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+
+    /// Sends `len` bytes of `file` from `offset`; returns how many went (fewer only when the
+    /// file ended). This default copies through a buffer.
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let mut buf = vec![0u8; len.min(256 * 1024)];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len());
+            let got = file.read_at(&mut buf[..n], offset + done as u64)?;
+            if got == 0 {
+                break;
+            }
+            self.write_all(&buf[..got])?;
+            done += got;
+        }
+        Ok(done)
+    }
 }
 
 impl Socket for TcpStream {
@@ -25,6 +44,23 @@ impl Socket for TcpStream {
 
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, t)
+    }
+
+    /// sendfile(2): the kernel copies from the page cache into the socket, no user-space
+    /// copy (std's `io::copy` does not do this for a file range into a socket).
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let mut off = offset as i64;
+        let end = offset + len as u64;
+        while (off as u64) < end {
+            let left = (end - off as u64) as usize;
+            match nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), left) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        Ok((off as u64 - offset) as usize)
     }
 }
 
