@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run by hand after `cargo build --release`: prints the lines the DHT issue asks for.
 # Time to first chunk (DHT only vs tracker only), idle DHT traffic, RSS with DHT on/off.
-B=/work/main/target/release
+B=$(cd "$(dirname "$0")/../.." && pwd)/target/release
 D=$(mktemp -d); mkdir -p $D/seed/files
 head -c 16M /dev/urandom > $D/seed/files/m.bin
 fpu() { /usr/bin/python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
