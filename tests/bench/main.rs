@@ -1,7 +1,8 @@
 //! `make bench`: throughput and latency figures, each against a baseline measured in the
 //! same run where one applies. `cargo bench --bench bench -- NAME` runs only sections whose
-//! name contains NAME (tracker, transfer, swarm, hashing, bittorrent).
+//! name contains NAME (tracker, transfer, swarm, hashing, scheduler, bittorrent).
 
+mod scheduler;
 mod tracker;
 mod transfer;
 
@@ -31,6 +32,9 @@ fn main() {
     }
     if wants("swarm") {
         transfer::swarm_efficiency();
+    }
+    if wants("scheduler") {
+        scheduler::run();
     }
     if wants("bittorrent") {
         transfer::over_bittorrent();
