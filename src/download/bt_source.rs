@@ -168,7 +168,7 @@ impl<'a> BtFetcher<'a> {
                     return Err(BtError::Protocol(format!("have of piece {i} of {}", self.pieces)));
                 }
                 if self.has.set(i) {
-                    self.tell_scheduler();
+                    self.shared.sched.lock().source_has(self.addr, i);
                 }
             }
             Message::Choke => {

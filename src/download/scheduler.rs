@@ -138,6 +138,30 @@ impl Scheduler {
         }
     }
 
+    /// `src` now has chunk `i` too (a BitTorrent `have`): one chunk's availability changes,
+    /// without comparing whole bitfields.
+    pub fn source_has(&mut self, src: SocketAddr, i: u32) {
+        if i as usize >= self.state.len() {
+            return;
+        }
+        let Some(view) = self.sources.get_mut(&src) else { return };
+        let newly = match view.have.as_mut() {
+            None => false,
+            Some(b) if b.is_empty() => {
+                let mut fresh = Bitfield::new(self.state.len() as u32);
+                fresh.set(i);
+                *b = fresh;
+                true
+            }
+            Some(b) => b.set(i),
+        };
+        if newly {
+            self.unbucket(i);
+            self.availability[i as usize] += 1;
+            self.bucket(i);
+        }
+    }
+
     /// Files a `Missing` chunk under its availability.
     fn bucket(&mut self, i: u32) {
         if self.state[i as usize] != State::Missing {
@@ -496,6 +520,19 @@ mod tests {
             }
             assert!(step < 5000);
         }
+    }
+
+    #[test]
+    fn a_have_counts_one_chunk() {
+        let mut s = Scheduler::new(4, &Bitfield::new(4));
+        s.update_source(addr(1), Some(bits(4, &[])));
+        assert_eq!(s.assign(addr(1)), None);
+        s.source_has(addr(1), 2);
+        s.source_has(addr(1), 2);
+        s.source_has(addr(1), 99);
+        assert_eq!(s.availability[2], 1, "counted once");
+        check(&s);
+        assert_eq!(s.assign(addr(1)), Some(2));
     }
 
     #[test]
