@@ -281,6 +281,13 @@ pub fn one_to_one() {
         rate / loose
     );
     println!("  downloader peak RSS                  {:>7.1} MiB", peak_kib as f64 / 1024.0);
+    match libtorrent_rate(&swarm, &file, size) {
+        Some((lt, text)) => println!(
+            "  libtorrent to libtorrent, same file  {text}\n  p2p-share / libtorrent {:.2} (target at least 1.5)",
+            rate / lt
+        ),
+        None => println!("  libtorrent: not installed"),
+    }
     hashing(&file, size);
 }
 
@@ -410,4 +417,56 @@ pub fn over_bittorrent() {
         bt / native,
         bt / lt_rate
     );
+}
+
+/// libtorrent's own download of `file` between two libtorrent sessions on loopback
+/// (v1 torrent, 1 MiB pieces), median of [`ROUNDS`]; `None` without the Python binding.
+fn libtorrent_rate(swarm: &Swarm, file: &Path, size: u64) -> Option<(f64, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
+    let installed =
+        Command::new("/usr/bin/python3").args(["-c", "import libtorrent"]).status().ok()?.success();
+    if !installed {
+        return None;
+    }
+    let dir = swarm.root.path().join("lt-seed");
+    fs::create_dir_all(&dir).ok()?;
+    let name = file.file_name()?.to_str()?.to_string();
+    fs::hard_link(file, dir.join(&name)).ok()?;
+    let torrent = swarm.root.path().join("lt.torrent");
+    let made = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["torrent"])
+        .arg(dir.join(&name))
+        .arg(&torrent)
+        .output()
+        .ok()?;
+    if !made.status.success() {
+        return None;
+    }
+    let mut seed = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["seed", torrent.to_str()?, dir.to_str()?, "3600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(seed.stdout.take()?), &mut line).ok()?;
+    let port: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut rates = Vec::new();
+    for round in 0..ROUNDS {
+        let save = swarm.root.path().join(format!("lt-get{round}"));
+        let out = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .args(["get", torrent.to_str()?, save.to_str()?, "600", &format!("127.0.0.1:{port}")])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let secs: f64 = text.lines().find_map(|l| l.strip_prefix("done ")?.parse().ok())?;
+        rates.push(size as f64 / 1e6 / secs);
+        let _ = fs::remove_dir_all(&save);
+    }
+    let _ = seed.kill();
+    let _ = seed.wait();
+    Some(median_range(rates))
 }
