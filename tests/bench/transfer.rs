@@ -182,7 +182,7 @@ impl Swarm {
         let mut peak = 0;
         let mut polls = 0u32;
         while child.try_wait().unwrap().is_none() {
-            if polls % 10 == 0 {
+            if polls.is_multiple_of(10) {
                 peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
             }
             polls += 1;
