@@ -93,16 +93,15 @@ fn bencode_error(e: serde_bencode::Error) -> TorrentError {
     TorrentError::Bencode(e.to_string())
 }
 
+/// The info dictionary of `m`.
+fn info_of(m: &Manifest) -> Info {
+    let pieces: Vec<u8> = m.chunks.iter().flat_map(|h| h.0).collect();
+    Info { length: m.size, name: m.name.clone(), piece_length: CHUNK_SIZE, pieces: ByteBuf::from(pieces) }
+}
+
 /// The bencoded info dictionary of `m`.
 pub fn info_bytes(m: &Manifest) -> Vec<u8> {
-    let pieces: Vec<u8> = m.chunks.iter().flat_map(|h| h.0).collect();
-    let info = Info {
-        length: m.size,
-        name: m.name.clone(),
-        piece_length: CHUNK_SIZE,
-        pieces: ByteBuf::from(pieces),
-    };
-    serde_bencode::to_bytes(&info).expect("an info dictionary always encodes")
+    serde_bencode::to_bytes(&info_of(m)).expect("an info dictionary always encodes")
 }
 
 /// The info-hash of `m`: its content id.
@@ -159,13 +158,7 @@ pub fn manifest_from_info(raw: &[u8]) -> Result<Manifest, TorrentError> {
 
 /// A `.torrent` file for `m`, with `announce` when a tracker speaks HTTP.
 pub fn torrent_file(m: &Manifest, announce: Option<&str>) -> Vec<u8> {
-    let pieces: Vec<u8> = m.chunks.iter().flat_map(|h| h.0).collect();
-    let info = Info {
-        length: m.size,
-        name: m.name.clone(),
-        piece_length: CHUNK_SIZE,
-        pieces: ByteBuf::from(pieces),
-    };
+    let info = info_of(m);
     let created_by = concat!("p2p-share ", env!("CARGO_PKG_VERSION"));
     serde_bencode::to_bytes(&MetaInfo { announce, created_by, info }).expect("a torrent always encodes")
 }

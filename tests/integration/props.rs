@@ -32,21 +32,7 @@ fn valid_request_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// A valid message with some bytes changed, removed or added.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (valid_request_bytes(), prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)).prop_map(
-        |(mut v, edits)| {
-            for (pos, byte, kind) in edits {
-                let i = pos % (v.len() + 1);
-                match kind {
-                    0 if i < v.len() => v[i] = byte,
-                    1 if i < v.len() => {
-                        v.remove(i);
-                    }
-                    _ => v.insert(i, byte),
-                }
-            }
-            v
-        },
-    )
+    (valid_request_bytes(), crate::props_bt::edits()).prop_map(|(v, edits)| crate::props_bt::mutate(v, edits))
 }
 
 fn sample_manifest() -> Manifest {

@@ -21,8 +21,8 @@ fn sample() -> Manifest {
     Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: None, chunks }
 }
 
-/// Changes, removes or adds bytes of `v`.
-fn mutate(mut v: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
+/// Changes, removes or adds bytes of `v` (also used by `props`).
+pub fn mutate(mut v: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
     for (pos, byte, kind) in edits {
         let i = pos % (v.len() + 1);
         match kind {
@@ -36,7 +36,7 @@ fn mutate(mut v: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
     v
 }
 
-fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
+pub fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
     prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)
 }
 
