@@ -17,7 +17,7 @@ use crate::names::validate_name;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
-use crate::wire::deadline::{Socket, POLL};
+use crate::wire::deadline::{GiveWay, Socket, POLL};
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::{FrameError, WireError};
 use log::{debug, info};
@@ -88,23 +88,36 @@ impl PeerServer {
         let ctx = Arc::new(Native {
             shares,
             opts,
-            open_files: Arc::new(AtomicUsize::new(0)),
-            slots: Arc::new(Slots::new(UPLOAD_SLOTS)),
+            open_files: AtomicUsize::new(0),
+            slots: Slots::new(UPLOAD_SLOTS),
             peer_id: new_peer_id(),
             next_conn: AtomicU64::new(0),
             dialed: Mutex::new(HashSet::new()),
             conns: conns.clone(),
         });
-        let service = Arc::clone(&ctx);
+        let service = Accepting(Arc::clone(&ctx));
         let thread = thread::Builder::new()
             .name("peer-server".into())
-            .spawn(move || accept::run(&listener, &limiter, &registry, &stop, service.as_ref()))?;
+            .spawn(move || accept::run(&listener, &limiter, &registry, &stop, &service))?;
         Ok(PeerServer { shutdown, conns, thread: Some(thread), ctx })
     }
 
     /// A handle that dials BitTorrent downloaders for this server (see [`Dialer::dial`]).
     pub fn dialer(&self) -> Dialer {
         Dialer { ctx: Arc::clone(&self.ctx) }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shutdown.addr()
+    }
+
+    /// Stops accepting and closes open connections.
+    pub fn stop(&mut self) {
+        self.shutdown.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.conns.close_all();
     }
 }
 
@@ -133,18 +146,7 @@ impl Dialer {
                 match TcpStream::connect_timeout(&to, ctx.opts.io_timeout) {
                     Ok(stream) => {
                         let _registered = ctx.conns.register(&stream);
-                        let _ = stream.set_nodelay(true);
-                        let _ = stream.set_write_timeout(Some(ctx.opts.io_timeout));
-                        let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-                        let server = BtServer {
-                            shares: &ctx.shares,
-                            opts: &ctx.opts,
-                            slots: &ctx.slots,
-                            peer_id: ctx.peer_id,
-                            conn_id,
-                        };
-                        let mut files = OpenFiles::new(&ctx.open_files);
-                        bt_serve::serve(stream, to, None, &server, &mut files, Some(id));
+                        ctx.serve_bittorrent(stream, to, None, Some(id));
                     }
                     Err(e) => debug!("peer server: cannot dial {to}: {e}"),
                 }
@@ -157,34 +159,18 @@ impl Dialer {
     }
 }
 
-impl PeerServer {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.shutdown.addr()
-    }
-
-    /// Stops accepting and closes open connections.
-    pub fn stop(&mut self) {
-        self.shutdown.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.conns.close_all();
-    }
-}
-
 impl Drop for PeerServer {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-/// The peer server as the accept loop sees it: one thread per connection, which serves
-/// the native protocol or BitTorrent, told apart by the first byte.
+/// What every connection of the peer server shares, accepted or dialed.
 struct Native {
     shares: Arc<Shares>,
     opts: ServerOptions,
-    open_files: Arc<AtomicUsize>,
-    slots: Arc<Slots>,
+    open_files: AtomicUsize,
+    slots: Slots,
     peer_id: [u8; 20],
     next_conn: AtomicU64,
     /// Uploads we dialed out for, running now.
@@ -192,7 +178,35 @@ struct Native {
     conns: ConnRegistry,
 }
 
-impl Service for Native {
+impl Native {
+    /// Serves one BitTorrent connection (accepted, or `dialed` to upload a file).
+    fn serve_bittorrent(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        give_way: Option<GiveWay>,
+        dialed: Option<ContentId>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(self.opts.io_timeout));
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let server = BtServer {
+            shares: &self.shares,
+            opts: &self.opts,
+            slots: &self.slots,
+            peer_id: self.peer_id,
+            conn_id,
+        };
+        let mut files = OpenFiles::new(&self.open_files);
+        bt_serve::serve(stream, peer, give_way, &server, &mut files, dialed);
+    }
+}
+
+/// The peer server as the accept loop sees it: one thread per connection, which serves
+/// the native protocol or BitTorrent, told apart by the first byte.
+struct Accepting(Arc<Native>);
+
+impl Service for Accepting {
     fn name(&self) -> &str {
         "peer server"
     }
@@ -204,25 +218,17 @@ impl Service for Native {
     }
 
     fn dispatch(&self, conn: Admitted) -> Result<(), (TcpStream, String)> {
-        let (shares, opts, open_files) =
-            (Arc::clone(&self.shares), self.opts.clone(), Arc::clone(&self.open_files));
-        let (slots, peer_id) = (Arc::clone(&self.slots), self.peer_id);
-        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let ctx = Arc::clone(&self.0);
         let Admitted { stream, peer, hold } = conn;
         // The stream goes into the thread; a second handle stays to refuse with if the
         // thread cannot start.
         let Ok(spare) = stream.try_clone() else { return Ok(()) };
         let spawned = thread::Builder::new().name(format!("serve-{peer}")).spawn(move || {
             let give_way = hold.guard.give_way_test();
-            let mut files = OpenFiles::new(&open_files);
+            let opts = &ctx.opts;
             let deadline = Instant::now() + opts.io_timeout;
             match bt_serve::greeting(&stream, deadline, &give_way, POLL) {
-                Ok(Some(Greeting::BitTorrent)) => {
-                    let _ = stream.set_nodelay(true);
-                    let _ = stream.set_write_timeout(Some(opts.io_timeout));
-                    let server = BtServer { shares: &shares, opts: &opts, slots: &slots, peer_id, conn_id };
-                    bt_serve::serve(stream, peer, Some(give_way), &server, &mut files, None);
-                }
+                Ok(Some(Greeting::BitTorrent)) => ctx.serve_bittorrent(stream, peer, Some(give_way), None),
                 Ok(Some(Greeting::Unknown)) => {
                     // BitTorrent clients try an encrypted handshake first, then plain.
                     debug!(
@@ -232,7 +238,8 @@ impl Service for Native {
                 Ok(Some(Greeting::Native)) => {
                     let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
                     let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(give_way);
-                    serve_requests(&mut conn, &shares, &opts, &mut files);
+                    let mut files = OpenFiles::new(&ctx.open_files);
+                    serve_requests(&mut conn, &ctx.shares, opts, &mut files);
                 }
                 Ok(None) | Err(_) => debug!("peer server: {peer}: closed before its first byte"),
             }

@@ -77,6 +77,11 @@ fn start_until(mut cmd: Command, marker: &str) -> (Killed, String) {
     (Killed(child), line)
 }
 
+/// A finished process's stdout and stderr, as one text.
+pub fn all_output(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 pub fn bin(name: &str) -> Command {
     Command::new(match name {
         "peer" => env!("CARGO_BIN_EXE_peer"),
@@ -194,7 +199,7 @@ fn we_download_from_a_libtorrent_seed_with_its_torrent() {
         .args(["--peer", &format!("127.0.0.1:{lt_port}")])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = all_output(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("cannot reach the tracker") && text.contains("going on without it"), "{text}");
     assert_eq!(chunks_from(&text), vec![(lt_port, 25)], "{text}");
@@ -229,7 +234,7 @@ fn mixed_swarm_both_kinds_of_downloader_use_both_kinds_of_seed() {
         .args(["--peer", &format!("127.0.0.1:{lt_port}")])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = all_output(&out);
     assert!(out.status.success(), "{text}");
     let from = chunks_from(&text);
     let n = |port| from.iter().find(|s| s.0 == port).map_or(0, |s| s.1);

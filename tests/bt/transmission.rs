@@ -2,7 +2,7 @@
 //! tracker, both ways. Transmission never dials a loopback peer it hears of from a
 //! tracker, so our seeder dials it (the tracker names it as a leecher).
 
-use crate::libtorrent::{bin, bytes, lt, serve, sha1, Killed};
+use crate::libtorrent::{all_output, bin, bytes, lt, serve, sha1, Killed};
 use crate::tracker_http::http_tracker;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -121,7 +121,7 @@ fn we_download_from_transmission_through_our_tracker() {
         .args(["--stall-timeout", "60"])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = all_output(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("from {}", tr.peer_port)), "chunks came from transmission:\n{text}");
     assert_eq!(sha1(&std::fs::read(dir.join("files/from-transmission.bin")).unwrap()), sha1(&data));
