@@ -142,6 +142,14 @@ fn run<S: Socket>(
     s.serve(files)
 }
 
+/// The pieces of `shared` in place here.
+fn have_of(shared: &Shared, pieces: u32) -> Bitfield {
+    match &shared.holding {
+        Holding::Complete(..) => Bitfield::full(pieces),
+        Holding::Partial(store) => store.bitfield(),
+    }
+}
+
 /// Our handshake for `id`, with the DHT bit when our DHT node runs.
 fn our_handshake(server: &BtServer, id: ContentId) -> Handshake {
     let h = Handshake::ours(id, server.peer_id);
@@ -163,10 +171,7 @@ impl<S: Socket> Session<'_, S> {
 
     /// The pieces we have, the shortest way the other side understands.
     fn send_availability(&mut self, shared: &Shared) -> Result<(), BtError> {
-        let have = match &shared.holding {
-            Holding::Complete(..) => Bitfield::full(self.pieces),
-            Holding::Partial(store) => store.bitfield(),
-        };
+        let have = have_of(shared, self.pieces);
         let m = if self.fast && have.is_complete() {
             Some(Message::HaveAll)
         } else if self.fast && have.count() == 0 {
@@ -211,11 +216,14 @@ impl<S: Socket> Session<'_, S> {
         let Some(shared) = self.server.shares.get(&self.id) else {
             return Err(BtError::Protocol("the file is no longer shared here".into()));
         };
-        let now_have = match &shared.holding {
-            Holding::Complete(..) => Bitfield::full(self.pieces),
-            Holding::Partial(store) => store.bitfield(),
+        // Only when there may be something new: the bitfield is built once per change,
+        // not every tick.
+        let more = match &shared.holding {
+            Holding::Complete(..) => !self.announced.is_complete(),
+            Holding::Partial(store) => store.count() > self.announced.count(),
         };
-        if now_have.count() > self.announced.count() {
+        if more {
+            let now_have = have_of(&shared, self.pieces);
             let fresh: Vec<u32> = now_have.ones().filter(|i| !self.announced.get(*i)).collect();
             for i in fresh {
                 self.send(&Message::Have(i))?;
