@@ -10,7 +10,7 @@ use crate::hash::ContentId;
 use log::{debug, info, warn};
 use mainline::{Dht, Id};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// Most sources one lookup yields.
 pub const MAX_DHT_PEERS: usize = 300;
@@ -77,6 +77,23 @@ impl PeerDht {
                 false
             }
         }
+    }
+
+    /// A BitTorrent peer at `ip` said (BEP 5's `port` message) its DHT node listens on
+    /// `port`: ping it, and add it to the routing table if it answers. IPv4 only, like the
+    /// crate; unusable addresses are ignored.
+    pub fn add_node(&self, ip: IpAddr, port: u16) {
+        let IpAddr::V4(ip) = ip else { return };
+        let node = SocketAddrV4::new(ip, port);
+        if usable(&node) && node != self.dht.info().local_addr() {
+            debug!("DHT: adding node {node} (a peer's port message)");
+            self.dht.add_node(node);
+        }
+    }
+
+    /// The nodes in our routing table.
+    pub fn routing_nodes(&self) -> Vec<String> {
+        self.dht.to_bootstrap()
     }
 
     /// The first peers the DHT names for `id`: returns as soon as one answer brings some
@@ -147,5 +164,22 @@ mod tests {
         assert!(nodes[0].announce(id, 7777), "announced");
         let found = nodes[6].lookup(id);
         assert!(found.contains(&"127.0.0.1:7777".parse().unwrap()), "{found:?}");
+    }
+
+    #[test]
+    fn a_node_named_by_a_port_message_joins_the_routing_table_once_it_answers() {
+        let alone = || PeerDht::start(&DhtConfig { bootstrap: vec![], port: 0, bind: Ipv4Addr::LOCALHOST });
+        let (ours, theirs) = (alone().unwrap(), alone().unwrap());
+        let their_addr = theirs.local_addr();
+        assert!(ours.routing_nodes().is_empty(), "a first node knows no one");
+        // A port that no node answers on is not added.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        ours.add_node(their_addr.ip(), silent.local_addr().unwrap().port());
+        ours.add_node(their_addr.ip(), their_addr.port());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while ours.routing_nodes().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(ours.routing_nodes(), vec![their_addr.to_string()]);
     }
 }

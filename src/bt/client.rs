@@ -25,18 +25,23 @@ pub struct BtConn {
 
 impl BtConn {
     /// Connects to `addr` for the torrent `id`; the other side must answer for the same
-    /// info-hash. Our extension handshake goes out when the other side supports it.
+    /// info-hash. Our extension handshake goes out when the other side supports it, and
+    /// with `dht_port` the handshake's DHT bit is set and a `port` message follows when the
+    /// other side's bit is set too (BEP 5).
     pub fn connect(
         addr: SocketAddr,
         id: ContentId,
         peer_id: [u8; 20],
         io_timeout: Duration,
+        dht_port: Option<u16>,
     ) -> Result<BtConn, BtError> {
         let stream = TcpStream::connect_timeout(&addr, io_timeout)?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(io_timeout))?;
         let mut writer = stream.try_clone()?;
-        writer.write_all(&Handshake::ours(id, peer_id).to_bytes())?;
+        let ours = Handshake::ours(id, peer_id);
+        let ours = if dht_port.is_some() { ours.with_dht() } else { ours };
+        writer.write_all(&ours.to_bytes())?;
         let mut reader = BufReader::with_capacity(256 * 1024, DeadlineStream::new(stream));
         reader.get_mut().set_deadline(Instant::now() + io_timeout);
         let theirs = Handshake::read(&mut reader)?;
@@ -48,6 +53,9 @@ impl BtConn {
         if conn.theirs.supports(reserved::EXTENSIONS) {
             let payload = metadata::our_handshake(None);
             conn.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
+        }
+        if let (Some(port), true) = (dht_port, conn.theirs.supports(reserved::DHT)) {
+            conn.send(&Message::Port(port))?;
         }
         Ok(conn)
     }

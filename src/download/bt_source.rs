@@ -39,7 +39,8 @@ struct Fetching {
 /// `None` when the other side turns out to be a p2p-share peer (fetch natively instead).
 pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
     let id = shared.store.content_id;
-    Some(match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout) {
+    let dht_port = shared.dht.as_ref().map(|d| d.local_addr().port());
+    Some(match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port) {
         Ok(conn) if conn.is_p2p_share() => return None,
         Ok(conn) => BtFetcher::new(shared, conn).run(tx).unwrap_or_else(|e| match e {
             BtError::Protocol(why) => SourceEnd::Lying(format!("over BitTorrent: {why}")),
@@ -178,6 +179,11 @@ impl<'a> BtFetcher<'a> {
                 }
             }
             Message::Unchoke => self.choked = false,
+            Message::Port(port) => {
+                if let Some(dht) = &self.shared.dht {
+                    dht.add_node(self.addr.ip(), port);
+                }
+            }
             Message::RejectRequest(b) => {
                 if let Some(pos) = self.fetching.iter().position(|f| f.index == b.index) {
                     let f = self.fetching.swap_remove(pos);

@@ -5,6 +5,7 @@
 use super::scheduler::Scheduler;
 use crate::bitfield::Bitfield;
 use crate::chunk_store::ChunkStore;
+use crate::dht::PeerDht;
 use crate::hash::Sha1Hash;
 use crate::manifest::{ChunkIndex, CHUNK_SIZE};
 use crate::wire::conn::Conn;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub peer_id: [u8; 20],
     /// Sources given directly (`--peer`, `x.pe`): BitTorrent clients or p2p-share peers.
     pub direct: Mutex<Vec<SocketAddr>>,
+    /// Our DHT node, when on: BitTorrent sources are told its port and may name theirs.
+    pub dht: Option<PeerDht>,
 }
 
 /// A chunk's payload is read in slices of this size, each under its own deadline and

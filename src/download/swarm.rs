@@ -113,6 +113,7 @@ impl<'a> Swarm<'a> {
             received: Default::default(),
             peer_id: crate::bt::new_peer_id(),
             direct: Mutex::new(opts.peers.clone()),
+            dht: ctx.dht.cloned(),
         };
         Swarm {
             ctx,

@@ -136,8 +136,8 @@ fn run<S: Socket>(
         s.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
     }
     s.send_availability(&shared)?;
-    if let (Some(port), true) = (server.opts.dht_port, theirs.supports(reserved::DHT)) {
-        s.send(&Message::Port(port))?;
+    if let (Some(dht), true) = (&server.opts.dht, theirs.supports(reserved::DHT)) {
+        s.send(&Message::Port(dht.local_addr().port()))?;
     }
     s.serve(files)
 }
@@ -153,7 +153,7 @@ fn have_of(shared: &Shared, pieces: u32) -> Bitfield {
 /// Our handshake for `id`, with the DHT bit when our DHT node runs.
 fn our_handshake(server: &BtServer, id: ContentId) -> Handshake {
     let h = Handshake::ours(id, server.peer_id);
-    if server.opts.dht_port.is_some() {
+    if server.opts.dht.is_some() {
         h.with_dht()
     } else {
         h
@@ -271,8 +271,13 @@ impl<S: Socket> Session<'_, S> {
                 return Err(BtError::Protocol(format!("sent piece {} we never asked for", b.index)));
             }
             Message::Extended { id, payload } => self.extended(id, &payload)?,
+            Message::Port(port) => {
+                if let Some(dht) = &self.server.opts.dht {
+                    dht.add_node(self.peer.ip(), port);
+                }
+            }
             // Requests are answered as they come, so a cancel has nothing left to cancel;
-            // the rest (their choking, their pieces, DHT ports, hints) a server need not act on.
+            // the rest (their choking, their pieces, hints) a server need not act on.
             _ => {}
         }
         Ok(())

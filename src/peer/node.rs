@@ -208,7 +208,7 @@ impl Node {
         };
         let opts = ServerOptions {
             upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
-            dht_port: dht.as_ref().map(|d| d.local_addr().port()),
+            dht: dht.clone(),
             ..Default::default()
         };
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)

@@ -11,6 +11,7 @@ use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::bt::choke::Slots;
 use crate::bt::new_peer_id;
 use crate::conn_limit::ConnLimiter;
+use crate::dht::PeerDht;
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Shared, Shares};
 use crate::names::validate_name;
@@ -49,8 +50,9 @@ pub struct ServerOptions {
     pub message_deadline: Duration,
     /// Caps the sum of all uploads.
     pub upload_limit: Option<Arc<RateLimiter>>,
-    /// Our DHT node's UDP port, told to BitTorrent peers (BEP 5), when the DHT is on.
-    pub dht_port: Option<u16>,
+    /// Our DHT node, when the DHT is on: its port is told to BitTorrent peers, and the
+    /// nodes their `port` messages name join its routing table (BEP 5).
+    pub dht: Option<PeerDht>,
 }
 
 impl Default for ServerOptions {
@@ -62,7 +64,7 @@ impl Default for ServerOptions {
             io_timeout: Duration::from_secs(30),
             message_deadline: Duration::from_secs(10),
             upload_limit: None,
-            dht_port: None,
+            dht: None,
         }
     }
 }

@@ -67,12 +67,23 @@ def main():
         source, save, secs, peers = sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
         settings = dict(SETTINGS)
         boot = [p[4:] for p in peers if p.startswith("dht:")]
+        if boot:
+            settings["alert_mask"] |= lt.alert.category_t.dht_notification
         peers = [p for p in peers if not p.startswith("dht:")]
         if boot:
             settings.update({"enable_dht": True, "dht_bootstrap_nodes": ",".join(boot),
                              "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
                              "dht_extended_routing_table": False, "dht_ignore_dark_internet": False})
         ses = lt.session(settings)
+        if boot:
+            # A torrent added before the DHT node is up is looked up only on the DHT
+            # announce timer (15 min); added after the bootstrap, it is looked up at once.
+            t0 = time.time()
+            while not any(isinstance(a, lt.dht_bootstrap_alert) for a in ses.pop_alerts()):
+                if time.time() - t0 > 20:
+                    print("the DHT did not bootstrap", flush=True)
+                    sys.exit(1)
+                time.sleep(0.05)
         if source.startswith("magnet:"):
             p = lt.parse_magnet_uri(source)
         else:
@@ -84,15 +95,20 @@ def main():
         for a in peers:
             h.connect_peer(peer(a))
         sent, t0 = {}, time.time()
-        while time.time() - t0 < secs:
+
+        def count_sent():
             for pi in h.get_peer_info():
                 key = "%s:%d" % pi.ip
                 sent[key] = max(sent.get(key, 0), pi.total_download)
+
+        while time.time() - t0 < secs:
+            count_sent()
             for a in ses.pop_alerts():
                 if a.category() & lt.alert.category_t.error_notification:
                     print("alert", a.message(), flush=True)
             s = h.status()
             if s.is_seeding:
+                count_sent()  # a fast download may end between two samples
                 print("metadata", s.has_metadata)
                 print("done %.1f" % (time.time() - t0))
                 for k, v in sorted(sent.items()):

@@ -1,8 +1,10 @@
 //! Real BitTorrent clients against p2p-share: libtorrent 2.0 through its Python binding
 //! (`tests/bt/lt.py`). `make test-bt` runs these; CI installs `python3-libtorrent` first.
-//! Loopback only; clients are told their peers directly or by our tracker (no DHT, no LSD).
+//! Loopback only; clients are told their peers directly, by our tracker, or by a private DHT
+//! of our nodes on 127.0.0.1 (never the public DHT; no LSD).
 //! Headless Chromium (Debian `chromium`) renders the tracker's status page.
 
+mod dht;
 mod libtorrent;
 mod tracker_http;
 mod transmission;
