@@ -26,6 +26,10 @@ struct Args {
     /// Cap on all uploads, bytes per second with K, M, G suffixes (binary): 4M = 4 MiB/s.
     #[arg(long, value_name = "RATE")]
     upload_limit: Option<String>,
+    /// Connections the peer server takes from one address (other peers behind one NAT,
+    /// or a crowd of peers on one test host).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_conns_per_ip: u16,
     /// Join the public Mainline DHT (its well-known bootstrap nodes) to find peers without
     /// a tracker. Off by default.
     #[arg(long)]
@@ -115,7 +119,8 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
         dht_bootstrap: args.dht_bootstrap,
         dht_port: args.dht_port,
     };
-    let cfg = settings::resolve(&given)?;
+    let mut cfg = settings::resolve(&given)?;
+    cfg.max_conns_per_ip = args.max_conns_per_ip.into();
     let action = match args.command {
         None => Action::Menu,
         Some(Command::Serve) => Action::Serve,

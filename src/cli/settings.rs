@@ -10,6 +10,7 @@
 
 use crate::dht::PUBLIC_BOOTSTRAP;
 use crate::peer::node::DhtSettings;
+use crate::peer::server::ServerOptions;
 use crate::peer::NodeConfig;
 use crate::rate_limit::{parse_rate, BadRate};
 use configparser::ini::Ini;
@@ -85,7 +86,15 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
         None => None,
     };
     let dht = dht_settings(given, &from_ini)?;
-    Ok(NodeConfig { tracker, dir, port, upload_limit, tracker_optional: false, dht })
+    Ok(NodeConfig {
+        tracker,
+        dir,
+        port,
+        upload_limit,
+        tracker_optional: false,
+        dht,
+        max_conns_per_ip: ServerOptions::default().max_conns_per_ip,
+    })
 }
 
 /// The DHT settings: a private DHT's bootstrap nodes win over `--dht` (the public ones);

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub tracker_optional: bool,
     /// Join the Mainline DHT (off unless asked for).
     pub dht: Option<DhtSettings>,
+    /// Connections the peer server takes from one address.
+    pub max_conns_per_ip: usize,
 }
 
 /// How a peer joins the DHT.
@@ -209,6 +211,7 @@ impl Node {
         let opts = ServerOptions {
             upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
             dht: dht.clone(),
+            max_conns_per_ip: cfg.max_conns_per_ip,
             ..Default::default()
         };
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)

@@ -80,6 +80,7 @@ impl LocalPeer {
             port: Some(0),
             upload_limit,
             tracker_optional: false,
+            max_conns_per_ip: 16,
             dht: None,
         };
         LocalPeer { node: Node::start(&cfg).expect("start a peer") }
