@@ -24,6 +24,7 @@ pub mod names;
 pub mod peer;
 pub mod rate_limit;
 pub mod shutdown;
+pub mod super_seed;
 pub mod text;
 pub mod timeline_svg;
 pub mod torrent;

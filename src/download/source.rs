@@ -24,6 +24,11 @@ use std::time::{Duration, Instant};
 
 /// Chunk requests kept in flight per source, so the link never idles between chunks.
 const DEPTH: usize = 2;
+/// A source that is not complete is asked what it has at least this often while chunks
+/// flow from it (a seeder's offer follows the crowd: see `super_seed`), ...
+const REFRESH: Duration = Duration::from_secs(1);
+/// ... and this often while it has nothing we need.
+const IDLE_REFRESH: Duration = Duration::from_millis(500);
 /// A source that sends this many chunks failing their check is dropped for the download.
 pub const MAX_BAD_CHUNKS: u32 = 3;
 
@@ -136,6 +141,12 @@ fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd 
     }
 }
 
+/// What a source connection waits for, in the order asked.
+enum Pending {
+    Chunk(u32),
+    Have,
+}
+
 struct Fetcher<'a> {
     shared: &'a Shared,
     addr: SocketAddr,
@@ -148,41 +159,72 @@ struct Fetcher<'a> {
 
 impl Fetcher<'_> {
     /// Runs after the first have-set arrived.
+    /// Chunk requests and, for a source that is not complete, have requests share one
+    /// pipeline: news of what the source has arrives while chunks still flow.
     fn run(&mut self, tx: &Sender<Arrival>) -> SourceEnd {
-        let mut inflight: VecDeque<u32> = VecDeque::new();
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let (mut chunks, mut asked_have) = (0, false);
         loop {
             if self.shared.cancel.load(Ordering::Relaxed) {
                 return SourceEnd::Finished;
             }
-            while inflight.len() < DEPTH {
+            while chunks < DEPTH {
                 let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
                 let req = PeerRequest::Chunk { content_id: self.shared.store.content_id, index: i };
                 if let Err(e) = self.conn.send_request(&req) {
                     return e.into();
                 }
-                inflight.push_back(i);
+                pending.push_back(Pending::Chunk(i));
+                chunks += 1;
             }
-            let Some(i) = inflight.pop_front() else {
-                if self.shared.sched.lock().is_done() {
-                    return SourceEnd::Finished;
+            if !self.complete && !asked_have && self.wants_news(chunks) {
+                if let Err(e) = self.conn.send_request(&self.have_request()) {
+                    return e.into();
                 }
-                thread::sleep(Duration::from_millis(100));
-                if !self.complete && self.last_have.elapsed() > Duration::from_millis(500) {
-                    if let Err(e) = self.refresh_have() {
-                        return e;
-                    }
+                pending.push_back(Pending::Have);
+                asked_have = true;
+            }
+            let got = match pending.pop_front() {
+                Some(Pending::Chunk(i)) => {
+                    chunks -= 1;
+                    self.receive(i, tx)
                 }
-                continue;
+                Some(Pending::Have) => {
+                    asked_have = false;
+                    self.conn
+                        .read_reply::<PeerReply>()
+                        .map_err(SourceEnd::from)
+                        .and_then(|r| self.apply_have(r))
+                }
+                None if self.shared.sched.lock().is_done() => return SourceEnd::Finished,
+                None => {
+                    thread::sleep(Duration::from_millis(100));
+                    Ok(())
+                }
             };
-            if let Err(end) = self.receive(i, tx) {
+            if let Err(end) = got {
                 return end;
             }
         }
     }
 
+    /// Whether to ask a source that is not complete what it has now: when its pipe cannot
+    /// be filled (after each chunk that still flows; every [`IDLE_REFRESH`] when none
+    /// does), and at least every [`REFRESH`].
+    fn wants_news(&self, chunks_in_flight: usize) -> bool {
+        let since = self.last_have.elapsed();
+        (chunks_in_flight < DEPTH && (chunks_in_flight > 0 || since > IDLE_REFRESH)) || since > REFRESH
+    }
+
+    /// A have request that says what we have, so a seeder can offer what we lack.
+    fn have_request(&self) -> PeerRequest {
+        let store = &self.shared.store;
+        PeerRequest::Have { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) }
+    }
+
     /// Asks which chunks the source has and tells the scheduler.
     fn refresh_have(&mut self) -> Result<(), SourceEnd> {
-        let reply = self.conn.call(&PeerRequest::Have { content_id: self.shared.store.content_id })?;
+        let reply = self.conn.call(&self.have_request())?;
         self.apply_have(reply)
     }
 

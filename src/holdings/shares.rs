@@ -4,8 +4,9 @@
 use crate::chunk_store::ChunkStore;
 use crate::hash::ContentId;
 use crate::manifest::Manifest;
+use crate::super_seed::SuperSeed;
 use crate::wire::tracker_msg::FileInfo;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
@@ -59,9 +60,16 @@ pub struct Shared {
     pub manifest: Arc<Manifest>,
     pub content_id: ContentId,
     pub holding: Holding,
+    /// What went out to whom, for super-seeding a complete file.
+    pub seeding: Mutex<SuperSeed>,
 }
 
 impl Shared {
+    fn new(manifest: Arc<Manifest>, content_id: ContentId, holding: Holding) -> Shared {
+        let seeding = Mutex::new(SuperSeed::new(manifest.chunk_count()));
+        Shared { manifest, content_id, holding, seeding }
+    }
+
     pub fn info(&self) -> FileInfo {
         FileInfo { name: self.manifest.name.clone(), size: self.manifest.size, content_id: self.content_id }
     }
@@ -113,7 +121,7 @@ impl Shares {
         path: PathBuf,
         id: FileIdentity,
     ) {
-        let shared = Shared { manifest, content_id, holding: Holding::Complete(path, id) };
+        let shared = Shared::new(manifest, content_id, Holding::Complete(path, id));
         self.by_id.write().insert(content_id, Arc::new(shared));
     }
 
@@ -125,7 +133,7 @@ impl Shares {
         if map.get(&id).is_some_and(|s| s.is_complete()) {
             return;
         }
-        map.insert(id, Arc::new(Shared { manifest, content_id: id, holding: Holding::Partial(store) }));
+        map.insert(id, Arc::new(Shared::new(manifest, id, Holding::Partial(store))));
     }
 
     pub fn remove(&self, id: &ContentId) {

@@ -8,6 +8,7 @@
 use super::bt_serve::{self, BtServer, Greeting};
 use super::open_files::{open_for_chunk, OpenFiles, Refusal};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
+use crate::bitfield::Bitfield;
 use crate::bt::choke::Slots;
 use crate::bt::new_peer_id;
 use crate::conn_limit::ConnLimiter;
@@ -241,7 +242,8 @@ impl Service for Accepting {
                     let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
                     let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(give_way);
                     let mut files = OpenFiles::new(&ctx.open_files);
-                    serve_requests(&mut conn, &ctx.shares, opts, &mut files);
+                    let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+                    serve_requests(&mut conn, &ctx.shares, opts, &mut files, conn_id);
                 }
                 Ok(None) | Err(_) => debug!("peer server: {peer}: closed before its first byte"),
             }
@@ -260,19 +262,39 @@ fn serve_requests<S: Socket>(
     shares: &Shares,
     opts: &ServerOptions,
     files: &mut OpenFiles,
+    conn_id: u64,
 ) {
+    // Files this connection was offered chunks of: its offers end with it.
+    let mut offered: Vec<ContentId> = Vec::new();
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
-            Err(e) => return conn.end_after("peer server", e, |reason| PeerReply::Error { reason }),
+            Err(e) => {
+                conn.end_after("peer server", e, |reason| PeerReply::Error { reason });
+                break;
+            }
         };
-        let plan = decide(&req, shares, files, conn.peer_addr());
+        if let PeerRequest::Have { content_id, mine: Some(_) } = &req {
+            if !offered.contains(content_id) && offered.len() < MAX_OFFERED_FILES {
+                offered.push(*content_id);
+            }
+        }
+        let plan = decide(&req, shares, files, conn.peer_addr(), conn_id);
         if let Err(e) = send(conn, plan, opts.upload_limit.as_deref()) {
             debug!("peer server: {}: {e}", conn.peer_addr());
-            return;
+            break;
+        }
+    }
+    for id in offered {
+        if let Some(shared) = shares.get(&id) {
+            shared.seeding.lock().gone(conn_id);
         }
     }
 }
+
+/// Files one connection's offers are withdrawn from when it ends; past this, its offers
+/// of more files lapse after `super_seed::PRESENT`.
+const MAX_OFFERED_FILES: usize = 16;
 
 /// What to send for one request, decided from the shares alone; no byte moved yet.
 enum Plan<'f> {
@@ -285,7 +307,14 @@ enum Plan<'f> {
 }
 
 /// Decides the answer to `req`.
-fn decide<'f>(req: &PeerRequest, shares: &Shares, files: &'f mut OpenFiles, from: SocketAddr) -> Plan<'f> {
+/// `conn_id` names the asker to super-seeding.
+fn decide<'f>(
+    req: &PeerRequest,
+    shares: &Shares,
+    files: &'f mut OpenFiles,
+    from: SocketAddr,
+    conn_id: u64,
+) -> Plan<'f> {
     let planned = match req {
         PeerRequest::Manifest { content_id, name } => {
             find(shares, content_id.as_ref(), name.as_deref()).map(|shared| {
@@ -293,24 +322,47 @@ fn decide<'f>(req: &PeerRequest, shares: &Shares, files: &'f mut OpenFiles, from
                 Plan::Manifest { content_id: shared.content_id, text: shared.manifest.to_ini() }
             })
         }
-        PeerRequest::Have { content_id } => {
-            shares.get(content_id).ok_or_else(|| not_shared(content_id)).map(|shared| {
-                Plan::Reply(match &shared.holding {
-                    Holding::Complete(..) => PeerReply::Have { complete: true, bitfield: String::new() },
-                    Holding::Partial(store) => {
-                        PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex() }
-                    }
-                })
-            })
+        PeerRequest::Have { content_id, mine } => {
+            let shared = shares.get(content_id).ok_or_else(|| not_shared(content_id));
+            shared.and_then(|shared| have_reply(&shared, mine.as_deref(), conn_id)).map(Plan::Reply)
         }
         PeerRequest::Chunk { content_id, index } => match shares.get(content_id) {
             None => Err(not_shared(content_id)),
-            Some(shared) => plan_chunk(&shared, *index, files),
+            Some(shared) => {
+                let plan = plan_chunk(&shared, *index, files);
+                if plan.is_ok() && shared.is_complete() {
+                    shared.seeding.lock().sent(*index, conn_id);
+                }
+                plan
+            }
         },
     };
     planned.unwrap_or_else(|Refusal(reason)| {
         debug!("peer server: {from}: {reason}");
         Plan::Reply(PeerReply::Error { reason })
+    })
+}
+
+/// Which chunks we have: a partial file's bitfield; for a complete file, `complete`, or,
+/// when the asker says what it has, an offer (super-seeding).
+fn have_reply(shared: &Shared, mine: Option<&str>, conn_id: u64) -> Result<PeerReply, Refusal> {
+    Ok(match (&shared.holding, mine) {
+        (Holding::Partial(store), _) => {
+            PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex() }
+        }
+        (Holding::Complete(..), None) => PeerReply::Have { complete: true, bitfield: String::new() },
+        (Holding::Complete(..), Some(mine)) => {
+            let has = Bitfield::from_hex(mine, shared.manifest.chunk_count())
+                .map_err(|e| Refusal(format!("the have-set sent: {e}")))?;
+            let offer = shared.seeding.lock().offer(conn_id, &has, Instant::now());
+            debug!(
+                "super-seeding '{}': connection {conn_id} has {}, is offered {}",
+                shared.manifest.name,
+                has.count(),
+                offer.count()
+            );
+            PeerReply::Have { complete: false, bitfield: offer.to_hex() }
+        }
     })
 }
 
@@ -365,7 +417,8 @@ fn send<S: Socket>(conn: &mut Conn<S>, plan: Plan, limit: Option<&RateLimiter>) 
     }
 }
 
-/// Copies a file range in slices, taking tokens from the shared upload limit first.
+/// Copies a file range in slices, taking tokens from the shared upload limit first, in
+/// its turn.
 fn copy_range_limited(
     file: &File,
     offset: u64,
@@ -376,9 +429,11 @@ fn copy_range_limited(
     const SLICE: usize = 64 * 1024;
     let mut buf = vec![0u8; SLICE];
     let mut done = 0;
+    // The chunk's place in line: it goes out whole before the chunks asked for later.
+    let turn = limit.turn();
     while done < len {
         let n = SLICE.min(len - done);
-        limit.take(n);
+        turn.take(n);
         let got = file.read_at(&mut buf[..n], offset + done as u64)?;
         if got == 0 {
             break;
@@ -410,7 +465,7 @@ mod tests {
         let mut conn = Conn::over(socket.clone(), FROM.parse().unwrap(), Duration::from_secs(1)).unwrap();
         let total = AtomicUsize::new(0);
         let mut files = OpenFiles::new(&total);
-        serve_requests(&mut conn, shares, opts, &mut files);
+        serve_requests(&mut conn, shares, opts, &mut files, 1);
         drop(files);
         assert_eq!(total.load(Ordering::SeqCst), 0, "every open file is closed and counted back");
         socket.written()
@@ -455,7 +510,7 @@ mod tests {
     fn serves_have_manifest_and_chunks_of_a_complete_file() {
         let f = complete();
         let reqs = [
-            PeerRequest::Have { content_id: f.id },
+            PeerRequest::Have { content_id: f.id, mine: None },
             PeerRequest::Manifest { content_id: None, name: Some("a.bin".into()) },
             PeerRequest::Chunk { content_id: f.id, index: 2 },
             PeerRequest::Chunk { content_id: f.id, index: 0 },
@@ -481,7 +536,7 @@ mod tests {
         let other = ContentId::of(b"another file");
         let reqs = [
             PeerRequest::Chunk { content_id: f.id, index: 3 },
-            PeerRequest::Have { content_id: other },
+            PeerRequest::Have { content_id: other, mine: None },
             PeerRequest::Manifest { content_id: None, name: Some("../etc/passwd".into()) },
             PeerRequest::Manifest { content_id: None, name: None },
             PeerRequest::Chunk { content_id: f.id, index: 1 },
@@ -511,7 +566,7 @@ mod tests {
         let partial = Shares::default();
         partial.add_partial(Arc::new(store));
         let reqs = [
-            PeerRequest::Have { content_id: f.id },
+            PeerRequest::Have { content_id: f.id, mine: None },
             PeerRequest::Chunk { content_id: f.id, index: 0 },
             PeerRequest::Chunk { content_id: f.id, index: 1 },
         ];
@@ -552,14 +607,14 @@ mod tests {
     fn a_malformed_request_gets_an_error_and_the_end() {
         let f = complete();
         let mut input = Vec::new();
-        encode_request(&mut input, &PeerRequest::Have { content_id: f.id });
+        encode_request(&mut input, &PeerRequest::Have { content_id: f.id, mine: None });
         input.extend_from_slice(&[0, 0, 0, 5, b'{', b'"', b'x', b'"', b':']);
-        encode_request(&mut input, &PeerRequest::Have { content_id: f.id });
+        encode_request(&mut input, &PeerRequest::Have { content_id: f.id, mine: None });
         let socket = MemSocket::new(input);
         let mut conn = Conn::over(socket.clone(), FROM.parse().unwrap(), Duration::from_secs(1)).unwrap();
         let total = AtomicUsize::new(0);
         let mut files = OpenFiles::new(&total);
-        serve_requests(&mut conn, &f.shares, &ServerOptions::default(), &mut files);
+        serve_requests(&mut conn, &f.shares, &ServerOptions::default(), &mut files, 1);
         let mut out = Cursor::new(socket.written());
         assert_eq!(next_reply(&mut out).0.kind(), "have");
         assert!(

@@ -18,8 +18,14 @@ pub enum PeerRequest {
         #[serde(default)]
         name: Option<String>,
     },
-    /// Which chunks of the file the peer has.
-    Have { content_id: ContentId },
+    /// Which chunks of the file the peer has. `mine`: hex of the chunks the asker has
+    /// (same format as the reply's bitfield); with it, a peer that has the whole file may
+    /// answer with an offer instead of `complete` (super-seeding, see `super_seed`).
+    Have {
+        content_id: ContentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mine: Option<String>,
+    },
     /// One chunk's bytes.
     Chunk { content_id: ContentId, index: u32 },
 }

@@ -167,7 +167,7 @@ fn connection_and_request_floods_on_a_peer_do_not_stop_its_other_clients() {
     for _ in 0..20_000 {
         p2p_share::wire::encode_request(
             &mut burst,
-            &p2p_share::wire::peer_msg::PeerRequest::Have { content_id: id },
+            &p2p_share::wire::peer_msg::PeerRequest::Have { content_id: id, mine: None },
         );
     }
     let _ = std::io::Write::write_all(&mut flooder, &burst); // stops when the buffers are full
