@@ -1,7 +1,8 @@
 //! `make bench`: throughput and latency figures, each against a baseline measured in the
 //! same run where one applies. `cargo bench --bench bench -- NAME` runs only sections whose
-//! name contains NAME (tracker, transfer, swarm, hashing, scheduler, bittorrent).
+//! name contains NAME (tracker, transfer, swarm, hashing, scheduler, crowd, bittorrent).
 
+mod crowd;
 mod scheduler;
 mod tracker;
 mod transfer;
@@ -35,6 +36,9 @@ fn main() {
     }
     if wants("scheduler") {
         scheduler::run();
+    }
+    if wants("crowd") {
+        crowd::run();
     }
     if wants("bittorrent") {
         transfer::over_bittorrent();

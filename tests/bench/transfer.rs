@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const MIB: u64 = CHUNK_SIZE;
 
 /// Writes `size` bytes where every chunk differs (a counter in each 4 KiB block).
-fn make_file(path: &Path, size: u64) -> io::Result<()> {
+pub fn make_file(path: &Path, size: u64) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(MIB as usize, File::create(path)?);
     let mut block = vec![0u8; 4096];
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -108,14 +108,14 @@ print(time.perf_counter() - t0)
     Some(Duration::from_secs_f64(secs))
 }
 
-struct Swarm {
-    tracker: SocketAddr,
-    root: tempfile::TempDir,
-    children: Vec<Child>,
+pub struct Swarm {
+    pub tracker: SocketAddr,
+    pub root: tempfile::TempDir,
+    pub children: Vec<Child>,
 }
 
 impl Swarm {
-    fn new() -> Swarm {
+    pub fn new() -> Swarm {
         let opts = TrackerOptions { bind: "127.0.0.1:0".parse().unwrap(), ..TrackerOptions::default() };
         let tracker = Tracker::bind(opts).expect("bind tracker");
         let addr = tracker.local_addr();
@@ -127,7 +127,7 @@ impl Swarm {
         }
     }
 
-    fn dir(&self, name: &str) -> PathBuf {
+    pub fn dir(&self, name: &str) -> PathBuf {
         let d = self.root.path().join(name);
         fs::create_dir_all(d.join("files")).unwrap();
         d
@@ -135,15 +135,18 @@ impl Swarm {
 
     /// Starts `peer serve` in `dir` and waits until the tracker lists `file` from it.
     fn source(&mut self, dir: &Path, limit: Option<&str>) {
+        let limit: Vec<&str> = limit.map(|l| vec!["--upload-limit", l]).unwrap_or_default();
+        self.source_args(dir, &limit);
+    }
+
+    /// Starts `peer ARGS... serve` in `dir`.
+    pub fn source_args(&mut self, dir: &Path, args: &[&str]) {
         let mut cmd = peer_cmd(self.tracker, dir);
-        if let Some(l) = limit {
-            cmd.args(["--upload-limit", l]);
-        }
-        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.args(args).arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
         self.children.push(cmd.spawn().expect("start source"));
     }
 
-    fn wait_holders(&self, name: &str, n: usize) {
+    pub fn wait_holders(&self, name: &str, n: usize) {
         use p2p_share::wire::conn::Conn;
         use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
         for _ in 0..600 {
@@ -209,7 +212,7 @@ impl Drop for Swarm {
     }
 }
 
-fn peer_cmd(tracker: SocketAddr, dir: &Path) -> Command {
+pub fn peer_cmd(tracker: SocketAddr, dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
     cmd.args([
         "--tracker",

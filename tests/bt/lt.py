@@ -11,6 +11,10 @@
                                            bootstrapped off that node only)
                                            from the PEERs (HOST:PORT); prints "done S" and the
                                            bytes each peer sent, exits 1 on timeout
+  lt.py crowd FILE WORK N RATE SECONDS     a flash crowd: one session seeds FILE (copied under WORK),
+                                           N sessions download it at once, every session's upload
+                                           capped at RATE bytes/s, every session told every other's
+                                           address; prints "finished I SECONDS" per downloader
 Loopback only: DHT, LSD, UPnP and NAT-PMP are off; the only peers are the ones named.
 """
 import os, sys, time, libtorrent as lt
@@ -33,6 +37,56 @@ def make_torrent(path, tracker=None):
     return ct.generate()
 
 
+def capped_session(rate):
+    """A session whose uploads are capped at RATE bytes/s, loopback peers included."""
+    settings = dict(SETTINGS)
+    if rate:
+        settings["upload_rate_limit"] = rate
+    ses = lt.session(settings)
+    f = lt.ip_filter()  # else loopback peers are "local" and ignore the limit
+    f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    ses.set_peer_class_filter(f)
+    return ses
+
+
+def crowd(path, work, n, rate, secs):
+    import shutil
+    seed_dir = os.path.join(work, "seed")
+    os.makedirs(seed_dir, exist_ok=True)
+    shutil.copy(path, seed_dir)
+    ti = lt.torrent_info(make_torrent(os.path.join(seed_dir, os.path.basename(path))))
+    seeder = capped_session(rate)
+    hs = seeder.add_torrent({"ti": ti, "save_path": seed_dir})
+    t0 = time.time()
+    while not hs.status().is_seeding:
+        if time.time() - t0 > 60:
+            sys.exit("not seeding: the data does not check")
+        time.sleep(0.05)
+    sessions = [capped_session(rate) for _ in range(n)]
+    ports = [seeder.listen_port()] + [s.listen_port() for s in sessions]
+    t0 = time.time()
+    handles = []
+    for i, s in enumerate(sessions):
+        p = lt.add_torrent_params()
+        p.ti = ti
+        p.save_path = os.path.join(work, "d%d" % i)
+        p.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+        handles.append(s.add_torrent(p))
+    for i, h in enumerate(handles):
+        for j, port in enumerate(ports):
+            if j != i + 1:
+                h.connect_peer(("127.0.0.1", port))
+    done = {}
+    while len(done) < n and time.time() - t0 < secs:
+        for i, h in enumerate(handles):
+            if i not in done and h.status().is_seeding:
+                done[i] = time.time() - t0
+                print("finished %d %.2f" % (i, done[i]), flush=True)
+        time.sleep(0.05)
+    if len(done) < n:
+        sys.exit("timeout: %d of %d finished" % (len(done), n))
+
+
 def peer(s):
     host, port = s.rsplit(":", 1)
     return (host.strip("[]"), int(port))
@@ -47,13 +101,7 @@ def main():
         open(sys.argv[3], "wb").write(lt.bencode(t))
         print(lt.torrent_info(t).info_hashes().v1)
     elif cmd == "seed":
-        settings = dict(SETTINGS)
-        if len(sys.argv) > 5:
-            settings["upload_rate_limit"] = int(sys.argv[5])
-        ses = lt.session(settings)
-        f = lt.ip_filter()  # else loopback peers are "local" and ignore the limit
-        f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
-        ses.set_peer_class_filter(f)
+        ses = capped_session(int(sys.argv[5]) if len(sys.argv) > 5 else None)
         h = ses.add_torrent({"ti": lt.torrent_info(sys.argv[2]), "save_path": sys.argv[3]})
         t0 = time.time()
         while not h.status().is_seeding:
@@ -63,6 +111,8 @@ def main():
             time.sleep(0.05)
         print("seeding", ses.listen_port(), flush=True)
         time.sleep(float(sys.argv[4]))
+    elif cmd == "crowd":
+        crowd(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
     elif cmd == "get":
         source, save, secs, peers = sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
         settings = dict(SETTINGS)
