@@ -232,26 +232,26 @@ mod tests {
 
     #[test]
     fn nothing_goes_out_twice_while_a_chunk_never_went_out_and_leavers_free_their_chunks() {
-        let n = 4; // one downloader's quota is the whole file
+        let n = QUOTA as u32; // one downloader's quota is the whole file
         let mut s = SuperSeed::new(n);
         let t0 = Instant::now();
         s.offer(1, &none(n), t0);
-        assert_eq!(s.offer(2, &none(n), t0).count(), 4, "2 is offered (and holds) all four");
+        assert_eq!(s.offer(2, &none(n), t0).count(), n, "2 is offered (and holds) the whole file");
         assert_eq!(s.offer(3, &none(n), t0).count(), 0, "nothing fresh is left for 3");
         s.sent(0, 2);
-        assert_eq!(s.offer(3, &none(n), t0).count(), 0, "chunk 0 went out, but 1-3 never did");
-        for i in 1..4 {
+        assert_eq!(s.offer(3, &none(n), t0).count(), 0, "chunk 0 went out, but the others never did");
+        for i in 1..n {
             s.sent(i, 2);
         }
-        assert_eq!(s.offer(3, &none(n), t0).count(), 4, "every chunk went out once");
-        // 3 holds all four now; its connection ends: its chunks go to the next asker.
+        assert_eq!(s.offer(3, &none(n), t0).count(), n, "every chunk went out once");
+        // 3 holds the whole file now; its connection ends: its chunks go to the next asker.
         s.gone(3);
-        assert_eq!(s.offer(4, &none(n), t0).count(), 4);
+        assert_eq!(s.offer(4, &none(n), t0).count(), n);
         assert!(s.reserved.values().all(|(who, _)| *who == 4), "{:?}", s.reserved);
         // 4 says nothing for PRESENT: it is taken for gone too.
         let later = t0 + PRESENT + Duration::from_millis(1);
         s.offer(1, &none(n), later);
-        assert_eq!(s.offer(5, &none(n), later).count(), 4);
+        assert_eq!(s.offer(5, &none(n), later).count(), n);
         assert!(s.reserved.values().all(|(who, _)| *who == 5), "{:?}", s.reserved);
     }
 }
