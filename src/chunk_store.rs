@@ -80,10 +80,15 @@ impl ChunkStore {
         self.file.read_exact_at(buf, i.offset())
     }
 
-    /// Flushes written chunks to disk (called in the background during a download, so the
-    /// final sync has little left to do).
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Starts writing the chunks written so far to disk without waiting for it (and lets
+    /// the kernel drop the pages once written), so the final sync has little left to do.
+    /// Unlike an fsync it neither waits nor flushes the disk's cache, which made an 8 GiB
+    /// download run at half the speed of a plain copy.
+    pub fn start_writeback(&self) -> io::Result<()> {
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        use std::os::fd::AsRawFd;
+        posix_fadvise(self.file.as_raw_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+            .map_err(io::Error::from)
     }
 
     /// Records which chunks are present (a hint for resuming).

@@ -27,7 +27,7 @@ pub struct Progress {
     pub sources: usize,
 }
 
-/// Written bytes after which a background flush to disk starts.
+/// Written bytes after which write-back to disk is started in the background.
 const FLUSH_EVERY: usize = 32 << 20;
 
 /// Called after every chunk written.
@@ -62,10 +62,11 @@ pub fn run(
     let mut unsynced = 0usize;
     let (flush_tx, flush_rx) = bounded::<()>(1);
     let result = std::thread::scope(|scope| {
-        // Start write-back early: the last sync then has at most FLUSH_EVERY bytes to write.
+        // Start write-back early (without waiting for it): the last sync then has little
+        // left to write.
         scope.spawn(move || {
             for () in flush_rx {
-                let _ = store.sync();
+                let _ = store.start_writeback();
             }
         });
         while store.count() < n {

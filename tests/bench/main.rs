@@ -1,6 +1,6 @@
 //! `make bench`: throughput and latency figures, each against a baseline measured in the
 //! same run where one applies. `cargo bench --bench bench -- NAME` runs only sections whose
-//! name contains NAME (tracker, transfer, swarm, hashing, scheduler, crowd, bittorrent).
+//! name contains NAME (tracker, transfer, swarm, hashing, scheduler, big, crowd, bittorrent).
 
 mod crowd;
 mod scheduler;
@@ -36,6 +36,9 @@ fn main() {
     }
     if wants("scheduler") {
         scheduler::run();
+    }
+    if wants("big") {
+        transfer::big_file();
     }
     if wants("crowd") {
         crowd::run();

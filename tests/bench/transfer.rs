@@ -310,6 +310,51 @@ pub fn one_to_one() {
     hashing(&file, size);
 }
 
+/// A big file: 8 GiB from one source, against 1 GiB from the same source in the same run
+/// (both sparse files, so both hash and send the same kind of bytes); the scheduler and
+/// buffers must not grow with the file. Whole processes, synced, median of the rounds.
+pub fn big_file() {
+    let mut swarm = Swarm::new();
+    let src = swarm.dir("src");
+    let sizes = [(1u64 << 30, "1 GiB", "one.bin", ROUNDS), (8u64 << 30, "8 GiB", "eight.bin", 1)];
+    for (size, _, name, _) in sizes {
+        File::create(src.join("files").join(name)).and_then(|f| f.set_len(size)).expect("a sparse file");
+    }
+    swarm.source(&src, None);
+    swarm.wait_holders("one.bin", 1);
+    swarm.wait_holders("eight.bin", 1);
+    println!("big file: one source, loopback, no limits, sparse source files, whole process");
+    let mut rates = Vec::new();
+    for (size, label, name, rounds) in sizes {
+        let mut got = Vec::new();
+        let mut peak_kib = 0;
+        for round in 0..rounds {
+            let dir = swarm.dir(&format!("{name}-{round}"));
+            let (_, whole, peak) = swarm.download_timed(&dir, &[name]);
+            got.push(size as f64 / 1e6 / whole);
+            peak_kib = peak_kib.max(peak);
+            let _ = fs::remove_dir_all(&dir);
+        }
+        let (rate, text) = median_range(got);
+        // The disk's share: the plain synced copy of the same file, in the same run.
+        let target = swarm.root.path().join("plain-copy.bin");
+        let file = src.join("files").join(name);
+        let copy = mb_per_s(size, plain_copy(&file, &target, true).expect("plain copy"));
+        let _ = fs::remove_file(&target);
+        println!(
+            "  {label}: {text}   downloader peak RSS {:.1} MiB   plain synced copy {copy:.1} MB/s",
+            peak_kib as f64 / 1024.0
+        );
+        rates.push((rate, copy));
+    }
+    println!(
+        "  8 GiB rate / 1 GiB rate {:.2} (target at least 0.9; RSS target under 32 MiB); \
+         the plain copy's 8 GiB / 1 GiB {:.2}",
+        rates[1].0 / rates[0].0,
+        rates[1].1 / rates[0].1
+    );
+}
+
 fn hashing(file: &Path, size: u64) {
     let _ = hash_file(file, "big.bin", true); // warm the page cache
     let t = Instant::now();
