@@ -66,6 +66,16 @@ impl Bitfield {
         true
     }
 
+    /// Clears bit `i`; returns true if it was set.
+    pub fn clear(&mut self, i: u32) -> bool {
+        if !self.get(i) {
+            return false;
+        }
+        self.bytes[(i / 8) as usize] &= !(0x80 >> (i % 8));
+        self.ones -= 1;
+        true
+    }
+
     pub fn count(&self) -> u32 {
         self.ones
     }

@@ -42,6 +42,8 @@ pub struct SuperSeed {
     present: HashMap<Asker, Instant>,
     /// Where the next scan for fresh chunks starts, so offers spread over the file.
     cursor: u32,
+    /// Chunks never sent.
+    never_sent: u32,
 }
 
 impl SuperSeed {
@@ -51,6 +53,7 @@ impl SuperSeed {
             reserved: HashMap::new(),
             present: HashMap::new(),
             cursor: 0,
+            never_sent: chunks,
         }
     }
 
@@ -94,7 +97,7 @@ impl SuperSeed {
             offer.set(i);
             self.reserved.insert(i, (asker, now));
         }
-        if held + picks.len() == 0 && !self.sent.contains(&0) {
+        if held + picks.len() == 0 && self.never_sent == 0 {
             // Every chunk went out once, and the ones it lacks that went out least are
             // offered to others: rather than leave it idle, the least-sent chunks it lacks.
             // (While a chunk was never sent, it gets nothing here: the others' chunks
@@ -135,12 +138,30 @@ impl SuperSeed {
         self.reserved.retain(|_, (who, _)| *who != asker);
     }
 
+    /// Whether chunk `index` may go to `asker` now. A downloader that takes offers (it
+    /// asked with its have-set) among others gets only a chunk offered to it, or one offered
+    /// to no one that went out no more often than every other chunk went out at least once:
+    /// a request made from an offer that has since changed (asked for before a crowd came)
+    /// is turned away instead of sending a chunk twice while another never went out.
+    pub fn may_send(&self, index: u32, asker: Asker) -> bool {
+        if !self.present.contains_key(&asker) || self.present.len() == 1 {
+            return true;
+        }
+        match self.reserved.get(&index) {
+            Some((who, _)) => *who == asker,
+            None => self.never_sent == 0 || self.sent.get(index as usize) == Some(&0),
+        }
+    }
+
     /// Chunk `index` is being sent to `asker`.
     pub fn sent(&mut self, index: u32, asker: Asker) {
         if let Some(last) = self.present.get_mut(&asker) {
             *last = Instant::now();
         }
         if let Some(count) = self.sent.get_mut(index as usize) {
+            if *count == 0 {
+                self.never_sent -= 1;
+            }
             *count += 1;
         }
         if self.reserved.get(&index).is_some_and(|(who, _)| *who == asker) {
@@ -211,6 +232,24 @@ mod tests {
             }
         }
         assert!((0..n).all(|c| s.times_sent(c) == 2), "8 rounds x 16 = 128 = every chunk twice");
+    }
+
+    #[test]
+    fn a_request_from_a_stale_offer_is_turned_away() {
+        let mut s = SuperSeed::new(8);
+        let now = Instant::now();
+        let alone = s.offer(1, &none(8), now);
+        assert_eq!(alone.count(), 8, "alone: offered everything");
+        assert!(s.may_send(0, 1));
+        s.sent(0, 1);
+        // 1 also asked for chunk 1; before the seeder reads that request, 2 comes and is
+        // offered chunk 1.
+        let second = s.offer(2, &none(8), now);
+        assert!(second.get(1), "{second:?}");
+        assert!(!s.may_send(1, 1), "chunk 1 is offered to 2 now");
+        assert!(s.may_send(1, 2));
+        assert!(!s.may_send(0, 2), "chunk 0 went out once; others never did");
+        assert!(s.may_send(0, 99), "a downloader that never asked with its have-set is served");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod reassembler;
 pub mod scheduler;
 pub mod source;
 pub mod swarm;
+mod verify;
 
 pub use error::DownloadError;
 

@@ -162,6 +162,30 @@ impl Scheduler {
         }
     }
 
+    /// `src` does not have chunk `i` after all (a super-seeding peer offers it to another
+    /// downloader now): one chunk's availability changes.
+    pub fn source_lacks(&mut self, src: SocketAddr, i: u32) {
+        let n = self.state.len() as u32;
+        if i >= n {
+            return;
+        }
+        let Some(view) = self.sources.get_mut(&src) else { return };
+        let had = match view.have.as_mut() {
+            None => {
+                let mut all = Bitfield::full(n);
+                all.clear(i);
+                view.have = Some(all);
+                true
+            }
+            Some(b) => b.clear(i),
+        };
+        if had {
+            self.unbucket(i);
+            self.availability[i as usize] -= 1;
+            self.bucket(i);
+        }
+    }
+
     /// Files a `Missing` chunk under its availability.
     fn bucket(&mut self, i: u32) {
         if self.state[i as usize] != State::Missing {
@@ -474,6 +498,10 @@ mod tests {
         assert_eq!(bucketed, missing, "every missing chunk is in a bucket");
         assert_eq!(s.missing as usize, missing);
         assert_eq!(s.remaining as usize, s.state.iter().filter(|st| **st != State::Done).count());
+        for i in 0..s.state.len() as u32 {
+            let holders = s.sources.values().filter(|v| v.has(i)).count();
+            assert_eq!(s.availability[i as usize] as usize, holders, "chunk {i}'s availability");
+        }
     }
 
     #[test]
@@ -506,6 +534,9 @@ mod tests {
                 4 => {
                     if let Some(&i) = s.sources.get(&src).and_then(|v| v.assigned.iter().next()) {
                         s.release(src, i);
+                        if rnd(2) == 0 {
+                            s.source_lacks(src, i); // turned away by a super-seeding peer
+                        }
                     }
                 }
                 _ => {

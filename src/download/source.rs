@@ -1,23 +1,23 @@
-//! One thread per source: asks the scheduler for chunks this source has, fetches them with
-//! two requests in flight, checks each chunk's SHA-1 and passes good ones to the
-//! reassembler over a bounded channel.
+//! One thread per source: asks the scheduler for chunks this source has and fetches them
+//! with two requests in flight; a checker thread per source (`verify`) checks each chunk's
+//! SHA-1 meanwhile and passes good ones to the reassembler over a bounded channel.
 
 use super::scheduler::Scheduler;
+use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
 use crate::chunk_store::ChunkStore;
 use crate::dht::PeerDht;
-use crate::hash::Sha1Hash;
 use crate::manifest::{ChunkIndex, CHUNK_SIZE};
 use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::WireError;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use log::{debug, warn};
+use log::debug;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -127,17 +127,41 @@ pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd
     end
 }
 
+/// Fetches over our own protocol; the chunks are checked on a thread of their own
+/// (`verify`) while the next ones arrive.
 fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    match Conn::connect(addr, shared.io_timeout) {
-        Ok(conn) => {
-            let mut f =
-                Fetcher { shared, addr, conn, complete: false, last_have: Instant::now(), refused: 0 };
-            match f.refresh_have() {
-                Ok(()) => f.run(tx),
-                Err(end) => end,
-            }
+    let conn = match Conn::connect(addr, shared.io_timeout) {
+        Ok(conn) => conn,
+        Err(e) => return SourceEnd::Failed(format!("cannot connect: {e}")),
+    };
+    let bad = AtomicU32::new(0);
+    let (check, unchecked) = bounded(verify::AHEAD);
+    let end = thread::scope(|s| {
+        let checker = thread::Builder::new()
+            .name(format!("verify-{addr}"))
+            .spawn_scoped(s, || verify::run(shared, addr, unchecked, tx, &bad));
+        if let Err(e) = checker {
+            return SourceEnd::Failed(format!("cannot start a thread: {e}"));
         }
-        Err(e) => SourceEnd::Failed(format!("cannot connect: {e}")),
+        let mut f = Fetcher {
+            shared,
+            addr,
+            conn,
+            complete: false,
+            last_have: Instant::now(),
+            refused: 0,
+            check,
+            bad: &bad,
+        };
+        match f.refresh_have() {
+            Ok(()) => f.run(),
+            Err(end) => end,
+        }
+        // Leaving the scope closes `check`; the checker finishes what it holds first.
+    });
+    match bad.load(Ordering::Relaxed) {
+        n if n >= MAX_BAD_CHUNKS => SourceEnd::Banned(n),
+        _ => end,
     }
 }
 
@@ -155,18 +179,25 @@ struct Fetcher<'a> {
     last_have: Instant,
     /// Chunk requests it refused although it claimed to have them.
     refused: u32,
+    /// To the checker (`verify`), which passes good chunks on.
+    check: Sender<Unchecked>,
+    /// Chunks of this source that failed their check.
+    bad: &'a AtomicU32,
 }
 
 impl Fetcher<'_> {
     /// Runs after the first have-set arrived.
     /// Chunk requests and, for a source that is not complete, have requests share one
     /// pipeline: news of what the source has arrives while chunks still flow.
-    fn run(&mut self, tx: &Sender<Arrival>) -> SourceEnd {
+    fn run(&mut self) -> SourceEnd {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let (mut chunks, mut asked_have) = (0, false);
         loop {
             if self.shared.cancel.load(Ordering::Relaxed) {
                 return SourceEnd::Finished;
+            }
+            if self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS {
+                return SourceEnd::Finished; // `native` reports it as banned
             }
             while chunks < DEPTH {
                 let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
@@ -187,7 +218,7 @@ impl Fetcher<'_> {
             let got = match pending.pop_front() {
                 Some(Pending::Chunk(i)) => {
                     chunks -= 1;
-                    self.receive(i, tx)
+                    self.receive(i)
                 }
                 Some(Pending::Have) => {
                     asked_have = false;
@@ -251,7 +282,7 @@ impl Fetcher<'_> {
     }
 
     /// Reads the answer to the request for chunk `i`.
-    fn receive(&mut self, i: u32, tx: &Sender<Arrival>) -> Result<(), SourceEnd> {
+    fn receive(&mut self, i: u32) -> Result<(), SourceEnd> {
         let m = &self.shared.store.manifest;
         let idx = m.index(i).ok_or_else(|| SourceEnd::Failed(format!("chunk {i} out of range")))?;
         let len = match self.conn.read_reply::<PeerReply>()? {
@@ -260,6 +291,15 @@ impl Fetcher<'_> {
                 return Err(SourceEnd::Failed(format!(
                     "sent chunk {index} of {len} bytes when asked for chunk {i}"
                 )))
+            }
+            PeerReply::Elsewhere { index } if index == i => {
+                // A super-seeding peer offers it to another downloader now; its new offer
+                // comes with the next have request, which goes out at once.
+                let mut sched = self.shared.sched.lock();
+                sched.release(self.addr, i);
+                sched.source_lacks(self.addr, i);
+                self.last_have = Instant::now().checked_sub(REFRESH).unwrap_or(self.last_have);
+                return Ok(());
             }
             PeerReply::Error { reason } => {
                 debug!("{}: {reason}", self.addr);
@@ -288,18 +328,6 @@ impl Fetcher<'_> {
             self.conn.read_raw(slice)?;
             self.shared.received.fetch_add(slice.len() as u64, Ordering::Relaxed);
         }
-        if Sha1Hash::of(&buf) != m.chunk_hash(idx) {
-            self.shared.pool.put(buf);
-            let bad = self.shared.sched.lock().failed(self.addr, i);
-            warn!("chunk {i} of '{}' from {} failed its SHA-1 check ({bad} so far)", m.name, self.addr);
-            return if bad >= MAX_BAD_CHUNKS { Err(SourceEnd::Banned(bad)) } else { Ok(()) };
-        }
-        if self.shared.sched.lock().completed(self.addr, i) {
-            let arrival = Arrival { index: idx, buf, from: self.addr };
-            tx.send(arrival).map_err(|_| SourceEnd::Finished)?;
-        } else {
-            self.shared.pool.put(buf);
-        }
-        Ok(())
+        self.check.send(Unchecked { index: idx, buf }).map_err(|_| SourceEnd::Finished)
     }
 }

@@ -49,6 +49,12 @@ pub enum PeerReply {
         index: u32,
         len: u32,
     },
+    /// Not this chunk from here now (a super-seeding peer offers it to someone else):
+    /// get it from another peer, and ask this one what it offers (only to a downloader
+    /// that sent its have-set).
+    Elsewhere {
+        index: u32,
+    },
     Error {
         reason: String,
     },
@@ -61,6 +67,7 @@ impl PeerReply {
             PeerReply::Manifest { .. } => "manifest",
             PeerReply::Have { .. } => "have",
             PeerReply::Chunk { .. } => "chunk",
+            PeerReply::Elsewhere { .. } => "elsewhere",
             PeerReply::Error { .. } => "error",
         }
     }

@@ -1,0 +1,51 @@
+//! Each source's chunks are checked on a thread of their own, so a source's socket reads,
+//! the SHA-1 of the chunk before, and the reassembler's write of the one before that all
+//! run at once. A chunk reaches the reassembler only after its check; one that fails is
+//! counted against its source, which is dropped after [`MAX_BAD_CHUNKS`].
+
+use super::source::{Arrival, Shared, MAX_BAD_CHUNKS};
+use crate::hash::Sha1Hash;
+use crate::manifest::ChunkIndex;
+use crossbeam_channel::{Receiver, Sender};
+use log::warn;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Chunks read from a source and not yet checked, per source (bounds the buffers).
+pub const AHEAD: usize = 2;
+
+/// A chunk as the source sent it.
+pub struct Unchecked {
+    pub index: ChunkIndex,
+    pub buf: Vec<u8>,
+}
+
+/// Checks the chunks `addr` sent until the source closes `rx`; good ones go to the
+/// reassembler over `tx`. `bad` counts the ones that failed.
+pub fn run(
+    shared: &Shared,
+    addr: SocketAddr,
+    rx: Receiver<Unchecked>,
+    tx: &Sender<Arrival>,
+    bad: &AtomicU32,
+) {
+    let m = &shared.store.manifest;
+    for Unchecked { index, buf } in rx {
+        let i = index.get();
+        if Sha1Hash::of(&buf) != m.chunk_hash(index) {
+            shared.pool.put(buf);
+            let n = shared.sched.lock().failed(addr, i);
+            bad.store(n, Ordering::Relaxed);
+            warn!("chunk {i} of '{}' from {addr} failed its SHA-1 check ({n} so far)", m.name);
+            if n >= MAX_BAD_CHUNKS {
+                return;
+            }
+        } else if shared.sched.lock().completed(addr, i) {
+            if tx.send(Arrival { index, buf, from: addr }).is_err() {
+                return; // the reassembler is done
+            }
+        } else {
+            shared.pool.put(buf); // an end-game copy another source delivered first
+        }
+    }
+}
