@@ -28,7 +28,7 @@ const DEPTH: usize = 2;
 /// flow from it (a seeder's offer follows the crowd: see `super_seed`), ...
 const REFRESH: Duration = Duration::from_secs(1);
 /// ... and this often while it has nothing we need.
-const IDLE_REFRESH: Duration = Duration::from_millis(500);
+const IDLE_REFRESH: Duration = Duration::from_millis(200);
 /// A source that sends this many chunks failing their check is dropped for the download.
 pub const MAX_BAD_CHUNKS: u32 = 3;
 
