@@ -129,7 +129,12 @@ impl<S: Socket> Conn<S> {
     /// time-out plus their length at [`MIN_PAYLOAD_RATE`].
     pub fn read_raw(&mut self, buf: &mut [u8]) -> Result<(), WireError> {
         self.deadline_in(self.io_timeout + Duration::from_secs(buf.len() as u64 / MIN_PAYLOAD_RATE));
-        let got = read_full(&mut self.reader, buf)?;
+        // What the reader holds already, then straight from the socket: a payload is copied
+        // once, from the kernel into `buf`, not through the reader's buffer as well.
+        let held = self.reader.buffer().len().min(buf.len());
+        buf[..held].copy_from_slice(&self.reader.buffer()[..held]);
+        self.reader.consume(held);
+        let got = held + read_full(self.reader.get_mut(), &mut buf[held..])?;
         if got < buf.len() {
             return Err(WireError::Frame(FrameError::Truncated { expected: buf.len(), got }));
         }
