@@ -43,8 +43,10 @@ impl Turn<'_> {
     /// Waits for this chunk's turn, then takes `n` bytes' worth of tokens.
     pub fn take(&self, n: usize) {
         self.limiter.wait_turn(self.ticket);
-        self.limiter.take(n);
-        self.limiter.turns.lock().front_active = Instant::now();
+        let wait = self.limiter.debit(n);
+        // Paying off the debt is not being stuck: the others wait that long too.
+        self.limiter.turns.lock().front_active = Instant::now() + wait;
+        std::thread::sleep(wait);
     }
 }
 
@@ -110,18 +112,22 @@ impl RateLimiter {
 
     /// Takes `n` bytes' worth of tokens, sleeping as long as needed.
     pub fn take(&self, n: usize) {
-        let wait = {
-            let mut st = self.state.lock();
-            let now = Instant::now();
-            let refill = now.duration_since(st.1).as_secs_f64() * self.rate;
-            st.0 = (st.0 + refill).min(self.burst) - n as f64;
-            st.1 = now;
-            if st.0 >= 0.0 {
-                return;
-            }
+        std::thread::sleep(self.debit(n));
+    }
+
+    /// Takes `n` bytes' worth of tokens; returns how long the caller must wait before it
+    /// sends them (zero unless the bucket is in debt).
+    fn debit(&self, n: usize) -> Duration {
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let refill = now.duration_since(st.1).as_secs_f64() * self.rate;
+        st.0 = (st.0 + refill).min(self.burst) - n as f64;
+        st.1 = now;
+        if st.0 >= 0.0 {
+            Duration::ZERO
+        } else {
             Duration::from_secs_f64(-st.0 / self.rate)
-        };
-        std::thread::sleep(wait);
+        }
     }
 }
 
@@ -180,14 +186,18 @@ mod tests {
 
     #[test]
     fn the_chunk_that_started_first_is_sent_first() {
-        let lim = std::sync::Arc::new(RateLimiter::new(4 << 20));
+        // 512 KiB/s: each 64 KiB slice waits 125 ms for its tokens, longer than STUCK, and
+        // that wait does not cost a chunk its turn.
+        let lim = std::sync::Arc::new(RateLimiter::new(512 << 10));
         let finished = std::sync::Arc::new(Mutex::new(Vec::new()));
         let turns: Vec<Turn> = (0..3).map(|_| lim.turn()).collect();
         std::thread::scope(|s| {
             for (i, turn) in turns.into_iter().enumerate().rev() {
                 let finished = &finished;
                 s.spawn(move || {
-                    for _ in 0..4 {
+                    // The first chunk is the biggest: taking turns slice by slice, the
+                    // others would finish before it.
+                    for _ in 0..if i == 0 { 3 } else { 1 } {
                         turn.take(64 * 1024);
                     }
                     finished.lock().push(i);

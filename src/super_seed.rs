@@ -139,10 +139,10 @@ impl SuperSeed {
     }
 
     /// Whether chunk `index` may go to `asker` now. A downloader that takes offers (it
-    /// asked with its have-set) among others gets only a chunk offered to it, or one offered
-    /// to no one that went out no more often than every other chunk went out at least once:
-    /// a request made from an offer that has since changed (asked for before a crowd came)
-    /// is turned away instead of sending a chunk twice while another never went out.
+    /// asked with its have-set) among others gets a chunk offered to it, or one offered to
+    /// no one unless that chunk went out already while another never did: a request made
+    /// from an offer that has since changed (asked for before a crowd came) is turned away
+    /// rather than send a chunk twice while another never went out.
     pub fn may_send(&self, index: u32, asker: Asker) -> bool {
         if !self.present.contains_key(&asker) || self.present.len() == 1 {
             return true;

@@ -329,13 +329,12 @@ fn decide<'f>(
         PeerRequest::Chunk { content_id, index } => match shares.get(content_id) {
             None => Err(not_shared(content_id)),
             Some(shared) if shared.is_complete() => {
-                let mut seeding = shared.seeding.lock();
-                if !seeding.may_send(*index, conn_id) {
+                if !shared.seeding.lock().may_send(*index, conn_id) {
                     return Plan::Reply(PeerReply::Elsewhere { index: *index });
                 }
                 let plan = plan_chunk(&shared, *index, files);
                 if plan.is_ok() {
-                    seeding.sent(*index, conn_id);
+                    shared.seeding.lock().sent(*index, conn_id);
                 }
                 plan
             }
