@@ -266,6 +266,7 @@ fn serve_requests<S: Socket>(
 ) {
     // Files this connection was offered chunks of: its offers end with it.
     let mut offered: Vec<ContentId> = Vec::new();
+    let mut last_offer: Option<Instant> = None;
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
@@ -278,6 +279,12 @@ fn serve_requests<S: Socket>(
             if !offered.contains(content_id) && offered.len() < MAX_OFFERED_FILES {
                 offered.push(*content_id);
             }
+            // An offer costs a pass over the file's chunks: one connection gets at most one
+            // per OFFER_GAP (a downloader asks after a chunk or once a second).
+            if let Some(wait) = last_offer.and_then(|t| OFFER_GAP.checked_sub(t.elapsed())) {
+                std::thread::sleep(wait);
+            }
+            last_offer = Some(Instant::now());
         }
         let plan = decide(&req, shares, files, conn.peer_addr(), conn_id);
         if let Err(e) = send(conn, plan, opts.upload_limit.as_deref()) {
@@ -291,6 +298,9 @@ fn serve_requests<S: Socket>(
         }
     }
 }
+
+/// The shortest time between two offers on one connection.
+const OFFER_GAP: Duration = Duration::from_millis(10);
 
 /// Files one connection's offers are withdrawn from when it ends; past this, its offers
 /// of more files lapse after `super_seed::PRESENT`.
@@ -605,6 +615,20 @@ mod tests {
         let mut out = Cursor::new(exchange(&f.shares, &reqs, &opts));
         let chunk = CHUNK_SIZE as usize;
         assert!(next_reply(&mut out).1 == f.data[chunk..2 * chunk]);
+    }
+
+    #[test]
+    fn offers_are_paced_per_connection() {
+        let f = complete();
+        let mine = Some(Bitfield::new(3).to_hex());
+        let reqs: Vec<PeerRequest> =
+            (0..11).map(|_| PeerRequest::Have { content_id: f.id, mine: mine.clone() }).collect();
+        let t = Instant::now();
+        let mut out = Cursor::new(exchange(&f.shares, &reqs, &ServerOptions::default()));
+        assert!(t.elapsed() >= OFFER_GAP * 10, "11 offers in {:?}", t.elapsed());
+        for _ in 0..11 {
+            assert_eq!(next_reply(&mut out).0.kind(), "have");
+        }
     }
 
     #[test]
