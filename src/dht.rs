@@ -46,6 +46,9 @@ impl std::error::Error for DhtError {}
 #[derive(Clone)]
 pub struct PeerDht {
     dht: Dht,
+    /// Where the node listens (fixed once bound; asking the crate's thread costs a round
+    /// trip, and every BitTorrent connection tells its port).
+    addr: SocketAddrV4,
 }
 
 impl PeerDht {
@@ -59,13 +62,14 @@ impl PeerDht {
             b.bootstrap(&cfg.bootstrap);
         }
         let dht = b.build().map_err(DhtError)?;
-        info!("DHT node on UDP {} ({} bootstrap nodes)", dht.info().local_addr(), cfg.bootstrap.len());
-        Ok(PeerDht { dht })
+        let addr = dht.info().local_addr();
+        info!("DHT node on UDP {addr} ({} bootstrap nodes)", cfg.bootstrap.len());
+        Ok(PeerDht { dht, addr })
     }
 
     /// The UDP address this node listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        SocketAddr::V4(self.dht.info().local_addr())
+        SocketAddr::V4(self.addr)
     }
 
     /// Says that this peer serves `id` on TCP `port` (blocks a few seconds).
@@ -85,7 +89,7 @@ impl PeerDht {
     pub fn add_node(&self, ip: IpAddr, port: u16) {
         let IpAddr::V4(ip) = ip else { return };
         let node = SocketAddrV4::new(ip, port);
-        if usable(&node) && node != self.dht.info().local_addr() {
+        if usable(&node) && node != self.addr {
             debug!("DHT: adding node {node} (a peer's port message)");
             self.dht.add_node(node);
         }
