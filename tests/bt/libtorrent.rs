@@ -132,6 +132,20 @@ pub fn sha1(bytes: &[u8]) -> p2p_share::hash::Sha1Hash {
     p2p_share::hash::Sha1Hash::of(bytes)
 }
 
+/// `peer download TORRENT --peer 127.0.0.1:LT_PORT` into `dir`, which must succeed; its
+/// output.
+fn download_torrent(tracker: &str, dir: &Path, torrent: &Path, lt_port: u16) -> String {
+    let out = bin("peer")
+        .args(["--tracker", tracker, "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
+        .arg(torrent)
+        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
+        .output()
+        .unwrap();
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 /// "from 127.0.0.1:PORT BYTES" lines of `lt.py get`.
 fn lt_bytes_from(out: &str) -> Vec<(u16, u64)> {
     out.lines()
@@ -193,14 +207,7 @@ fn we_download_from_a_libtorrent_seed_with_its_torrent() {
     assert!(made.status.success());
     let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, None);
     let dir = root.path().join("ours");
-    let out = bin("peer")
-        .args(["--tracker", "127.0.0.1:1", "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
-        .arg(&torrent)
-        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
-        .output()
-        .unwrap();
-    let text = all_output(&out);
-    assert!(out.status.success(), "{text}");
+    let text = download_torrent("127.0.0.1:1", &dir, &torrent, lt_port);
     assert!(text.contains("cannot reach the tracker") && text.contains("going on without it"), "{text}");
     assert_eq!(chunks_from(&text), vec![(lt_port, 25)], "{text}");
     assert_eq!(sha1(&std::fs::read(dir.join("files/only-lt.bin")).unwrap()), sha1(&data));
@@ -228,14 +235,7 @@ fn mixed_swarm_both_kinds_of_downloader_use_both_kinds_of_seed() {
 
     // Ours: the tracker names our seed, --peer names libtorrent's.
     let dir = root.path().join("our-leech");
-    let out = bin("peer")
-        .args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
-        .arg(&torrent)
-        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
-        .output()
-        .unwrap();
-    let text = all_output(&out);
-    assert!(out.status.success(), "{text}");
+    let text = download_torrent(&tracker.to_string(), &dir, &torrent, lt_port);
     let from = chunks_from(&text);
     let n = |port| from.iter().find(|s| s.0 == port).map_or(0, |s| s.1);
     assert!(n(lt_port) > 0 && n(our_port) > 0, "chunks from both seeds: {from:?}\n{text}");
