@@ -21,7 +21,9 @@ fn libtorrent_finds_our_seeder_through_our_dht() {
     std::fs::write(dir.join("files/found.bin"), &data).unwrap();
     // The tracker address leads nowhere: the DHT is the only way to our seeder.
     let nowhere: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let (_seed, port) = serve(nowhere, &dir, &["--dht-bootstrap", &boot]);
+    // Capped, so the download lasts long enough (about 1.5 s) for libtorrent's per-peer
+    // byte counts to be sampled while the connection is open.
+    let (_seed, port) = serve(nowhere, &dir, &["--dht-bootstrap", &boot, "--upload-limit", "4M"]);
     let id =
         String::from_utf8(lt(&["infohash", dir.join("files/found.bin").to_str().unwrap()]).stdout).unwrap();
     let link = format!("magnet:?xt=urn:btih:{}", id.trim());
