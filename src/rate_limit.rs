@@ -42,11 +42,16 @@ pub struct Turn<'a> {
 impl Turn<'_> {
     /// Waits for this chunk's turn, then takes `n` bytes' worth of tokens.
     pub fn take(&self, n: usize) {
-        self.limiter.wait_turn(self.ticket);
+        self.limiter.wait_turn(self.ticket, None);
         let wait = self.limiter.debit(n);
         // Paying off the debt is not being stuck: the others wait that long too.
         self.limiter.turns.lock().front_active = Instant::now() + wait;
         std::thread::sleep(wait);
+    }
+
+    /// Waits for this chunk's turn until `deadline`; false if it has not come by then.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        self.limiter.wait_turn(self.ticket, Some(deadline))
     }
 }
 
@@ -89,13 +94,21 @@ impl RateLimiter {
         Turn { limiter: self, ticket }
     }
 
-    /// Returns once `ticket` is first in line; a first that took nothing for [`STUCK`]
-    /// goes to the back.
-    fn wait_turn(&self, ticket: u64) {
+    /// How long `bytes` take to send at the limit.
+    pub fn time_for(&self, bytes: usize) -> Duration {
+        Duration::from_secs_f64(bytes as f64 / self.rate)
+    }
+
+    /// Returns true once `ticket` is first in line, false at `deadline` if that comes
+    /// first; a first that took nothing for [`STUCK`] goes to the back.
+    fn wait_turn(&self, ticket: u64, deadline: Option<Instant>) -> bool {
         let mut line = self.turns.lock();
         loop {
             if line.queue.front() == Some(&ticket) {
-                return;
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
             }
             let idle = line.front_active.elapsed();
             if idle >= STUCK {
@@ -106,7 +119,11 @@ impl RateLimiter {
                 self.moved.notify_all();
                 continue;
             }
-            self.moved.wait_for(&mut line, STUCK - idle);
+            let mut nap = STUCK - idle;
+            if let Some(d) = deadline {
+                nap = nap.min(d.saturating_duration_since(Instant::now()));
+            }
+            self.moved.wait_for(&mut line, nap);
         }
     }
 

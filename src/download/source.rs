@@ -29,6 +29,10 @@ const DEPTH: usize = 2;
 const REFRESH: Duration = Duration::from_secs(1);
 /// ... and this often while it has nothing we need.
 const IDLE_REFRESH: Duration = Duration::from_millis(200);
+/// A chunk a source answered `elsewhere` is asked of other sources for this long.
+const SHUN: Duration = Duration::from_millis(500);
+/// Shunned chunks remembered per source.
+const MAX_SHUNNED: usize = 64;
 /// A source that sends this many chunks failing their check is dropped for the download.
 pub const MAX_BAD_CHUNKS: u32 = 3;
 
@@ -152,6 +156,7 @@ fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd 
             refused: 0,
             check,
             bad: &bad,
+            shunned: Shunned::default(),
         };
         match f.refresh_have() {
             Ok(()) => f.run(),
@@ -183,6 +188,32 @@ struct Fetcher<'a> {
     check: Sender<Unchecked>,
     /// Chunks of this source that failed their check.
     bad: &'a AtomicU32,
+    /// Chunks it answered `elsewhere`.
+    shunned: Shunned,
+}
+
+/// Chunks a source answered `elsewhere`, and when: other sources are asked for them for
+/// [`SHUN`] (a peer that is still downloading says it when its upload line is long).
+#[derive(Default)]
+struct Shunned(VecDeque<(u32, Instant)>);
+
+impl Shunned {
+    fn add(&mut self, i: u32, now: Instant) {
+        if self.0.len() >= MAX_SHUNNED {
+            self.0.pop_front();
+        }
+        self.0.push_back((i, now));
+    }
+
+    /// Clears from `have` the chunks still shunned at `now`.
+    fn mask(&mut self, have: &mut Bitfield, now: Instant) {
+        while self.0.front().is_some_and(|(_, t)| now.duration_since(*t) >= SHUN) {
+            self.0.pop_front();
+        }
+        for (i, _) in &self.0 {
+            have.clear(*i);
+        }
+    }
 }
 
 impl Fetcher<'_> {
@@ -277,6 +308,10 @@ impl Fetcher<'_> {
         };
         self.complete = have.is_none();
         self.last_have = Instant::now();
+        let mut have = have;
+        if let Some(b) = have.as_mut() {
+            self.shunned.mask(b, Instant::now());
+        }
         self.shared.sched.lock().update_source(self.addr, have);
         Ok(())
     }
@@ -293,11 +328,13 @@ impl Fetcher<'_> {
                 )))
             }
             PeerReply::Elsewhere { index } if index == i => {
-                // A super-seeding peer offers it to another downloader now; its new offer
-                // comes with the next have request, which goes out at once.
+                // A super-seeding peer offers it to another downloader now (its new offer
+                // comes with the next have request, which goes out at once), or a peer
+                // that is still downloading has a long line: another source sends it.
                 let mut sched = self.shared.sched.lock();
                 sched.release(self.addr, i);
                 sched.source_lacks(self.addr, i);
+                self.shunned.add(i, Instant::now());
                 self.last_have = Instant::now().checked_sub(REFRESH).unwrap_or(self.last_have);
                 return Ok(());
             }
@@ -329,5 +366,24 @@ impl Fetcher<'_> {
             self.shared.received.fetch_add(slice.len() as u64, Ordering::Relaxed);
         }
         self.check.send(Unchecked { index: idx, buf }).map_err(|_| SourceEnd::Finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turned_away_chunk_is_asked_elsewhere_for_a_while() {
+        let t0 = Instant::now();
+        let mut shunned = Shunned::default();
+        shunned.add(3, t0);
+        let mut have = Bitfield::full(8);
+        shunned.mask(&mut have, t0 + SHUN / 2);
+        assert!(!have.get(3), "still shunned");
+        assert_eq!(have.count(), 7);
+        let mut have = Bitfield::full(8);
+        shunned.mask(&mut have, t0 + SHUN);
+        assert_eq!(have.count(), 8, "asked of it again");
     }
 }

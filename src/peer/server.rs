@@ -16,7 +16,7 @@ use crate::dht::PeerDht;
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Shared, Shares};
 use crate::names::validate_name;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{RateLimiter, Turn};
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
 use crate::wire::deadline::{GiveWay, Socket, POLL};
@@ -267,6 +267,7 @@ fn serve_requests<S: Socket>(
     // Files this connection was offered chunks of: its offers end with it.
     let mut offered: Vec<ContentId> = Vec::new();
     let mut last_offer: Option<Instant> = None;
+    let mut manners = Manners::default();
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
@@ -286,8 +287,11 @@ fn serve_requests<S: Socket>(
             }
             last_offer = Some(Instant::now());
         }
+        if matches!(&req, PeerRequest::Have { mine: Some(_), .. }) {
+            manners.knows_elsewhere = true;
+        }
         let plan = decide(&req, shares, files, conn.peer_addr(), conn_id);
-        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref()) {
+        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut manners) {
             debug!("peer server: {}: {e}", conn.peer_addr());
             break;
         }
@@ -298,6 +302,32 @@ fn serve_requests<S: Socket>(
         }
     }
 }
+
+/// How a peer that is still downloading treats one connection's chunk requests under an
+/// upload limit. A request that does not get its turn within one chunk's sending time is
+/// answered `elsewhere`, and the asker fetches that chunk from another peer: in a crowd the
+/// chunk a peer just received is asked of it by everyone at once, and while those requests
+/// wait in its line, the peers that got the chunk from it meanwhile are asked for nothing.
+/// `cargo bench --bench bench -- crowd` measures it. (A peer with the whole file keeps its
+/// line: super-seeding already sends each asker chunks no one else has.)
+#[derive(Default)]
+struct Manners {
+    /// It sent its have-set, so it understands `elsewhere` (older clients wait in line).
+    knows_elsewhere: bool,
+    /// Requests turned away since it was last served.
+    turned_away: u32,
+}
+
+impl Manners {
+    /// Whether the next chunk request may be turned away: after [`MAX_TURNED_AWAY`] in a
+    /// row, one waits its turn, so a connection that always finds a line still gets chunks.
+    fn may_turn_away(&self) -> bool {
+        self.knows_elsewhere && self.turned_away < MAX_TURNED_AWAY
+    }
+}
+
+/// Chunk requests of one connection turned away in a row, at most.
+const MAX_TURNED_AWAY: u32 = 4;
 
 /// The shortest time between two offers on one connection.
 const OFFER_GAP: Duration = Duration::from_millis(10);
@@ -313,7 +343,7 @@ enum Plan<'f> {
     /// The manifest reply, then its text.
     Manifest { content_id: ContentId, text: String },
     /// The chunk reply, then `len` bytes of `file` from `offset`.
-    Chunk { index: u32, file: &'f File, offset: u64, len: usize },
+    Chunk { index: u32, file: &'f File, offset: u64, len: usize, partial: bool },
 }
 
 /// Decides the answer to `req`.
@@ -405,22 +435,39 @@ fn plan_chunk<'f>(shared: &Shared, index: u32, files: &'f mut OpenFiles) -> Resu
         )));
     };
     let file = open_for_chunk(shared, idx, files)?;
-    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx) })
+    let partial = !shared.is_complete();
+    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx), partial })
 }
 
 /// Sends what [`decide`] planned.
-fn send<S: Socket>(conn: &mut Conn<S>, plan: Plan, limit: Option<&RateLimiter>) -> Result<(), WireError> {
+fn send<S: Socket>(
+    conn: &mut Conn<S>,
+    plan: Plan,
+    limit: Option<&RateLimiter>,
+    manners: &mut Manners,
+) -> Result<(), WireError> {
     match plan {
         Plan::Reply(reply) => conn.send_reply(&reply),
         Plan::Manifest { content_id, text } => {
             conn.send_reply(&PeerReply::Manifest { content_id, len: text.len() as u32 })?;
             Ok(conn.write_raw(text.as_bytes())?)
         }
-        Plan::Chunk { index, file, offset, len } => {
+        Plan::Chunk { index, file, offset, len, partial } => {
+            let turn = limit.map(|l| l.turn());
+            if let (Some(turn), Some(limit)) = (&turn, limit) {
+                if partial
+                    && manners.may_turn_away()
+                    && !turn.wait_until(Instant::now() + limit.time_for(len))
+                {
+                    manners.turned_away += 1;
+                    return conn.send_reply(&PeerReply::Elsewhere { index });
+                }
+            }
+            manners.turned_away = 0;
             conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
-            let sent = match limit {
+            let sent = match turn {
                 None => conn.writer().send_file(file, offset, len),
-                Some(limit) => copy_range_limited(file, offset, len, conn.writer(), limit),
+                Some(turn) => copy_range_limited(file, offset, len, conn.writer(), &turn),
             };
             match sent? {
                 n if n == len => Ok(()),
@@ -438,13 +485,11 @@ fn copy_range_limited(
     offset: u64,
     len: usize,
     out: &mut impl Write,
-    limit: &RateLimiter,
+    turn: &Turn,
 ) -> io::Result<usize> {
     const SLICE: usize = 64 * 1024;
     let mut buf = vec![0u8; SLICE];
     let mut done = 0;
-    // The chunk's place in line: it goes out whole before the chunks asked for later.
-    let turn = limit.turn();
     while done < len {
         let n = SLICE.min(len - done);
         turn.take(n);
@@ -615,6 +660,44 @@ mod tests {
         let mut out = Cursor::new(exchange(&f.shares, &reqs, &opts));
         let chunk = CHUNK_SIZE as usize;
         assert!(next_reply(&mut out).1 == f.data[chunk..2 * chunk]);
+    }
+
+    #[test]
+    fn a_downloading_peer_with_a_long_line_turns_requests_away_but_not_every_one() {
+        let f = complete();
+        let m = f.shares.get(&f.id).unwrap().manifest.as_ref().clone();
+        let chunks = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(chunks.path(), m.clone()).unwrap();
+        let chunk = CHUNK_SIZE as usize;
+        store.write_chunk(m.index(1).unwrap(), &f.data[chunk..2 * chunk]).unwrap();
+        let partial = Shares::default();
+        partial.add_partial(Arc::new(store));
+        // 16 MiB/s: a chunk's turn is due within 62.5 ms; another upload holds the line
+        // for half a second.
+        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
+        let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
+        let run = |mine: Option<&str>| {
+            let hog = limit.turn();
+            hog.take(64 << 10);
+            std::thread::scope(|s| {
+                s.spawn(move || (0..128).for_each(|_| hog.take(64 << 10)));
+                let have = PeerRequest::Have { content_id: f.id, mine: mine.map(str::to_string) };
+                let reqs = [have, ask.clone(), ask.clone(), ask.clone(), ask.clone(), ask.clone()];
+                let mut out = Cursor::new(exchange(&partial, &reqs, &opts));
+                next_reply(&mut out);
+                (0..5).map(|_| next_reply(&mut out).0).collect::<Vec<_>>()
+            })
+        };
+        let sent = PeerReply::Chunk { index: 1, len: chunk as u32 };
+        let away = PeerReply::Elsewhere { index: 1 };
+        // A downloader that sends its have-set is sent elsewhere, but after four in a row
+        // the fifth request waits its turn.
+        let replies = run(Some("00"));
+        assert_eq!(replies[..4], [away.clone(), away.clone(), away.clone(), away]);
+        assert_eq!(replies[4], sent);
+        // An older client, which cannot understand `elsewhere`, waits in line.
+        assert!(run(None).iter().all(|r| *r == sent));
     }
 
     #[test]
