@@ -267,7 +267,7 @@ fn serve_requests<S: Socket>(
     // Files this connection was offered chunks of: its offers end with it.
     let mut offered: Vec<ContentId> = Vec::new();
     let mut last_offer: Option<Instant> = None;
-    let mut manners = Manners::default();
+    let mut asker = Asker { id: conn_id, knows_elsewhere: false, turned_away: 0 };
     loop {
         let req: PeerRequest = match conn.read_request() {
             Ok(r) => r,
@@ -288,10 +288,10 @@ fn serve_requests<S: Socket>(
             last_offer = Some(Instant::now());
         }
         if matches!(&req, PeerRequest::Have { mine: Some(_), .. }) {
-            manners.knows_elsewhere = true;
+            asker.knows_elsewhere = true;
         }
         let plan = decide(&req, shares, files, conn.peer_addr(), conn_id);
-        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut manners) {
+        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut asker) {
             debug!("peer server: {}: {e}", conn.peer_addr());
             break;
         }
@@ -303,22 +303,23 @@ fn serve_requests<S: Socket>(
     }
 }
 
-/// How a peer that is still downloading treats one connection's chunk requests under an
-/// upload limit. A request that does not get its turn within one chunk's sending time is
-/// answered `elsewhere`, and the asker fetches that chunk from another peer: in a crowd the
-/// chunk a peer just received is asked of it by everyone at once, and while those requests
-/// wait in its line, the peers that got the chunk from it meanwhile are asked for nothing.
-/// `cargo bench --bench bench -- crowd` measures it. (A peer with the whole file keeps its
-/// line: super-seeding already sends each asker chunks no one else has.)
-#[derive(Default)]
-struct Manners {
+/// One connection's standing with this server. Under an upload limit, a chunk request
+/// that does not get its turn within one chunk's sending time is answered `elsewhere`
+/// when other peers have the chunk too (this peer is still downloading, or has sent that
+/// chunk before), and the asker fetches it from one of them. In a crowd, the chunk a peer
+/// just received is asked of it by everyone at once; while those requests wait in its
+/// line, the peers that got the chunk from it meanwhile are asked for nothing.
+/// `cargo bench --bench bench -- crowd` measures it.
+struct Asker {
+    /// Names the connection to super-seeding.
+    id: u64,
     /// It sent its have-set, so it understands `elsewhere` (older clients wait in line).
     knows_elsewhere: bool,
     /// Requests turned away since it was last served.
     turned_away: u32,
 }
 
-impl Manners {
+impl Asker {
     /// Whether the next chunk request may be turned away: after [`MAX_TURNED_AWAY`] in a
     /// row, one waits its turn, so a connection that always finds a line still gets chunks.
     fn may_turn_away(&self) -> bool {
@@ -343,7 +344,8 @@ enum Plan<'f> {
     /// The manifest reply, then its text.
     Manifest { content_id: ContentId, text: String },
     /// The chunk reply, then `len` bytes of `file` from `offset`.
-    Chunk { index: u32, file: &'f File, offset: u64, len: usize, partial: bool },
+    /// `shared` counts what went out (super-seeding) and says whether others have it.
+    Chunk { index: u32, file: &'f File, offset: u64, len: usize, shared: Arc<Shared> },
 }
 
 /// Decides the answer to `req`.
@@ -372,11 +374,7 @@ fn decide<'f>(
                 if !shared.seeding.lock().may_send(*index, conn_id) {
                     return Plan::Reply(PeerReply::Elsewhere { index: *index });
                 }
-                let plan = plan_chunk(&shared, *index, files);
-                if plan.is_ok() {
-                    shared.seeding.lock().sent(*index, conn_id);
-                }
-                plan
+                plan_chunk(&shared, *index, files)
             }
             Some(shared) => plan_chunk(&shared, *index, files),
         },
@@ -425,7 +423,7 @@ fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<A
     }
 }
 
-fn plan_chunk<'f>(shared: &Shared, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
+fn plan_chunk<'f>(shared: &Arc<Shared>, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
     let m = &shared.manifest;
     let Some(idx) = m.index(index) else {
         return Err(Refusal(format!(
@@ -435,8 +433,7 @@ fn plan_chunk<'f>(shared: &Shared, index: u32, files: &'f mut OpenFiles) -> Resu
         )));
     };
     let file = open_for_chunk(shared, idx, files)?;
-    let partial = !shared.is_complete();
-    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx), partial })
+    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx), shared: Arc::clone(shared) })
 }
 
 /// Sends what [`decide`] planned.
@@ -444,7 +441,7 @@ fn send<S: Socket>(
     conn: &mut Conn<S>,
     plan: Plan,
     limit: Option<&RateLimiter>,
-    manners: &mut Manners,
+    asker: &mut Asker,
 ) -> Result<(), WireError> {
     match plan {
         Plan::Reply(reply) => conn.send_reply(&reply),
@@ -452,18 +449,24 @@ fn send<S: Socket>(
             conn.send_reply(&PeerReply::Manifest { content_id, len: text.len() as u32 })?;
             Ok(conn.write_raw(text.as_bytes())?)
         }
-        Plan::Chunk { index, file, offset, len, partial } => {
+        Plan::Chunk { index, file, offset, len, shared } => {
+            let complete = shared.is_complete();
             let turn = limit.map(|l| l.turn());
             if let (Some(turn), Some(limit)) = (&turn, limit) {
-                if partial
-                    && manners.may_turn_away()
+                // Only a chunk others have too: a seeder's chunk that never went out waits.
+                let elsewhere = !complete || shared.seeding.lock().times_sent(index) > 0;
+                if elsewhere
+                    && asker.may_turn_away()
                     && !turn.wait_until(Instant::now() + limit.time_for(len))
                 {
-                    manners.turned_away += 1;
+                    asker.turned_away += 1;
                     return conn.send_reply(&PeerReply::Elsewhere { index });
                 }
             }
-            manners.turned_away = 0;
+            asker.turned_away = 0;
+            if complete {
+                shared.seeding.lock().sent(index, asker.id);
+            }
             conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
             let sent = match turn {
                 None => conn.writer().send_file(file, offset, len),
@@ -672,22 +675,12 @@ mod tests {
         store.write_chunk(m.index(1).unwrap(), &f.data[chunk..2 * chunk]).unwrap();
         let partial = Shares::default();
         partial.add_partial(Arc::new(store));
-        // 16 MiB/s: a chunk's turn is due within 62.5 ms; another upload holds the line
-        // for half a second.
         let limit = Arc::new(RateLimiter::new(16 << 20));
-        let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
         let run = |mine: Option<&str>| {
-            let hog = limit.turn();
-            hog.take(64 << 10);
-            std::thread::scope(|s| {
-                s.spawn(move || (0..128).for_each(|_| hog.take(64 << 10)));
-                let have = PeerRequest::Have { content_id: f.id, mine: mine.map(str::to_string) };
-                let reqs = [have, ask.clone(), ask.clone(), ask.clone(), ask.clone(), ask.clone()];
-                let mut out = Cursor::new(exchange(&partial, &reqs, &opts));
-                next_reply(&mut out);
-                (0..5).map(|_| next_reply(&mut out).0).collect::<Vec<_>>()
-            })
+            let have = PeerRequest::Have { content_id: f.id, mine: mine.map(str::to_string) };
+            let reqs = [have, ask.clone(), ask.clone(), ask.clone(), ask.clone(), ask.clone()];
+            behind_a_long_line(&partial, &limit, &reqs)[1..].to_vec()
         };
         let sent = PeerReply::Chunk { index: 1, len: chunk as u32 };
         let away = PeerReply::Elsewhere { index: 1 };
@@ -698,6 +691,37 @@ mod tests {
         assert_eq!(replies[4], sent);
         // An older client, which cannot understand `elsewhere`, waits in line.
         assert!(run(None).iter().all(|r| *r == sent));
+    }
+
+    #[test]
+    fn a_seeder_with_a_long_line_sends_away_only_chunks_it_sent_before() {
+        let f = complete();
+        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
+        let have = PeerRequest::Have { content_id: f.id, mine: Some("00".into()) };
+        let ask = |index| PeerRequest::Chunk { content_id: f.id, index };
+        let sent = |index| PeerReply::Chunk { index, len: CHUNK_SIZE as u32 };
+        // No one else has chunk 0: it waits its turn.
+        assert_eq!(behind_a_long_line(&f.shares, &limit, &[have.clone(), ask(0)])[1], sent(0));
+        exchange(&f.shares, &[ask(1), ask(2)], &opts);
+        // Every chunk went out once: now chunk 0 can be had from the peer that got it.
+        let replies = behind_a_long_line(&f.shares, &limit, &[have, ask(0)]);
+        assert_eq!(replies[1], PeerReply::Elsewhere { index: 0 });
+    }
+
+    /// The replies to `reqs` while another upload holds the line of `limit` for half a
+    /// second (at 16 MiB/s a chunk's turn is due within 62.5 ms).
+    fn behind_a_long_line(shares: &Shares, limit: &Arc<RateLimiter>, reqs: &[PeerRequest]) -> Vec<PeerReply> {
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(limit)), ..Default::default() };
+        let hog = limit.turn();
+        hog.take(64 << 10);
+        std::thread::scope(|s| {
+            s.spawn(move || (0..128).for_each(|_| hog.take(64 << 10)));
+            let written = exchange(shares, reqs, &opts);
+            let len = written.len() as u64;
+            let mut out = Cursor::new(written);
+            std::iter::from_fn(|| (out.position() < len).then(|| next_reply(&mut out).0)).collect()
+        })
     }
 
     #[test]
