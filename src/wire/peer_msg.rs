@@ -49,9 +49,9 @@ pub enum PeerReply {
         index: u32,
         len: u32,
     },
-    /// Not this chunk from here now (a super-seeding peer offers it to someone else):
-    /// get it from another peer, and ask this one what it offers (only to a downloader
-    /// that sent its have-set).
+    /// Not this chunk from here now: get it from another peer (only to a downloader that
+    /// sent its have-set). A super-seeding peer offers it to someone else (ask it what it
+    /// offers now), or a capped peer's upload line is long and others have the chunk.
     Elsewhere {
         index: u32,
     },
