@@ -616,17 +616,24 @@ mod tests {
         assert_eq!(reply.kind(), "chunk", "the connection still serves after four refusals");
     }
 
-    #[test]
-    fn a_partial_file_serves_only_verified_chunks() {
-        let f = complete();
+    /// The fixture's file as a download in progress that has chunk 1 only (the chunk store
+    /// lives in the returned directory).
+    fn only_chunk_one(f: &Fixture) -> (tempfile::TempDir, Shares) {
         let m = f.shares.get(&f.id).unwrap().manifest.as_ref().clone();
         let chunks = tempfile::tempdir().unwrap();
         let (store, _) = ChunkStore::open(chunks.path(), m.clone()).unwrap();
-        let one = m.index(1).unwrap();
         let chunk = CHUNK_SIZE as usize;
-        store.write_chunk(one, &f.data[chunk..2 * chunk]).unwrap();
+        store.write_chunk(m.index(1).unwrap(), &f.data[chunk..2 * chunk]).unwrap();
         let partial = Shares::default();
         partial.add_partial(Arc::new(store));
+        (chunks, partial)
+    }
+
+    #[test]
+    fn a_partial_file_serves_only_verified_chunks() {
+        let f = complete();
+        let (_chunks, partial) = only_chunk_one(&f);
+        let chunk = CHUNK_SIZE as usize;
         let reqs = [
             PeerRequest::Have { content_id: f.id, mine: None },
             PeerRequest::Chunk { content_id: f.id, index: 0 },
@@ -668,13 +675,8 @@ mod tests {
     #[test]
     fn a_downloading_peer_with_a_long_line_turns_requests_away_but_not_every_one() {
         let f = complete();
-        let m = f.shares.get(&f.id).unwrap().manifest.as_ref().clone();
-        let chunks = tempfile::tempdir().unwrap();
-        let (store, _) = ChunkStore::open(chunks.path(), m.clone()).unwrap();
+        let (_chunks, partial) = only_chunk_one(&f);
         let chunk = CHUNK_SIZE as usize;
-        store.write_chunk(m.index(1).unwrap(), &f.data[chunk..2 * chunk]).unwrap();
-        let partial = Shares::default();
-        partial.add_partial(Arc::new(store));
         let limit = Arc::new(RateLimiter::new(16 << 20));
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
         let run = |mine: Option<&str>| {
