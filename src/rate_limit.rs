@@ -49,6 +49,12 @@ impl Turn<'_> {
         std::thread::sleep(wait);
     }
 
+    /// How many chunks are ahead of this one in line; the first of them is being sent.
+    pub fn ahead(&self) -> usize {
+        let line = self.limiter.turns.lock();
+        line.queue.iter().position(|t| *t == self.ticket).unwrap_or(0)
+    }
+
     /// Waits for this chunk's turn until `deadline`; false if it has not come by then.
     pub fn wait_until(&self, deadline: Instant) -> bool {
         self.limiter.wait_turn(self.ticket, Some(deadline))
@@ -223,6 +229,17 @@ mod tests {
             }
         });
         assert_eq!(*finished.lock(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_turn_knows_how_many_chunks_are_ahead() {
+        let lim = RateLimiter::new(1 << 20);
+        let (first, second, third) = (lim.turn(), lim.turn(), lim.turn());
+        assert_eq!((first.ahead(), second.ahead(), third.ahead()), (0, 1, 2));
+        drop(second);
+        assert_eq!(third.ahead(), 1);
+        drop(first);
+        assert_eq!(third.ahead(), 0);
     }
 
     #[test]

@@ -33,6 +33,13 @@ const IDLE_REFRESH: Duration = Duration::from_millis(200);
 const SHUN: Duration = Duration::from_millis(500);
 /// Shunned chunks remembered per source.
 const MAX_SHUNNED: usize = 64;
+/// A source whose upload line is full is asked for no chunk for the time it names, within
+/// these bounds: a peer that names no time again and again cannot make us spin, one that
+/// names an hour cannot idle its connection.
+const MIN_REST: Duration = Duration::from_millis(20);
+const MAX_REST: Duration = Duration::from_secs(1);
+/// How often a source thread with nothing to ask looks again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
 /// A source that sends this many chunks failing their check is dropped for the download.
 pub const MAX_BAD_CHUNKS: u32 = 3;
 
@@ -157,6 +164,7 @@ fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd 
             check,
             bad: &bad,
             shunned: Shunned::default(),
+            resting_until: None,
         };
         match f.refresh_have() {
             Ok(()) => f.run(),
@@ -190,10 +198,12 @@ struct Fetcher<'a> {
     bad: &'a AtomicU32,
     /// Chunks it answered `elsewhere`.
     shunned: Shunned,
+    /// Its upload line was full: no chunk requests to it until then.
+    resting_until: Option<Instant>,
 }
 
-/// Chunks a source answered `elsewhere`, and when: other sources are asked for them for
-/// [`SHUN`] (a peer that is still downloading says it when its upload line is long).
+/// Chunks a source answered `elsewhere` without naming a time, and when: other sources are
+/// asked for them for [`SHUN`] (a super-seeding peer offers them to others).
 #[derive(Default)]
 struct Shunned(VecDeque<(u32, Instant)>);
 
@@ -230,7 +240,7 @@ impl Fetcher<'_> {
             if self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS {
                 return SourceEnd::Finished; // `native` reports it as banned
             }
-            while chunks < DEPTH {
+            while chunks < DEPTH && !self.resting() {
                 let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
                 let req = PeerRequest::Chunk { content_id: self.shared.store.content_id, index: i };
                 if let Err(e) = self.conn.send_request(&req) {
@@ -260,7 +270,8 @@ impl Fetcher<'_> {
                 }
                 None if self.shared.sched.lock().is_done() => return SourceEnd::Finished,
                 None => {
-                    thread::sleep(Duration::from_millis(100));
+                    let rest = self.resting_until.map(|t| t.saturating_duration_since(Instant::now()));
+                    thread::sleep(rest.unwrap_or(IDLE_POLL).clamp(Duration::from_millis(1), IDLE_POLL));
                     Ok(())
                 }
             };
@@ -268,6 +279,10 @@ impl Fetcher<'_> {
                 return end;
             }
         }
+    }
+
+    fn resting(&self) -> bool {
+        self.resting_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// Whether to ask a source that is not complete what it has now: when its pipe cannot
@@ -327,12 +342,19 @@ impl Fetcher<'_> {
                     "sent chunk {index} of {len} bytes when asked for chunk {i}"
                 )))
             }
-            PeerReply::Elsewhere { index } if index == i => {
-                // A super-seeding peer offers it to another downloader now (its new offer
-                // comes with the next have request, which goes out at once), or a peer
-                // that is still downloading has a long line: another source sends it.
+            PeerReply::Elsewhere { index, retry_ms } if index == i => {
                 let mut sched = self.shared.sched.lock();
                 sched.release(self.addr, i);
+                if let Some(ms) = retry_ms {
+                    // Its upload line is full: another source may send the chunk while
+                    // this one rests.
+                    let rest = Duration::from_millis(u64::from(ms)).clamp(MIN_REST, MAX_REST);
+                    self.resting_until = Some(Instant::now() + rest);
+                    return Ok(());
+                }
+                // A super-seeding peer offers it to another downloader now (its new offer
+                // comes with the next have request, which goes out at once), or an older
+                // peer's line is long: another source sends it.
                 sched.source_lacks(self.addr, i);
                 self.shunned.add(i, Instant::now());
                 self.last_have = Instant::now().checked_sub(REFRESH).unwrap_or(self.last_have);

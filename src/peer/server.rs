@@ -303,12 +303,15 @@ fn serve_requests<S: Socket>(
     }
 }
 
-/// One connection's standing with this server. Under an upload limit, a chunk request
-/// that does not get its turn within one chunk's sending time is answered `elsewhere`
-/// when other peers have the chunk too (this peer is still downloading, or has sent that
-/// chunk before), and the asker fetches it from one of them. In a crowd, the chunk a peer
-/// just received is asked of it by everyone at once; while those requests wait in its
-/// line, the peers that got the chunk from it meanwhile are asked for nothing.
+/// One connection's standing with this server. Under an upload limit, a peer keeps one
+/// place to wait in its upload line, right behind the chunk being sent. A chunk request
+/// that finds that place taken, or that does not get its turn within one chunk's sending
+/// time, is answered `elsewhere` with the time until a place should be free, when other
+/// peers have the chunk too (this peer is still downloading, or has sent that chunk
+/// before). The asker fetches the chunk from one of them and asks this peer again after
+/// that time. In a crowd, everyone asks a peer for the chunk it just got: queued there,
+/// their requests held chunks that idle peers could have sent; sent away for a fixed
+/// while, they left the peer idle once its line emptied.
 /// `cargo bench --bench bench -- crowd` measures it.
 struct Asker {
     /// Names the connection to super-seeding.
@@ -321,14 +324,28 @@ struct Asker {
 
 impl Asker {
     /// Whether the next chunk request may be turned away: after [`MAX_TURNED_AWAY`] in a
-    /// row, one waits its turn, so a connection that always finds a line still gets chunks.
+    /// row, one waits its turn, so a connection that always finds a full line still gets
+    /// chunks.
     fn may_turn_away(&self) -> bool {
         self.knows_elsewhere && self.turned_away < MAX_TURNED_AWAY
     }
 }
 
-/// Chunk requests of one connection turned away in a row, at most.
-const MAX_TURNED_AWAY: u32 = 4;
+/// Chunk requests of one connection turned away in a row, at most. With 4, askers in a
+/// crowd soon waited in line again and held their chunks there (median finish 17.8-18.0 s
+/// in four runs of the bench's crowd, against 17.4-17.9 s in eight with 16; 64 did no
+/// better than 16).
+const MAX_TURNED_AWAY: u32 = 16;
+
+/// Whether a chunk request in `turn` must go elsewhere (see [`Asker`]), and if so, how long
+/// until a place to wait should be free: the chunks ahead of it but the one being sent,
+/// one `chunk_time` each.
+fn line_full(turn: &Turn, chunk_time: Duration) -> Option<Duration> {
+    if turn.ahead() < 2 && turn.wait_until(Instant::now() + chunk_time) {
+        return None;
+    }
+    Some(chunk_time * turn.ahead().saturating_sub(1) as u32)
+}
 
 /// The shortest time between two offers on one connection.
 const OFFER_GAP: Duration = Duration::from_millis(10);
@@ -372,7 +389,7 @@ fn decide<'f>(
             None => Err(not_shared(content_id)),
             Some(shared) if shared.is_complete() => {
                 if !shared.seeding.lock().may_send(*index, conn_id) {
-                    return Plan::Reply(PeerReply::Elsewhere { index: *index });
+                    return Plan::Reply(PeerReply::Elsewhere { index: *index, retry_ms: None });
                 }
                 plan_chunk(&shared, *index, files)
             }
@@ -455,12 +472,12 @@ fn send<S: Socket>(
             if let (Some(turn), Some(limit)) = (&turn, limit) {
                 // Only a chunk others have too: a seeder's chunk that never went out waits.
                 let elsewhere = !complete || shared.seeding.lock().times_sent(index) > 0;
-                if elsewhere
-                    && asker.may_turn_away()
-                    && !turn.wait_until(Instant::now() + limit.time_for(len))
-                {
-                    asker.turned_away += 1;
-                    return conn.send_reply(&PeerReply::Elsewhere { index });
+                if elsewhere && asker.may_turn_away() {
+                    if let Some(retry) = line_full(turn, limit.time_for(len)) {
+                        asker.turned_away += 1;
+                        let retry_ms = Some(u32::try_from(retry.as_millis()).unwrap_or(u32::MAX));
+                        return conn.send_reply(&PeerReply::Elsewhere { index, retry_ms });
+                    }
                 }
             }
             asker.turned_away = 0;
@@ -673,7 +690,7 @@ mod tests {
     }
 
     #[test]
-    fn a_downloading_peer_with_a_long_line_turns_requests_away_but_not_every_one() {
+    fn a_downloading_peer_with_a_full_line_turns_requests_away_but_not_every_one() {
         let f = complete();
         let (_chunks, partial) = only_chunk_one(&f);
         let chunk = CHUNK_SIZE as usize;
@@ -681,18 +698,38 @@ mod tests {
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
         let run = |mine: Option<&str>| {
             let have = PeerRequest::Have { content_id: f.id, mine: mine.map(str::to_string) };
-            let reqs = [have, ask.clone(), ask.clone(), ask.clone(), ask.clone(), ask.clone()];
-            behind_a_long_line(&partial, &limit, &reqs)[1..].to_vec()
+            let mut reqs = vec![have];
+            reqs.extend((0..=MAX_TURNED_AWAY).map(|_| ask.clone()));
+            let t = Instant::now();
+            let replies = behind_a_line(&partial, &limit, &reqs, Line::Full)[1..].to_vec();
+            (replies, t.elapsed())
         };
         let sent = PeerReply::Chunk { index: 1, len: chunk as u32 };
-        let away = PeerReply::Elsewhere { index: 1 };
-        // A downloader that sends its have-set is sent elsewhere, but after four in a row
-        // the fifth request waits its turn.
-        let replies = run(Some("00"));
-        assert_eq!(replies[..4], [away.clone(), away.clone(), away.clone(), away]);
-        assert_eq!(replies[4], sent);
+        // One chunk is being sent and another waits: a downloader that sends its have-set
+        // is sent elsewhere at once, told to ask again when the waiting place is free (after
+        // the chunk being sent: at most one chunk's time, 62 ms at 16 MiB/s)...
+        let (replies, took) = run(Some("00"));
+        let away = PeerReply::Elsewhere { index: 1, retry_ms: Some(62) };
+        assert_eq!(replies[..MAX_TURNED_AWAY as usize], vec![away; MAX_TURNED_AWAY as usize]);
+        // ... but after MAX_TURNED_AWAY in a row, the next request waits its turn.
+        assert_eq!(replies[MAX_TURNED_AWAY as usize], sent);
+        assert!(took >= Duration::from_millis(500), "it waited behind the line ({took:?})");
         // An older client, which cannot understand `elsewhere`, waits in line.
-        assert!(run(None).iter().all(|r| *r == sent));
+        assert!(run(None).0.iter().all(|r| *r == sent));
+    }
+
+    #[test]
+    fn a_request_in_the_waiting_place_goes_elsewhere_when_its_turn_does_not_come() {
+        let f = complete();
+        let (_chunks, partial) = only_chunk_one(&f);
+        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let have = PeerRequest::Have { content_id: f.id, mine: Some("00".into()) };
+        let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
+        let t = Instant::now();
+        let replies = behind_a_line(&partial, &limit, &[have, ask], Line::Sending);
+        // It waited one chunk's sending time (62.5 ms), and a place is free now.
+        assert_eq!(replies[1], PeerReply::Elsewhere { index: 1, retry_ms: Some(0) });
+        assert!(t.elapsed() >= Duration::from_millis(62), "{:?}", t.elapsed());
     }
 
     #[test]
@@ -704,21 +741,38 @@ mod tests {
         let ask = |index| PeerRequest::Chunk { content_id: f.id, index };
         let sent = |index| PeerReply::Chunk { index, len: CHUNK_SIZE as u32 };
         // No one else has chunk 0: it waits its turn.
-        assert_eq!(behind_a_long_line(&f.shares, &limit, &[have.clone(), ask(0)])[1], sent(0));
+        assert_eq!(behind_a_line(&f.shares, &limit, &[have.clone(), ask(0)], Line::Full)[1], sent(0));
         exchange(&f.shares, &[ask(1), ask(2)], &opts);
         // Every chunk went out once: now chunk 0 can be had from the peer that got it.
-        let replies = behind_a_long_line(&f.shares, &limit, &[have, ask(0)]);
-        assert_eq!(replies[1], PeerReply::Elsewhere { index: 0 });
+        let replies = behind_a_line(&f.shares, &limit, &[have, ask(0)], Line::Full);
+        assert_eq!(replies[1], PeerReply::Elsewhere { index: 0, retry_ms: Some(62) });
     }
 
-    /// The replies to `reqs` while another upload holds the line of `limit` for half a
-    /// second (at 16 MiB/s a chunk's turn is due within 62.5 ms).
-    fn behind_a_long_line(shares: &Shares, limit: &Arc<RateLimiter>, reqs: &[PeerRequest]) -> Vec<PeerReply> {
+    /// What holds the upload line in [`behind_a_line`].
+    enum Line {
+        /// A chunk being sent for half a second.
+        Sending,
+        /// That, and another chunk waiting for its turn, sent next for half a second.
+        Full,
+    }
+
+    /// The replies to `reqs` while other uploads hold the line of `limit` (at 16 MiB/s a
+    /// chunk's turn is due within 62.5 ms).
+    fn behind_a_line(
+        shares: &Shares,
+        limit: &Arc<RateLimiter>,
+        reqs: &[PeerRequest],
+        line: Line,
+    ) -> Vec<PeerReply> {
         let opts = ServerOptions { upload_limit: Some(Arc::clone(limit)), ..Default::default() };
         let hog = limit.turn();
         hog.take(64 << 10);
+        let next = matches!(line, Line::Full).then(|| limit.turn());
         std::thread::scope(|s| {
             s.spawn(move || (0..128).for_each(|_| hog.take(64 << 10)));
+            if let Some(next) = next {
+                s.spawn(move || (0..128).for_each(|_| next.take(64 << 10)));
+            }
             let written = exchange(shares, reqs, &opts);
             let len = written.len() as u64;
             let mut out = Cursor::new(written);

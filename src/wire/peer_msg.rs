@@ -51,9 +51,13 @@ pub enum PeerReply {
     },
     /// Not this chunk from here now: get it from another peer (only to a downloader that
     /// sent its have-set). A super-seeding peer offers it to someone else (ask it what it
-    /// offers now), or a capped peer's upload line is long and others have the chunk.
+    /// offers now), or, with `retry_ms`, a capped peer's upload line is full and others
+    /// have the chunk: ask it for no chunk for about `retry_ms`, when a place in its line
+    /// should be free (the chunk may come from another peer meanwhile).
     Elsewhere {
         index: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_ms: Option<u32>,
     },
     Error {
         reason: String,

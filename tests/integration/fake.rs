@@ -6,6 +6,7 @@ use p2p_share::wire::conn::Conn;
 use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
 use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -25,11 +26,24 @@ pub enum Lie {
     Silent,
     /// Sends a chunk's header, then one byte every half second.
     Drip,
+    /// Answers every chunk request `elsewhere`, asking to be asked again at once.
+    Busy,
 }
 
 /// Starts a peer that registers at `tracker`, announces `info`, serves `manifest` as its
 /// manifest text and lies about chunks as `lie` says. Returns its port.
 pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Lie) -> u16 {
+    counted_lying_peer(tracker, info, manifest, lie).0
+}
+
+/// [`lying_peer`], and the number of chunk requests it got.
+pub fn counted_lying_peer(
+    tracker: SocketAddr,
+    info: FileInfo,
+    manifest: String,
+    lie: Lie,
+) -> (u16, Arc<AtomicUsize>) {
+    let asked = Arc::new(AtomicUsize::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut c = Conn::connect(tracker, IO).unwrap();
@@ -47,9 +61,10 @@ pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Li
     let r: TrackerReply = c.call(&announce).unwrap();
     assert_eq!(r, TrackerReply::Ok, "the tracker took the announce");
     let manifest = Arc::new(manifest);
+    let counter = Arc::clone(&asked);
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (m, info) = (Arc::clone(&manifest), info.clone());
+            let (m, info, counter) = (Arc::clone(&manifest), info.clone(), Arc::clone(&counter));
             thread::spawn(move || {
                 if matches!(lie, Lie::Silent) {
                     thread::sleep(Duration::from_secs(120));
@@ -57,6 +72,9 @@ pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Li
                 }
                 let mut conn = Conn::new(stream, Duration::from_secs(120)).unwrap();
                 while let Ok(req) = conn.read_request::<PeerRequest>() {
+                    if matches!(req, PeerRequest::Chunk { .. }) {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                     if !answer(&mut conn, req, &m, &info, lie) {
                         break;
                     }
@@ -64,7 +82,7 @@ pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Li
             });
         }
     });
-    port
+    (port, asked)
 }
 
 fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, lie: Lie) -> bool {
@@ -91,6 +109,7 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
                         && conn.write_raw(&vec![0u8; len / 2]).is_ok()
                 }
                 Lie::Silent => false,
+                Lie::Busy => conn.send_reply(&PeerReply::Elsewhere { index, retry_ms: Some(0) }).is_ok(),
                 Lie::Drip => {
                     let _ = conn.send_reply(&PeerReply::Chunk { index, len: len as u32 });
                     for _ in 0..len {

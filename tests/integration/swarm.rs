@@ -1,6 +1,6 @@
 //! Real peers swarm-downloading files; every test checks the downloaded bytes.
 
-use crate::fake::{lying_peer, Lie};
+use crate::fake::{counted_lying_peer, lying_peer, Lie};
 use crate::helpers::{
     chunk_sources, peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO,
 };
@@ -112,6 +112,34 @@ fn source_killed_mid_transfer_download_completes_from_others() {
     assert_eq!(code, Some(0), "{out}");
     assert!(chunk_sources(&out).0.iter().any(|(p, n)| *p == survivor_port && *n > 0));
     assert!(downloaded(&dir, "f.bin") == data);
+}
+
+#[test]
+fn a_peer_always_busy_cannot_make_a_downloader_spin() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(6 * MIB, 9);
+    let honest_dir = peer_dir(root.path(), "c1", &[("b.bin", &data)]);
+    let manifest = p2p_share::manifest::hash_file(&honest_dir.join("files/b.bin"), "b.bin", true).unwrap();
+    let (_honest, honest_port) = PeerProc::serve(t.addr, &honest_dir, &["--upload-limit", "3M"]);
+    let info =
+        FileInfo { name: manifest.name.clone(), size: manifest.size, content_id: manifest.content_id() };
+    // It claims the whole file and answers every chunk request: "my line is full, ask again
+    // right away".
+    let (_, asked) = counted_lying_peer(t.addr, info, manifest.to_ini(), Lie::Busy);
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let started = std::time::Instant::now();
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "b.bin"]).finish(LONG);
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(chunk_sources(&out).0, vec![(honest_port, 6)]);
+    assert!(downloaded(&dir, "b.bin") == data);
+    // It is asked again (two requests in flight) only after a short rest (20 ms) each
+    // time: a few hundred times in the two seconds the honest peer takes, where asking at
+    // once would be tens of thousands.
+    let asked = asked.load(std::sync::atomic::Ordering::Relaxed);
+    let bound = 2 * took.as_millis() as usize / 20 + 20;
+    assert!(asked <= bound, "asked {asked} times in {took:?}");
 }
 
 #[test]
