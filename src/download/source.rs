@@ -38,6 +38,10 @@ const MAX_SHUNNED: usize = 64;
 /// names an hour cannot idle its connection.
 const MIN_REST: Duration = Duration::from_millis(20);
 const MAX_REST: Duration = Duration::from_secs(1);
+/// A source that is still downloading and said its upload line was full this recently is
+/// sent one chunk request at a time: the others' requests keep it busy, and a second one of
+/// ours would only wait unread behind the first, holding a chunk another source could send.
+const FULL_LINE_MEMORY: Duration = Duration::from_secs(2);
 /// How often a source thread with nothing to ask looks again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// A source that sends this many chunks failing their check is dropped for the download.
@@ -165,6 +169,7 @@ fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd 
             bad: &bad,
             shunned: Shunned::default(),
             resting_until: None,
+            line_full_at: None,
         };
         match f.refresh_have() {
             Ok(()) => f.run(),
@@ -200,6 +205,16 @@ struct Fetcher<'a> {
     shunned: Shunned,
     /// Its upload line was full: no chunk requests to it until then.
     resting_until: Option<Instant>,
+    /// When it last said its upload line was full.
+    line_full_at: Option<Instant>,
+}
+
+/// Chunk requests to keep in flight at a source (see [`FULL_LINE_MEMORY`]).
+fn depth(complete: bool, line_full_at: Option<Instant>, now: Instant) -> usize {
+    match line_full_at {
+        Some(t) if !complete && now.duration_since(t) < FULL_LINE_MEMORY => 1,
+        _ => DEPTH,
+    }
 }
 
 /// Chunks a source answered `elsewhere` without naming a time, and when: other sources are
@@ -240,7 +255,7 @@ impl Fetcher<'_> {
             if self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS {
                 return SourceEnd::Finished; // `native` reports it as banned
             }
-            while chunks < DEPTH && !self.resting() {
+            while chunks < self.depth() && !self.resting() {
                 let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
                 let req = PeerRequest::Chunk { content_id: self.shared.store.content_id, index: i };
                 if let Err(e) = self.conn.send_request(&req) {
@@ -281,13 +296,18 @@ impl Fetcher<'_> {
         }
     }
 
+    fn depth(&self) -> usize {
+        depth(self.complete, self.line_full_at, Instant::now())
+    }
+
     fn resting(&self) -> bool {
         self.resting_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// Whether to ask a source that is not complete what it has now: when its pipe cannot
-    /// be filled (after each chunk that still flows; every [`IDLE_REFRESH`] when none
-    /// does), and at least every [`REFRESH`].
+    /// be filled to [`DEPTH`] (after each chunk that still flows, so also after each chunk
+    /// of a source sent one request at a time; every [`IDLE_REFRESH`] when none flows),
+    /// and at least every [`REFRESH`].
     fn wants_news(&self, chunks_in_flight: usize) -> bool {
         let since = self.last_have.elapsed();
         (chunks_in_flight < DEPTH && (chunks_in_flight > 0 || since > IDLE_REFRESH)) || since > REFRESH
@@ -350,6 +370,7 @@ impl Fetcher<'_> {
                     // this one rests.
                     let rest = Duration::from_millis(u64::from(ms)).clamp(MIN_REST, MAX_REST);
                     self.resting_until = Some(Instant::now() + rest);
+                    self.line_full_at = Some(Instant::now());
                     return Ok(());
                 }
                 // A super-seeding peer offers it to another downloader now (its new offer
@@ -394,6 +415,15 @@ impl Fetcher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_downloading_source_with_a_full_line_gets_one_request_at_a_time_for_a_while() {
+        let t0 = Instant::now();
+        assert_eq!(depth(false, None, t0), DEPTH);
+        assert_eq!(depth(false, Some(t0), t0 + FULL_LINE_MEMORY / 2), 1);
+        assert_eq!(depth(false, Some(t0), t0 + FULL_LINE_MEMORY), DEPTH, "then two again");
+        assert_eq!(depth(true, Some(t0), t0), DEPTH, "a seeder keeps two");
+    }
 
     #[test]
     fn a_turned_away_chunk_is_asked_elsewhere_for_a_while() {
