@@ -1,6 +1,6 @@
 //! Real peers swarm-downloading files; every test checks the downloaded bytes.
 
-use crate::fake::{counted_lying_peer, lying_peer, Lie};
+use crate::fake::{counted_lying_peer, Lie};
 use crate::helpers::{
     chunk_sources, peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO,
 };
@@ -114,52 +114,62 @@ fn source_killed_mid_transfer_download_completes_from_others() {
     assert!(downloaded(&dir, "f.bin") == data);
 }
 
-#[test]
-fn a_peer_always_busy_cannot_make_a_downloader_spin() {
+/// A tracker, an honest peer sharing `name` (6 MiB, capped at 3 MiB/s, so a download
+/// takes about two seconds) and a peer that claims the same file and lies as `lie` says.
+struct HonestAndLiar {
+    t: TrackerProc,
+    root: tempfile::TempDir,
+    data: Vec<u8>,
+    _honest: PeerProc,
+    honest_port: u16,
+    liar_port: u16,
+    /// Chunk requests the liar got.
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn honest_and_liar(name: &str, seed: u64, lie: Lie) -> HonestAndLiar {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
-    let data = test_bytes(6 * MIB, 9);
-    let honest_dir = peer_dir(root.path(), "c1", &[("b.bin", &data)]);
-    let manifest = p2p_share::manifest::hash_file(&honest_dir.join("files/b.bin"), "b.bin", true).unwrap();
+    let data = test_bytes(6 * MIB, seed);
+    let honest_dir = peer_dir(root.path(), "c1", &[(name, &data)]);
+    let manifest = p2p_share::manifest::hash_file(&honest_dir.join("files").join(name), name, true).unwrap();
     let (_honest, honest_port) = PeerProc::serve(t.addr, &honest_dir, &["--upload-limit", "3M"]);
     let info =
         FileInfo { name: manifest.name.clone(), size: manifest.size, content_id: manifest.content_id() };
-    // It claims the whole file and answers every chunk request: "my line is full, ask again
-    // right away".
-    let (_, asked) = counted_lying_peer(t.addr, info, manifest.to_ini(), Lie::Busy);
-    let dir = peer_dir(root.path(), "c2", &[]);
+    let (liar_port, asked) = counted_lying_peer(t.addr, info, manifest.to_ini(), lie);
+    HonestAndLiar { t, root, data, _honest, honest_port, liar_port, asked }
+}
+
+#[test]
+fn a_peer_always_busy_cannot_make_a_downloader_spin() {
+    // It answers every chunk request: "my line is full, ask again right away".
+    let s = honest_and_liar("b.bin", 9, Lie::Busy);
+    let dir = peer_dir(s.root.path(), "c2", &[]);
     let started = std::time::Instant::now();
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "b.bin"]).finish(LONG);
+    let (code, out) = PeerProc::spawn(s.t.addr, &dir, &["download", "b.bin"]).finish(LONG);
     let took = started.elapsed();
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(chunk_sources(&out).0, vec![(honest_port, 6)]);
-    assert!(downloaded(&dir, "b.bin") == data);
+    assert_eq!(chunk_sources(&out).0, vec![(s.honest_port, 6)]);
+    assert!(downloaded(&dir, "b.bin") == s.data);
     // It is asked again (two requests in flight) only after a short rest (20 ms) each
     // time: a few hundred times in the two seconds the honest peer takes, where asking at
     // once would be tens of thousands.
-    let asked = asked.load(std::sync::atomic::Ordering::Relaxed);
+    let asked = s.asked.load(std::sync::atomic::Ordering::Relaxed);
     let bound = 2 * took.as_millis() as usize / 20 + 20;
     assert!(asked <= bound, "asked {asked} times in {took:?}");
 }
 
 #[test]
 fn corrupt_source_is_detected_and_file_is_still_correct() {
-    let t = TrackerProc::start(&[]);
-    let root = tempfile::tempdir().unwrap();
-    let data = test_bytes(6 * MIB, 5);
-    let honest_dir = peer_dir(root.path(), "c1", &[("x.bin", &data)]);
-    let manifest = p2p_share::manifest::hash_file(&honest_dir.join("files/x.bin"), "x.bin", true).unwrap();
-    let (_honest, honest_port) = PeerProc::serve(t.addr, &honest_dir, &["--upload-limit", "3M"]);
-    let info =
-        FileInfo { name: manifest.name.clone(), size: manifest.size, content_id: manifest.content_id() };
-    let liar_port = lying_peer(t.addr, info, manifest.to_ini(), Lie::Corrupt);
-    let dir = peer_dir(root.path(), "c2", &[]);
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "x.bin"]).finish(LONG);
+    let s = honest_and_liar("x.bin", 5, Lie::Corrupt);
+    let (liar_port, honest_port) = (s.liar_port, s.honest_port);
+    let dir = peer_dir(s.root.path(), "c2", &[]);
+    let (code, out) = PeerProc::spawn(s.t.addr, &dir, &["download", "x.bin"]).finish(LONG);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("failed its SHA-1 check"), "{out}");
     assert!(out.contains(&format!("source 127.0.0.1:{liar_port} dropped after 3 chunks")), "{out}");
     assert_eq!(chunk_sources(&out).0, vec![(honest_port, 6)], "no chunk from the liar was kept");
-    assert!(downloaded(&dir, "x.bin") == data);
+    assert!(downloaded(&dir, "x.bin") == s.data);
 }
 
 #[test]
