@@ -333,8 +333,8 @@ impl Asker {
 
 /// Chunk requests of one connection turned away in a row, at most. With 4, askers in a
 /// crowd soon waited in line again and held their chunks there (median finish 17.8-18.0 s
-/// in four runs of the bench's crowd, against 17.4-17.9 s in eight with 16; 64 did no
-/// better than 16).
+/// in four runs of the bench's crowd scenario, against 17.4-17.9 s in eight with 16; 64
+/// did no better than 16).
 const MAX_TURNED_AWAY: u32 = 16;
 
 /// Whether a chunk request in `turn` must go elsewhere (see [`Asker`]), and if so, how long
