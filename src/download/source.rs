@@ -217,6 +217,15 @@ fn depth(complete: bool, line_full_at: Option<Instant>, now: Instant) -> usize {
     }
 }
 
+/// How long a source thread with nothing to ask sleeps: until the source's rest ends, if
+/// it is resting, and at most [`IDLE_POLL`].
+fn nap(resting_until: Option<Instant>, now: Instant) -> Duration {
+    match resting_until.map(|t| t.saturating_duration_since(now)) {
+        Some(left) if !left.is_zero() => left.min(IDLE_POLL),
+        _ => IDLE_POLL,
+    }
+}
+
 /// Chunks a source answered `elsewhere` without naming a time, and when: other sources are
 /// asked for them for [`SHUN`] (a super-seeding peer offers them to others).
 #[derive(Default)]
@@ -285,8 +294,7 @@ impl Fetcher<'_> {
                 }
                 None if self.shared.sched.lock().is_done() => return SourceEnd::Finished,
                 None => {
-                    let rest = self.resting_until.map(|t| t.saturating_duration_since(Instant::now()));
-                    thread::sleep(rest.unwrap_or(IDLE_POLL).clamp(Duration::from_millis(1), IDLE_POLL));
+                    thread::sleep(nap(self.resting_until, Instant::now()));
                     Ok(())
                 }
             };
@@ -423,6 +431,15 @@ mod tests {
         assert_eq!(depth(false, Some(t0), t0 + FULL_LINE_MEMORY / 2), 1);
         assert_eq!(depth(false, Some(t0), t0 + FULL_LINE_MEMORY), DEPTH, "then two again");
         assert_eq!(depth(true, Some(t0), t0), DEPTH, "a seeder keeps two");
+    }
+
+    #[test]
+    fn an_idle_source_thread_wakes_when_the_rest_ends_and_otherwise_polls_slowly() {
+        let t0 = Instant::now();
+        assert_eq!(nap(None, t0), IDLE_POLL);
+        assert_eq!(nap(Some(t0 + Duration::from_millis(30)), t0), Duration::from_millis(30));
+        assert_eq!(nap(Some(t0 + 2 * IDLE_POLL), t0), IDLE_POLL);
+        assert_eq!(nap(Some(t0), t0 + Duration::from_secs(1)), IDLE_POLL, "a rest that ended");
     }
 
     #[test]
