@@ -31,6 +31,8 @@ struct Line {
     next: u64,
     /// When the first in line last took bytes (or got to the front).
     front_active: Instant,
+    /// When the first in line should be done, once it said how much it has left.
+    front_due: Option<Instant>,
 }
 
 /// One chunk's place in line; leaving it (drop) lets the next one go.
@@ -42,7 +44,7 @@ pub struct Turn<'a> {
 impl Turn<'_> {
     /// Waits for this chunk's turn, then takes `n` bytes' worth of tokens.
     pub fn take(&self, n: usize) {
-        self.limiter.wait_turn(self.ticket, None);
+        self.limiter.wait_turn(self.ticket, Duration::ZERO, None);
         let wait = self.limiter.debit(n);
         // Paying off the debt is not being stuck: the others wait that long too.
         self.limiter.turns.lock().front_active = Instant::now() + wait;
@@ -55,9 +57,26 @@ impl Turn<'_> {
         line.queue.iter().position(|t| *t == self.ticket).unwrap_or(0)
     }
 
+    /// Says how many bytes this turn's chunk has left to send after what it took, so the
+    /// next in line knows when its turn comes (see [`wait_place`](Self::wait_place)).
+    pub fn left(&self, bytes: usize) {
+        let mut line = self.limiter.turns.lock();
+        if line.queue.front() == Some(&self.ticket) {
+            line.front_due = Some(Instant::now() + self.limiter.time_for(bytes));
+            drop(line);
+            self.limiter.moved.notify_all();
+        }
+    }
+
     /// Waits for this chunk's turn until `deadline`; false if it has not come by then.
     pub fn wait_until(&self, deadline: Instant) -> bool {
-        self.limiter.wait_turn(self.ticket, Some(deadline))
+        self.limiter.wait_turn(self.ticket, Duration::ZERO, Some(deadline))
+    }
+
+    /// Waits until this turn comes within `lead`: it is first in line, or second while the
+    /// first should be done within `lead`. False at `deadline` if neither came by then.
+    pub fn wait_place(&self, lead: Duration, deadline: Instant) -> bool {
+        self.limiter.wait_turn(self.ticket, lead, Some(deadline))
     }
 }
 
@@ -66,6 +85,7 @@ impl Drop for Turn<'_> {
         let mut line = self.limiter.turns.lock();
         if line.queue.front() == Some(&self.ticket) {
             line.front_active = Instant::now();
+            line.front_due = None;
         }
         line.queue.retain(|t| *t != self.ticket);
         drop(line);
@@ -78,7 +98,7 @@ impl RateLimiter {
     pub fn new(bytes_per_sec: u64) -> RateLimiter {
         let rate = bytes_per_sec.max(1) as f64;
         let burst = (rate / 20.0).max(64.0 * 1024.0);
-        let line = Line { queue: VecDeque::new(), next: 0, front_active: Instant::now() };
+        let line = Line { queue: VecDeque::new(), next: 0, front_active: Instant::now(), front_due: None };
         RateLimiter {
             rate,
             burst,
@@ -105,15 +125,26 @@ impl RateLimiter {
         Duration::from_secs_f64(bytes as f64 / self.rate)
     }
 
-    /// Returns true once `ticket` is first in line, false at `deadline` if that comes
-    /// first; a first that took nothing for [`STUCK`] goes to the back.
-    fn wait_turn(&self, ticket: u64, deadline: Option<Instant>) -> bool {
+    /// Returns true once `ticket` is first in line, or second while the first should be
+    /// done within `lead`; false at `deadline` if that comes first. A first that took
+    /// nothing for [`STUCK`] goes to the back.
+    fn wait_turn(&self, ticket: u64, lead: Duration, deadline: Option<Instant>) -> bool {
         let mut line = self.turns.lock();
         loop {
-            if line.queue.front() == Some(&ticket) {
-                return true;
+            let now = Instant::now();
+            // How long until the first in line should be done, when `ticket` is second.
+            let mut due_in = None;
+            match line.queue.iter().position(|t| *t == ticket) {
+                Some(0) => return true,
+                Some(1) if !lead.is_zero() => {
+                    due_in = line.front_due.map(|d| d.saturating_duration_since(now));
+                    if due_in.is_some_and(|d| d <= lead) {
+                        return true;
+                    }
+                }
+                _ => {}
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.is_some_and(|d| now >= d) {
                 return false;
             }
             let idle = line.front_active.elapsed();
@@ -122,10 +153,14 @@ impl RateLimiter {
                     line.queue.push_back(stuck);
                 }
                 line.front_active = Instant::now();
+                line.front_due = None;
                 self.moved.notify_all();
                 continue;
             }
             let mut nap = STUCK - idle;
+            if let Some(d) = due_in {
+                nap = nap.min(d - lead);
+            }
             if let Some(d) = deadline {
                 nap = nap.min(d.saturating_duration_since(Instant::now()));
             }
@@ -240,6 +275,26 @@ mod tests {
         assert_eq!(third.ahead(), 1);
         drop(first);
         assert_eq!(third.ahead(), 0);
+    }
+
+    #[test]
+    fn a_place_comes_its_lead_before_the_chunk_ahead_is_sent() {
+        // 1 MiB/s: 100 KiB left take about 98 ms.
+        let lim = RateLimiter::new(1 << 20);
+        let (front, second) = (lim.turn(), lim.turn());
+        let t = Instant::now();
+        let soon = t + Duration::from_millis(30);
+        assert!(!second.wait_place(Duration::from_millis(40), soon), "the first has not said how long");
+        front.take(1024);
+        front.left(100 << 10);
+        let said = Instant::now();
+        assert!(second.wait_place(Duration::from_millis(40), said + Duration::from_secs(1)));
+        let early = said.elapsed();
+        assert!(early >= Duration::from_millis(50) && early < Duration::from_millis(95), "{early:?}");
+        // Without a lead, only the first place counts.
+        assert!(!second.wait_place(Duration::ZERO, Instant::now() + Duration::from_millis(20)));
+        drop(front);
+        assert!(second.wait_place(Duration::ZERO, Instant::now()));
     }
 
     #[test]

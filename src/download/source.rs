@@ -1,6 +1,7 @@
 //! One thread per source: asks the scheduler for chunks this source has and fetches them
-//! with two requests in flight; a checker thread per source (`verify`) checks each chunk's
-//! SHA-1 meanwhile and passes good ones to the reassembler over a bounded channel.
+//! with two requests in flight (or, from a capped source whose line was full, one at a
+//! time in turns); a checker thread per source (`verify`) checks each chunk's SHA-1
+//! meanwhile and passes good ones to the reassembler over a bounded channel.
 
 use super::scheduler::Scheduler;
 use super::verify::{self, Unchecked};
@@ -170,6 +171,7 @@ fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd 
             shunned: Shunned::default(),
             resting_until: None,
             line_full_at: None,
+            turns: false,
         };
         match f.refresh_have() {
             Ok(()) => f.run(),
@@ -207,6 +209,9 @@ struct Fetcher<'a> {
     resting_until: Option<Instant>,
     /// When it last said its upload line was full.
     line_full_at: Option<Instant>,
+    /// It takes turn requests, and its line was full: chunks are asked of it in turns
+    /// (see [`run_turns`](Self::run_turns)), for the rest of the download.
+    turns: bool,
 }
 
 /// Chunk requests to keep in flight at a source (see [`FULL_LINE_MEMORY`]).
@@ -264,7 +269,10 @@ impl Fetcher<'_> {
             if self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS {
                 return SourceEnd::Finished; // `native` reports it as banned
             }
-            while chunks < self.depth() && !self.resting() {
+            if self.turns && pending.is_empty() {
+                return self.run_turns();
+            }
+            while chunks < self.depth() && !self.resting() && !self.turns {
                 let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
                 let req = PeerRequest::Chunk { content_id: self.shared.store.content_id, index: i };
                 if let Err(e) = self.conn.send_request(&req) {
@@ -301,6 +309,57 @@ impl Fetcher<'_> {
             if let Err(end) = got {
                 return end;
             }
+        }
+    }
+
+    /// Fetches from a source whose upload line was full, one chunk at a time: waits for a
+    /// place in its line with a turn request, and picks the chunk when the place comes,
+    /// from what the source has then. No chunk is held while waiting, so other sources
+    /// may send any of them meanwhile.
+    fn run_turns(&mut self) -> SourceEnd {
+        loop {
+            if self.shared.cancel.load(Ordering::Relaxed)
+                || self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS
+            {
+                return SourceEnd::Finished;
+            }
+            let useful = {
+                let sched = self.shared.sched.lock();
+                if sched.is_done() {
+                    return SourceEnd::Finished;
+                }
+                sched.is_useful(self.addr)
+            };
+            let got = if self.resting() || !useful {
+                if !self.complete && !self.resting() && self.last_have.elapsed() > IDLE_REFRESH {
+                    self.refresh_have()
+                } else {
+                    thread::sleep(nap(self.resting_until, Instant::now()));
+                    Ok(())
+                }
+            } else {
+                self.take_turn()
+            };
+            if let Err(end) = got {
+                return end;
+            }
+        }
+    }
+
+    /// One turn: waits for the place, then asks for the rarest chunk the source has then,
+    /// or gives the place up with a have request when it has none we need.
+    fn take_turn(&mut self) -> Result<(), SourceEnd> {
+        let store = &self.shared.store;
+        let req = PeerRequest::Turn { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) };
+        let reply = self.conn.call(&req)?;
+        self.apply_have(reply)?;
+        let picked = self.shared.sched.lock().assign(self.addr);
+        match picked {
+            Some(i) => {
+                self.conn.send_request(&PeerRequest::Chunk { content_id: store.content_id, index: i })?;
+                self.receive(i)
+            }
+            None => self.refresh_have(),
         }
     }
 
@@ -370,9 +429,10 @@ impl Fetcher<'_> {
                     "sent chunk {index} of {len} bytes when asked for chunk {i}"
                 )))
             }
-            PeerReply::Elsewhere { index, retry_ms } if index == i => {
+            PeerReply::Elsewhere { index, retry_ms, turns } if index == i => {
                 let mut sched = self.shared.sched.lock();
                 sched.release(self.addr, i);
+                self.turns |= turns;
                 if let Some(ms) = retry_ms {
                     // Its upload line is full: another source may send the chunk while
                     // this one rests.

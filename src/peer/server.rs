@@ -267,16 +267,21 @@ fn serve_requests<S: Socket>(
     // Files this connection was offered chunks of: its offers end with it.
     let mut offered: Vec<ContentId> = Vec::new();
     let mut last_offer: Option<Instant> = None;
-    let mut asker = Asker { id: conn_id, knows_elsewhere: false, turned_away: 0 };
+    let mut asker =
+        Asker { id: conn_id, knows_elsewhere: false, turned_away: 0, answer_time: Duration::ZERO };
+    // A request read after a turn's place came that was not a chunk request.
+    let mut next: Option<PeerRequest> = None;
     loop {
-        let req: PeerRequest = match conn.read_request() {
+        let req: PeerRequest = match next.take().map(Ok).unwrap_or_else(|| conn.read_request()) {
             Ok(r) => r,
             Err(e) => {
                 conn.end_after("peer server", e, |reason| PeerReply::Error { reason });
                 break;
             }
         };
-        if let PeerRequest::Have { content_id, mine: Some(_) } = &req {
+        if let PeerRequest::Have { content_id, mine: Some(_) }
+        | PeerRequest::Turn { content_id, mine: Some(_) } = &req
+        {
             if !offered.contains(content_id) && offered.len() < MAX_OFFERED_FILES {
                 offered.push(*content_id);
             }
@@ -287,11 +292,23 @@ fn serve_requests<S: Socket>(
             }
             last_offer = Some(Instant::now());
         }
-        if matches!(&req, PeerRequest::Have { mine: Some(_), .. }) {
+        if matches!(&req, PeerRequest::Have { mine: Some(_), .. } | PeerRequest::Turn { mine: Some(_), .. }) {
             asker.knows_elsewhere = true;
         }
+        if let PeerRequest::Turn { content_id, mine } = &req {
+            match serve_turn(conn, shares, opts, files, &mut asker, content_id, mine.as_deref()) {
+                Ok(follow) => {
+                    next = follow;
+                    continue;
+                }
+                Err(e) => {
+                    debug!("peer server: {}: {e}", conn.peer_addr());
+                    break;
+                }
+            }
+        }
         let plan = decide(&req, shares, files, conn.peer_addr(), conn_id);
-        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut asker) {
+        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut asker, None) {
             debug!("peer server: {}: {e}", conn.peer_addr());
             break;
         }
@@ -312,6 +329,12 @@ fn serve_requests<S: Socket>(
 /// that time. In a crowd, everyone asks a peer for the chunk it just got: queued there,
 /// their requests held chunks that idle peers could have sent; sent away for a fixed
 /// while, they left the peer idle once its line emptied.
+///
+/// So the `elsewhere` also says this peer takes *turns*: an asker that understands waits
+/// for a place in the line with a turn request, holding no chunk, and names the chunk when
+/// its turn comes, picked from what this peer has then (the turn's answer is the have-set).
+/// The line never empties while someone waits, and a chunk this peer just got goes out in
+/// the next turn, not behind one named a chunk's time earlier.
 /// `cargo bench --bench bench -- crowd` measures it.
 struct Asker {
     /// Names the connection to super-seeding.
@@ -320,6 +343,10 @@ struct Asker {
     knows_elsewhere: bool,
     /// Requests turned away since it was last served.
     turned_away: u32,
+    /// How long it took to name a chunk when its last turn came (a round trip and its
+    /// pick): its next turn comes that much before the chunk ahead of it is sent, so the
+    /// upload does not pause for the round trip.
+    answer_time: Duration,
 }
 
 impl Asker {
@@ -345,6 +372,52 @@ fn line_full(turn: &Turn, chunk_time: Duration) -> Option<Duration> {
         return None;
     }
     Some(chunk_time * turn.ahead().saturating_sub(1) as u32)
+}
+
+/// How long a turn request waits for its place at most (well inside a downloader's 10 s
+/// reply time-out); then it is answered anyway, and its chunk waits in line as any other.
+const TURN_WAIT: Duration = Duration::from_secs(5);
+/// The most a turn comes before the chunk ahead of it is sent: a round trip that long
+/// is a slow link, and the place holds the chunk named no longer than this ahead.
+const MAX_LEAD: Duration = Duration::from_millis(500);
+/// How long a place that came is kept for the chunk request that names its chunk.
+const TURN_ANSWER: Duration = Duration::from_secs(2);
+
+/// Answers a turn request (see [`Asker`]): waits until the asker is first in the upload
+/// line, or second while the chunk being sent is due within the asker's answer time;
+/// answers with what this peer has; and sends the chunk the next request names in that
+/// place. Returns the next request when it is not a chunk request (the place is given up).
+fn serve_turn<S: Socket>(
+    conn: &mut Conn<S>,
+    shares: &Shares,
+    opts: &ServerOptions,
+    files: &mut OpenFiles,
+    asker: &mut Asker,
+    content_id: &ContentId,
+    mine: Option<&str>,
+) -> Result<Option<PeerRequest>, WireError> {
+    let Some(shared) = shares.get(content_id) else {
+        let Refusal(reason) = not_shared(content_id);
+        conn.send_reply(&PeerReply::Error { reason })?;
+        return Ok(None);
+    };
+    let limit = opts.upload_limit.as_deref();
+    let turn = limit.map(|l| l.turn());
+    if let Some(turn) = &turn {
+        turn.wait_place(asker.answer_time, Instant::now() + TURN_WAIT);
+    }
+    let reply =
+        have_reply(&shared, mine, asker.id).unwrap_or_else(|Refusal(reason)| PeerReply::Error { reason });
+    let granted = Instant::now();
+    conn.send_reply(&reply)?;
+    let req: PeerRequest = conn.read_request_within(TURN_ANSWER)?;
+    asker.answer_time = granted.elapsed().min(MAX_LEAD);
+    if !matches!(req, PeerRequest::Chunk { .. }) {
+        return Ok(Some(req));
+    }
+    let plan = decide(&req, shares, files, conn.peer_addr(), asker.id);
+    send(conn, plan, limit, asker, turn)?;
+    Ok(None)
 }
 
 /// The shortest time between two offers on one connection.
@@ -381,7 +454,7 @@ fn decide<'f>(
                 Plan::Manifest { content_id: shared.content_id, text: shared.manifest.to_ini() }
             })
         }
-        PeerRequest::Have { content_id, mine } => {
+        PeerRequest::Have { content_id, mine } | PeerRequest::Turn { content_id, mine } => {
             let shared = shares.get(content_id).ok_or_else(|| not_shared(content_id));
             shared.and_then(|shared| have_reply(&shared, mine.as_deref(), conn_id)).map(Plan::Reply)
         }
@@ -389,7 +462,7 @@ fn decide<'f>(
             None => Err(not_shared(content_id)),
             Some(shared) if shared.is_complete() => {
                 if !shared.seeding.lock().may_send(*index, conn_id) {
-                    return Plan::Reply(PeerReply::Elsewhere { index: *index, retry_ms: None });
+                    return Plan::Reply(PeerReply::Elsewhere { index: *index, retry_ms: None, turns: false });
                 }
                 plan_chunk(&shared, *index, files)
             }
@@ -454,11 +527,12 @@ fn plan_chunk<'f>(shared: &Arc<Shared>, index: u32, files: &'f mut OpenFiles) ->
 }
 
 /// Sends what [`decide`] planned.
-fn send<S: Socket>(
+fn send<'l, S: Socket>(
     conn: &mut Conn<S>,
     plan: Plan,
-    limit: Option<&RateLimiter>,
+    limit: Option<&'l RateLimiter>,
     asker: &mut Asker,
+    place: Option<Turn<'l>>,
 ) -> Result<(), WireError> {
     match plan {
         Plan::Reply(reply) => conn.send_reply(&reply),
@@ -468,15 +542,16 @@ fn send<S: Socket>(
         }
         Plan::Chunk { index, file, offset, len, shared } => {
             let complete = shared.is_complete();
-            let turn = limit.map(|l| l.turn());
-            if let (Some(turn), Some(limit)) = (&turn, limit) {
+            let in_place = place.is_some();
+            let turn = place.or_else(|| limit.map(|l| l.turn()));
+            if let (Some(turn), Some(limit), false) = (&turn, limit, in_place) {
                 // Only a chunk others have too: a seeder's chunk that never went out waits.
                 let elsewhere = !complete || shared.seeding.lock().times_sent(index) > 0;
                 if elsewhere && asker.may_turn_away() {
                     if let Some(retry) = line_full(turn, limit.time_for(len)) {
                         asker.turned_away += 1;
                         let retry_ms = Some(u32::try_from(retry.as_millis()).unwrap_or(u32::MAX));
-                        return conn.send_reply(&PeerReply::Elsewhere { index, retry_ms });
+                        return conn.send_reply(&PeerReply::Elsewhere { index, retry_ms, turns: true });
                     }
                 }
             }
@@ -513,6 +588,7 @@ fn copy_range_limited(
     while done < len {
         let n = SLICE.min(len - done);
         turn.take(n);
+        turn.left(len - done - n);
         let got = file.read_at(&mut buf[..n], offset + done as u64)?;
         if got == 0 {
             break;
@@ -709,7 +785,7 @@ mod tests {
         // is sent elsewhere at once, told to ask again when the waiting place is free (after
         // the chunk being sent: at most one chunk's time, 62 ms at 16 MiB/s)...
         let (replies, took) = run(Some("00"));
-        let away = PeerReply::Elsewhere { index: 1, retry_ms: Some(62) };
+        let away = PeerReply::Elsewhere { index: 1, retry_ms: Some(62), turns: true };
         assert_eq!(replies[..MAX_TURNED_AWAY as usize], vec![away; MAX_TURNED_AWAY as usize]);
         // ... but after MAX_TURNED_AWAY in a row, the next request waits its turn.
         assert_eq!(replies[MAX_TURNED_AWAY as usize], sent);
@@ -728,7 +804,7 @@ mod tests {
         let t = Instant::now();
         let replies = behind_a_line(&partial, &limit, &[have, ask], Line::Sending);
         // It waited one chunk's sending time (62.5 ms), and a place is free now.
-        assert_eq!(replies[1], PeerReply::Elsewhere { index: 1, retry_ms: Some(0) });
+        assert_eq!(replies[1], PeerReply::Elsewhere { index: 1, retry_ms: Some(0), turns: true });
         assert!(t.elapsed() >= Duration::from_millis(62), "{:?}", t.elapsed());
     }
 
@@ -745,7 +821,62 @@ mod tests {
         exchange(&f.shares, &[ask(1), ask(2)], &opts);
         // Every chunk went out once: now chunk 0 can be had from the peer that got it.
         let replies = behind_a_line(&f.shares, &limit, &[have, ask(0)], Line::Full);
-        assert_eq!(replies[1], PeerReply::Elsewhere { index: 0, retry_ms: Some(62) });
+        assert_eq!(replies[1], PeerReply::Elsewhere { index: 0, retry_ms: Some(62), turns: true });
+    }
+
+    #[test]
+    fn a_turn_request_is_answered_when_its_place_comes_and_its_chunk_goes_in_it() {
+        let f = complete();
+        let (_chunks, partial) = only_chunk_one(&f);
+        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
+        let mut input = Vec::new();
+        encode_request(&mut input, &PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) });
+        encode_request(&mut input, &PeerRequest::Chunk { content_id: f.id, index: 1 });
+        let socket = MemSocket::new(input);
+        // Two chunks ahead in line, half a second each at 16 MiB/s.
+        let ahead: Vec<Turn> = (0..2).map(|_| limit.turn()).collect();
+        let t = Instant::now();
+        let answered = std::thread::scope(|s| {
+            for turn in ahead {
+                s.spawn(move || (0..128).for_each(|_| turn.take(64 << 10)));
+            }
+            let conn_socket = socket.clone();
+            s.spawn(move || {
+                let mut conn =
+                    Conn::over(conn_socket, FROM.parse().unwrap(), Duration::from_secs(5)).unwrap();
+                let total = AtomicUsize::new(0);
+                serve_requests(&mut conn, &partial, &opts, &mut OpenFiles::new(&total), 1);
+            });
+            while socket.written().is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            t.elapsed()
+        });
+        // The have-set came when the place did, after the two chunks ahead: the chunk is
+        // named then, not a second earlier; and it went out in that place.
+        assert!(answered >= Duration::from_millis(900), "answered after {answered:?}");
+        let mut out = Cursor::new(socket.written());
+        assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: false, bitfield: "40".into() });
+        assert_eq!(next_reply(&mut out).0, PeerReply::Chunk { index: 1, len: CHUNK_SIZE as u32 });
+    }
+
+    #[test]
+    fn a_place_given_up_serves_the_request_that_came_instead() {
+        let f = complete();
+        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
+        let reqs = [
+            PeerRequest::Turn { content_id: f.id, mine: None },
+            PeerRequest::Have { content_id: f.id, mine: None },
+            PeerRequest::Chunk { content_id: f.id, index: 0 },
+        ];
+        let mut out = Cursor::new(exchange(&f.shares, &reqs, &opts));
+        let have = PeerReply::Have { complete: true, bitfield: String::new() };
+        assert_eq!(next_reply(&mut out).0, have, "the place came at once: the line was empty");
+        assert_eq!(next_reply(&mut out).0, have);
+        assert_eq!(next_reply(&mut out).0.kind(), "chunk");
+        assert!(limit.turn().wait_place(Duration::ZERO, Instant::now()), "no place is left held");
     }
 
     /// What holds the upload line in [`behind_a_line`].

@@ -110,7 +110,12 @@ impl<S: Socket> Conn<S> {
     /// Reads one request (with its version envelope): waits up to the time-out for its
     /// first byte, then gives it the message deadline to arrive whole.
     pub fn read_request<T: DeserializeOwned>(&mut self) -> Result<T, WireError> {
-        self.deadline_in(self.io_timeout);
+        self.read_request_within(self.io_timeout)
+    }
+
+    /// [`read_request`](Self::read_request), waiting only `first_byte` for its first byte.
+    pub fn read_request_within<T: DeserializeOwned>(&mut self, first_byte: Duration) -> Result<T, WireError> {
+        self.deadline_in(first_byte);
         if self.reader.fill_buf()?.is_empty() {
             return Err(WireError::Frame(FrameError::Closed));
         }

@@ -28,6 +28,14 @@ pub enum PeerRequest {
     },
     /// One chunk's bytes.
     Chunk { content_id: ContentId, index: u32 },
+    /// A place in a capped peer's upload line, the chunk to be named when it comes: the
+    /// peer answers as to `have` once the place is ours, then sends the chunk the next
+    /// request names in that place. Only to a peer that said it takes turns (`elsewhere`).
+    Turn {
+        content_id: ContentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mine: Option<String>,
+    },
 }
 
 /// A peer's answers.
@@ -58,6 +66,10 @@ pub enum PeerReply {
         index: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_ms: Option<u32>,
+        /// The peer takes `turn` requests: wait for a place in its line with one of those,
+        /// and name the chunk when the place comes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        turns: bool,
     },
     Error {
         reason: String,

@@ -26,7 +26,8 @@ pub enum Lie {
     Silent,
     /// Sends a chunk's header, then one byte every half second.
     Drip,
-    /// Answers every chunk request `elsewhere`, asking to be asked again at once.
+    /// Answers every chunk request `elsewhere`, asking to be asked again at once (and in a
+    /// turn, which it grants at once).
     Busy,
 }
 
@@ -36,7 +37,7 @@ pub fn lying_peer(tracker: SocketAddr, info: FileInfo, manifest: String, lie: Li
     counted_lying_peer(tracker, info, manifest, lie).0
 }
 
-/// [`lying_peer`], and the number of chunk requests it got.
+/// [`lying_peer`], and the number of chunk and turn requests it got.
 pub fn counted_lying_peer(
     tracker: SocketAddr,
     info: FileInfo,
@@ -72,7 +73,7 @@ pub fn counted_lying_peer(
                 }
                 let mut conn = Conn::new(stream, Duration::from_secs(120)).unwrap();
                 while let Ok(req) = conn.read_request::<PeerRequest>() {
-                    if matches!(req, PeerRequest::Chunk { .. }) {
+                    if matches!(req, PeerRequest::Chunk { .. } | PeerRequest::Turn { .. }) {
                         counter.fetch_add(1, Ordering::Relaxed);
                     }
                     if !answer(&mut conn, req, &m, &info, lie) {
@@ -91,7 +92,7 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
             let reply = PeerReply::Manifest { content_id: info.content_id, len: manifest.len() as u32 };
             conn.send_reply(&reply).is_ok() && conn.write_raw(manifest.as_bytes()).is_ok()
         }
-        PeerRequest::Have { .. } => {
+        PeerRequest::Have { .. } | PeerRequest::Turn { .. } => {
             conn.send_reply(&PeerReply::Have { complete: true, bitfield: String::new() }).is_ok()
         }
         PeerRequest::Chunk { index, .. } => {
@@ -109,7 +110,10 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
                         && conn.write_raw(&vec![0u8; len / 2]).is_ok()
                 }
                 Lie::Silent => false,
-                Lie::Busy => conn.send_reply(&PeerReply::Elsewhere { index, retry_ms: Some(0) }).is_ok(),
+                Lie::Busy => {
+                    let busy = PeerReply::Elsewhere { index, retry_ms: Some(0), turns: true };
+                    conn.send_reply(&busy).is_ok()
+                }
                 Lie::Drip => {
                     let _ = conn.send_reply(&PeerReply::Chunk { index, len: len as u32 });
                     for _ in 0..len {

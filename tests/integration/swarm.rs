@@ -123,7 +123,7 @@ struct HonestAndLiar {
     _honest: PeerProc,
     honest_port: u16,
     liar_port: u16,
-    /// Chunk requests the liar got.
+    /// Chunk and turn requests the liar got.
     asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -151,9 +151,10 @@ fn a_peer_always_busy_cannot_make_a_downloader_spin() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(chunk_sources(&out).0, vec![(s.honest_port, 6)]);
     assert!(downloaded(&dir, "b.bin") == s.data);
-    // It is asked again (two requests in flight) only after a short rest (20 ms) each
-    // time: a few hundred times in the two seconds the honest peer takes, where asking at
-    // once would be tens of thousands.
+    // It is asked again (two chunk requests in flight, or, once it said it takes turns, a
+    // turn and a chunk) only after a short rest (20 ms) each time: a few hundred times in
+    // the two seconds the honest peer takes, where asking at once would be tens of
+    // thousands.
     let asked = s.asked.load(std::sync::atomic::Ordering::Relaxed);
     let bound = 2 * took.as_millis() as usize / 20 + 20;
     assert!(asked <= bound, "asked {asked} times in {took:?}");
