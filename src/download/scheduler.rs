@@ -241,6 +241,17 @@ impl Scheduler {
     /// [`assign`](Self::assign) at time `now`: also takes over a chunk another source has
     /// held past the overdue time, when `src` has nothing missing to fetch.
     pub fn assign_at(&mut self, src: SocketAddr, now: Instant) -> Option<u32> {
+        self.pick(src, now, true)
+    }
+
+    /// [`assign_at`](Self::assign_at) without the end game: a chunk another source is
+    /// fetching only when it is overdue. For a source whose upload is shared in turns (see
+    /// `source`): a turn spent on a second copy is a turn another downloader waited for.
+    pub fn assign_unless_fetched_at(&mut self, src: SocketAddr, now: Instant) -> Option<u32> {
+        self.pick(src, now, false)
+    }
+
+    fn pick(&mut self, src: SocketAddr, now: Instant, endgame: bool) -> Option<u32> {
         self.advance_first_open();
         let view = self.sources.get(&src)?;
         let mut best: Option<(u16, u32)> = None;
@@ -250,7 +261,7 @@ impl Scheduler {
             best = self.rarest_for(view);
         }
         if best.is_none() {
-            best = self.endgame_pick(src, now);
+            best = self.endgame_pick(src, now, endgame);
         }
         let (_, i) = best?;
         if self.state[i as usize] == State::Missing {
@@ -276,12 +287,13 @@ impl Scheduler {
         Some((rarest, picks[r % picks.len()]))
     }
 
-    /// A chunk another source is fetching: any in the end game (nothing missing), else
-    /// only an overdue one. The fewest copies first, then the oldest request.
-    fn endgame_pick(&self, src: SocketAddr, now: Instant) -> Option<(u16, u32)> {
+    /// A chunk another source is fetching: any in the end game (nothing missing, and
+    /// `endgame` allowed), else only an overdue one. The fewest copies first, then the
+    /// oldest request.
+    fn endgame_pick(&self, src: SocketAddr, now: Instant, endgame: bool) -> Option<(u16, u32)> {
         let view = self.sources.get(&src)?;
         let overdue = self.overdue_after();
-        let endgame = self.missing == 0;
+        let endgame = endgame && self.missing == 0;
         (self.first_open..self.state.len() as u32)
             .filter(|&i| {
                 self.state[i as usize] == State::Requested && view.has(i) && !view.assigned.contains(&i)
@@ -459,6 +471,18 @@ mod tests {
         assert!(s.completed(addr(2), 0));
         assert!(!s.completed(addr(1), 0), "the late duplicate is dropped");
         assert!(s.is_done());
+    }
+
+    #[test]
+    fn a_turn_takes_no_end_game_copy_only_an_overdue_one() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(1, &Bitfield::new(1));
+        s.update_source(addr(1), None);
+        s.update_source(addr(2), None);
+        assert_eq!(s.assign_at(addr(1), t0), Some(0));
+        assert_eq!(s.assign_unless_fetched_at(addr(2), t0), None, "another source sends it");
+        let late = t0 + FIRST_OVERDUE + Duration::from_millis(1);
+        assert_eq!(s.assign_unless_fetched_at(addr(2), late), Some(0), "overdue: taken over");
     }
 
     #[test]

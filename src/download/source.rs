@@ -346,14 +346,15 @@ impl Fetcher<'_> {
         }
     }
 
-    /// One turn: waits for the place, then asks for the rarest chunk the source has then,
-    /// or gives the place up with a have request when it has none we need.
+    /// One turn: waits for the place, then asks for the rarest chunk the source has then
+    /// that no other source is sending (unless overdue: no end game in turns), or gives
+    /// the place up with a have request when it has none we need.
     fn take_turn(&mut self) -> Result<(), SourceEnd> {
         let store = &self.shared.store;
         let req = PeerRequest::Turn { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) };
         let reply = self.conn.call(&req)?;
         self.apply_have(reply)?;
-        let picked = self.shared.sched.lock().assign(self.addr);
+        let picked = self.shared.sched.lock().assign_unless_fetched_at(self.addr, Instant::now());
         match picked {
             Some(i) => {
                 self.conn.send_request(&PeerRequest::Chunk { content_id: store.content_id, index: i })?;
