@@ -251,6 +251,13 @@ impl Scheduler {
         self.pick(src, now, false)
     }
 
+    /// Whether [`assign_unless_fetched_at`](Self::assign_unless_fetched_at) would hand
+    /// `src` a chunk now.
+    pub fn has_unfetched_at(&self, src: SocketAddr, now: Instant) -> bool {
+        let Some(view) = self.sources.get(&src) else { return false };
+        (self.missing > 0 && self.rarest_for(view).is_some()) || self.endgame_pick(src, now, false).is_some()
+    }
+
     fn pick(&mut self, src: SocketAddr, now: Instant, endgame: bool) -> Option<u32> {
         self.advance_first_open();
         let view = self.sources.get(&src)?;
@@ -480,8 +487,10 @@ mod tests {
         s.update_source(addr(1), None);
         s.update_source(addr(2), None);
         assert_eq!(s.assign_at(addr(1), t0), Some(0));
+        assert!(!s.has_unfetched_at(addr(2), t0));
         assert_eq!(s.assign_unless_fetched_at(addr(2), t0), None, "another source sends it");
         let late = t0 + FIRST_OVERDUE + Duration::from_millis(1);
+        assert!(s.has_unfetched_at(addr(2), late));
         assert_eq!(s.assign_unless_fetched_at(addr(2), late), Some(0), "overdue: taken over");
     }
 

@@ -328,7 +328,7 @@ impl Fetcher<'_> {
                 if sched.is_done() {
                     return SourceEnd::Finished;
                 }
-                sched.is_useful(self.addr)
+                sched.has_unfetched_at(self.addr, Instant::now())
             };
             let got = if self.resting() || !useful {
                 if !self.complete && !self.resting() && self.last_have.elapsed() > IDLE_REFRESH {
@@ -360,7 +360,12 @@ impl Fetcher<'_> {
                 self.conn.send_request(&PeerRequest::Chunk { content_id: store.content_id, index: i })?;
                 self.receive(i)
             }
-            None => self.refresh_have(),
+            None => {
+                // What it has changed, or it said otherwise before: rest a moment, so a
+                // source whose have-sets disagree cannot make us spin.
+                self.resting_until = Some(Instant::now() + MIN_REST);
+                self.refresh_have()
+            }
         }
     }
 
