@@ -346,14 +346,29 @@ impl Fetcher<'_> {
         }
     }
 
-    /// One turn: waits for the place, then asks for the rarest chunk the source has then
+    /// One turn: waits for the place (hearing what the source has every couple of seconds
+    /// meanwhile, see `later`), then asks for the rarest chunk the source has then
     /// that no other source is sending (unless overdue: no end game in turns), or gives
     /// the place up with a have request when it has none we need.
     fn take_turn(&mut self) -> Result<(), SourceEnd> {
         let store = &self.shared.store;
-        let req = PeerRequest::Turn { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) };
-        let reply = self.conn.call(&req)?;
-        self.apply_have(reply)?;
+        loop {
+            let req =
+                PeerRequest::Turn { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) };
+            let reply: PeerReply = self.conn.call(&req)?;
+            let later = matches!(reply, PeerReply::Have { later: true, .. });
+            self.apply_have(reply)?;
+            if !later {
+                break;
+            }
+            // Not our place yet: keep it (by asking again) while the source has a chunk we
+            // could ask for; else give it up.
+            let keep = !self.shared.cancel.load(Ordering::Relaxed)
+                && self.shared.sched.lock().has_unfetched_at(self.addr, Instant::now());
+            if !keep {
+                return self.refresh_have();
+            }
+        }
         let picked = self.shared.sched.lock().assign_unless_fetched_at(self.addr, Instant::now());
         match picked {
             Some(i) => {
@@ -402,7 +417,7 @@ impl Fetcher<'_> {
         let store = &self.shared.store;
         let have = match reply {
             PeerReply::Have { complete: true, .. } => None,
-            PeerReply::Have { complete: false, bitfield } => Some(
+            PeerReply::Have { complete: false, bitfield, .. } => Some(
                 Bitfield::from_hex(&bitfield, store.manifest.chunk_count())
                     .map_err(|e| SourceEnd::Failed(e.to_string()))?,
             ),

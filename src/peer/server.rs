@@ -374,9 +374,10 @@ fn line_full(turn: &Turn, chunk_time: Duration) -> Option<Duration> {
     Some(chunk_time * turn.ahead().saturating_sub(1) as u32)
 }
 
-/// How long a turn request waits for its place at most (well inside a downloader's 10 s
-/// reply time-out); then it is answered anyway, and its chunk waits in line as any other.
-const TURN_WAIT: Duration = Duration::from_secs(5);
+/// How long a turn request waits for its place before it is answered `later` (well inside
+/// a downloader's 10 s reply time-out): the asker hears what this peer has now, and keeps
+/// its place by asking for the same turn again.
+const TURN_WAIT: Duration = Duration::from_secs(2);
 /// The most a turn comes before the chunk ahead of it is sent: a round trip that long
 /// is a slow link, and the place holds the chunk named no longer than this ahead.
 const MAX_LEAD: Duration = Duration::from_millis(500);
@@ -403,21 +404,31 @@ fn serve_turn<S: Socket>(
     };
     let limit = opts.upload_limit.as_deref();
     let turn = limit.map(|l| l.turn());
-    if let Some(turn) = &turn {
-        turn.wait_place(asker.answer_time, Instant::now() + TURN_WAIT);
+    let mut mine = mine.map(str::to_string);
+    loop {
+        let came = turn.as_ref().is_none_or(|t| t.wait_place(asker.answer_time, Instant::now() + TURN_WAIT));
+        let mut reply = have_reply(&shared, mine.as_deref(), asker.id)
+            .unwrap_or_else(|Refusal(reason)| PeerReply::Error { reason });
+        if let PeerReply::Have { later, .. } = &mut reply {
+            *later = !came;
+        }
+        let answered = Instant::now();
+        conn.send_reply(&reply)?;
+        let req: PeerRequest = conn.read_request_within(TURN_ANSWER)?;
+        asker.answer_time = answered.elapsed().min(MAX_LEAD);
+        match req {
+            // Not yet its place: the same turn asked again keeps it.
+            PeerRequest::Turn { content_id: again, mine: now_mine } if !came && again == *content_id => {
+                mine = now_mine;
+            }
+            PeerRequest::Chunk { .. } if came => {
+                let plan = decide(&req, shares, files, conn.peer_addr(), asker.id);
+                send(conn, plan, limit, asker, turn)?;
+                return Ok(None);
+            }
+            other => return Ok(Some(other)),
+        }
     }
-    let reply =
-        have_reply(&shared, mine, asker.id).unwrap_or_else(|Refusal(reason)| PeerReply::Error { reason });
-    let granted = Instant::now();
-    conn.send_reply(&reply)?;
-    let req: PeerRequest = conn.read_request_within(TURN_ANSWER)?;
-    asker.answer_time = granted.elapsed().min(MAX_LEAD);
-    if !matches!(req, PeerRequest::Chunk { .. }) {
-        return Ok(Some(req));
-    }
-    let plan = decide(&req, shares, files, conn.peer_addr(), asker.id);
-    send(conn, plan, limit, asker, turn)?;
-    Ok(None)
 }
 
 /// The shortest time between two offers on one connection.
@@ -480,9 +491,11 @@ fn decide<'f>(
 fn have_reply(shared: &Shared, mine: Option<&str>, conn_id: u64) -> Result<PeerReply, Refusal> {
     Ok(match (&shared.holding, mine) {
         (Holding::Partial(store), _) => {
-            PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex() }
+            PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex(), later: false }
         }
-        (Holding::Complete(..), None) => PeerReply::Have { complete: true, bitfield: String::new() },
+        (Holding::Complete(..), None) => {
+            PeerReply::Have { complete: true, bitfield: String::new(), later: false }
+        }
         (Holding::Complete(..), Some(mine)) => {
             let has = Bitfield::from_hex(mine, shared.manifest.chunk_count())
                 .map_err(|e| Refusal(format!("the have-set sent: {e}")))?;
@@ -493,7 +506,7 @@ fn have_reply(shared: &Shared, mine: Option<&str>, conn_id: u64) -> Result<PeerR
                 has.count(),
                 offer.count()
             );
-            PeerReply::Have { complete: false, bitfield: offer.to_hex() }
+            PeerReply::Have { complete: false, bitfield: offer.to_hex(), later: false }
         }
     })
 }
@@ -671,7 +684,10 @@ mod tests {
             PeerRequest::Chunk { content_id: f.id, index: 0 },
         ];
         let mut out = Cursor::new(exchange(&f.shares, &reqs, &ServerOptions::default()));
-        assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: true, bitfield: String::new() });
+        assert_eq!(
+            next_reply(&mut out).0,
+            PeerReply::Have { complete: true, bitfield: String::new(), later: false }
+        );
         let (reply, text) = next_reply(&mut out);
         assert!(matches!(reply, PeerReply::Manifest { content_id, .. } if content_id == f.id));
         let m = Manifest::parse(std::str::from_utf8(&text).unwrap()).unwrap();
@@ -733,7 +749,10 @@ mod tests {
             PeerRequest::Chunk { content_id: f.id, index: 1 },
         ];
         let mut out = Cursor::new(exchange(&partial, &reqs, &ServerOptions::default()));
-        assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: false, bitfield: "40".into() });
+        assert_eq!(
+            next_reply(&mut out).0,
+            PeerReply::Have { complete: false, bitfield: "40".into(), later: false }
+        );
         assert!(
             matches!(next_reply(&mut out).0, PeerReply::Error { reason } if reason.contains("not here yet"))
         );
@@ -857,8 +876,56 @@ mod tests {
         // named then, not a second earlier; and it went out in that place.
         assert!(answered >= Duration::from_millis(900), "answered after {answered:?}");
         let mut out = Cursor::new(socket.written());
-        assert_eq!(next_reply(&mut out).0, PeerReply::Have { complete: false, bitfield: "40".into() });
+        assert_eq!(
+            next_reply(&mut out).0,
+            PeerReply::Have { complete: false, bitfield: "40".into(), later: false }
+        );
         assert_eq!(next_reply(&mut out).0, PeerReply::Chunk { index: 1, len: CHUNK_SIZE as u32 });
+    }
+
+    #[test]
+    fn a_turn_not_come_is_answered_later_and_asked_again_keeps_its_place() {
+        let f = complete();
+        let (_chunks, partial) = only_chunk_one(&f);
+        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
+        let turn = PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) };
+        let mut input = Vec::new();
+        for req in [turn.clone(), turn, PeerRequest::Chunk { content_id: f.id, index: 1 }] {
+            encode_request(&mut input, &req);
+        }
+        let socket = MemSocket::new(input);
+        // A chunk being sent for 2.25 s, longer than a turn waits before `later`.
+        let hog = limit.turn();
+        hog.take(64 << 10);
+        let (served, rival) = std::thread::scope(|s| {
+            s.spawn(move || (0..36 * 16).for_each(|_| hog.take(64 << 10)));
+            let conn_socket = socket.clone();
+            let server = s.spawn(move || {
+                let mut conn =
+                    Conn::over(conn_socket, FROM.parse().unwrap(), Duration::from_secs(5)).unwrap();
+                let total = AtomicUsize::new(0);
+                serve_requests(&mut conn, &partial, &opts, &mut OpenFiles::new(&total), 1);
+                Instant::now()
+            });
+            // Another chunk joins the line after our turn and before our second ask.
+            std::thread::sleep(Duration::from_millis(300));
+            let other = limit.turn();
+            let rival = s.spawn(move || {
+                other.take(64 << 10);
+                Instant::now()
+            });
+            (server.join().unwrap(), rival.join().unwrap())
+        });
+        let mut out = Cursor::new(socket.written());
+        let mut later = PeerReply::Have { complete: false, bitfield: "40".into(), later: true };
+        assert_eq!(next_reply(&mut out).0, later);
+        if let PeerReply::Have { later, .. } = &mut later {
+            *later = false;
+        }
+        assert_eq!(next_reply(&mut out).0, later, "the place came");
+        assert_eq!(next_reply(&mut out).0, PeerReply::Chunk { index: 1, len: CHUNK_SIZE as u32 });
+        assert!(served <= rival, "asked again, the turn kept its place ahead of the later chunk");
     }
 
     #[test]
@@ -872,7 +939,7 @@ mod tests {
             PeerRequest::Chunk { content_id: f.id, index: 0 },
         ];
         let mut out = Cursor::new(exchange(&f.shares, &reqs, &opts));
-        let have = PeerReply::Have { complete: true, bitfield: String::new() };
+        let have = PeerReply::Have { complete: true, bitfield: String::new(), later: false };
         assert_eq!(next_reply(&mut out).0, have, "the place came at once: the line was empty");
         assert_eq!(next_reply(&mut out).0, have);
         assert_eq!(next_reply(&mut out).0.kind(), "chunk");

@@ -29,8 +29,9 @@ pub enum PeerRequest {
     /// One chunk's bytes.
     Chunk { content_id: ContentId, index: u32 },
     /// A place in a capped peer's upload line, the chunk to be named when it comes: the
-    /// peer answers as to `have` once the place is ours, then sends the chunk the next
-    /// request names in that place. Only to a peer that said it takes turns (`elsewhere`).
+    /// peer answers as to `have` once the place is ours (or `later`, while it has not come
+    /// for a while), then sends the chunk the next request names in that place. Only to a
+    /// peer that said it takes turns (`elsewhere`).
     Turn {
         content_id: ContentId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,9 +49,13 @@ pub enum PeerReply {
         len: u32,
     },
     /// `bitfield`: hex of one bit per chunk, most significant bit first; `complete` when all.
+    /// `later`, in the answer to a turn: the place has not come yet; the same turn asked
+    /// again keeps it, anything else gives it up.
     Have {
         complete: bool,
         bitfield: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        later: bool,
     },
     /// Followed by `len` raw bytes.
     Chunk {

@@ -92,9 +92,9 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
             let reply = PeerReply::Manifest { content_id: info.content_id, len: manifest.len() as u32 };
             conn.send_reply(&reply).is_ok() && conn.write_raw(manifest.as_bytes()).is_ok()
         }
-        PeerRequest::Have { .. } | PeerRequest::Turn { .. } => {
-            conn.send_reply(&PeerReply::Have { complete: true, bitfield: String::new() }).is_ok()
-        }
+        PeerRequest::Have { .. } | PeerRequest::Turn { .. } => conn
+            .send_reply(&PeerReply::Have { complete: true, bitfield: String::new(), later: false })
+            .is_ok(),
         PeerRequest::Chunk { index, .. } => {
             let len = (info.size - index as u64 * (1 << 20)).min(1 << 20) as usize;
             match lie {
