@@ -639,6 +639,27 @@ mod tests {
         socket.written()
     }
 
+    /// Serves `requests` on an in-memory connection from a thread of `scope`: the socket
+    /// shows the replies as they are written; the thread returns when it ended.
+    fn serve_in<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        shares: &'scope Shares,
+        opts: &'scope ServerOptions,
+        requests: &[PeerRequest],
+    ) -> (MemSocket, std::thread::ScopedJoinHandle<'scope, Instant>) {
+        let mut input = Vec::new();
+        requests.iter().for_each(|r| encode_request(&mut input, r));
+        let socket = MemSocket::new(input);
+        let conn_socket = socket.clone();
+        let server = scope.spawn(move || {
+            let mut conn = Conn::over(conn_socket, FROM.parse().unwrap(), Duration::from_secs(5)).unwrap();
+            let total = AtomicUsize::new(0);
+            serve_requests(&mut conn, shares, opts, &mut OpenFiles::new(&total), 1);
+            Instant::now()
+        });
+        (socket, server)
+    }
+
     /// Reads one reply frame, and the raw bytes a chunk or manifest reply announces.
     fn next_reply(out: &mut Cursor<Vec<u8>>) -> (PeerReply, Vec<u8>) {
         let mut body = Vec::new();
@@ -849,28 +870,22 @@ mod tests {
         let (_chunks, partial) = only_chunk_one(&f);
         let limit = Arc::new(RateLimiter::new(16 << 20));
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
-        let mut input = Vec::new();
-        encode_request(&mut input, &PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) });
-        encode_request(&mut input, &PeerRequest::Chunk { content_id: f.id, index: 1 });
-        let socket = MemSocket::new(input);
+        let reqs = [
+            PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) },
+            PeerRequest::Chunk { content_id: f.id, index: 1 },
+        ];
         // Two chunks ahead in line, half a second each at 16 MiB/s.
         let ahead: Vec<Turn> = (0..2).map(|_| limit.turn()).collect();
         let t = Instant::now();
-        let answered = std::thread::scope(|s| {
+        let (answered, socket) = std::thread::scope(|s| {
             for turn in ahead {
                 s.spawn(move || (0..128).for_each(|_| turn.take(64 << 10)));
             }
-            let conn_socket = socket.clone();
-            s.spawn(move || {
-                let mut conn =
-                    Conn::over(conn_socket, FROM.parse().unwrap(), Duration::from_secs(5)).unwrap();
-                let total = AtomicUsize::new(0);
-                serve_requests(&mut conn, &partial, &opts, &mut OpenFiles::new(&total), 1);
-            });
+            let (socket, _) = serve_in(s, &partial, &opts, &reqs);
             while socket.written().is_empty() {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            t.elapsed()
+            (t.elapsed(), socket)
         });
         // The have-set came when the place did, after the two chunks ahead: the chunk is
         // named then, not a second earlier; and it went out in that place.
@@ -890,24 +905,13 @@ mod tests {
         let limit = Arc::new(RateLimiter::new(16 << 20));
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
         let turn = PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) };
-        let mut input = Vec::new();
-        for req in [turn.clone(), turn, PeerRequest::Chunk { content_id: f.id, index: 1 }] {
-            encode_request(&mut input, &req);
-        }
-        let socket = MemSocket::new(input);
+        let reqs = [turn.clone(), turn, PeerRequest::Chunk { content_id: f.id, index: 1 }];
         // A chunk being sent for 2.25 s, longer than a turn waits before `later`.
         let hog = limit.turn();
         hog.take(64 << 10);
-        let (served, rival) = std::thread::scope(|s| {
+        let (socket, served, rival) = std::thread::scope(|s| {
             s.spawn(move || (0..36 * 16).for_each(|_| hog.take(64 << 10)));
-            let conn_socket = socket.clone();
-            let server = s.spawn(move || {
-                let mut conn =
-                    Conn::over(conn_socket, FROM.parse().unwrap(), Duration::from_secs(5)).unwrap();
-                let total = AtomicUsize::new(0);
-                serve_requests(&mut conn, &partial, &opts, &mut OpenFiles::new(&total), 1);
-                Instant::now()
-            });
+            let (socket, server) = serve_in(s, &partial, &opts, &reqs);
             // Another chunk joins the line after our turn and before our second ask.
             std::thread::sleep(Duration::from_millis(300));
             let other = limit.turn();
@@ -915,7 +919,7 @@ mod tests {
                 other.take(64 << 10);
                 Instant::now()
             });
-            (server.join().unwrap(), rival.join().unwrap())
+            (socket, server.join().unwrap(), rival.join().unwrap())
         });
         let mut out = Cursor::new(socket.written());
         let mut later = PeerReply::Have { complete: false, bitfield: "40".into(), later: true };
