@@ -279,20 +279,30 @@ mod tests {
 
     #[test]
     fn a_place_comes_its_lead_before_the_chunk_ahead_is_sent() {
-        // 1 MiB/s: 100 KiB left take about 98 ms.
+        // 1 MiB/s: the first sends 1 MiB (after the burst) in about a second, saying what
+        // it has left after each slice; with a lead of 0.4 s the second's place comes
+        // after about 0.6 s.
         let lim = RateLimiter::new(1 << 20);
         let (front, second) = (lim.turn(), lim.turn());
-        let t = Instant::now();
-        let soon = t + Duration::from_millis(30);
-        assert!(!second.wait_place(Duration::from_millis(40), soon), "the first has not said how long");
-        front.take(1024);
-        front.left(100 << 10);
-        let said = Instant::now();
-        assert!(second.wait_place(Duration::from_millis(40), said + Duration::from_secs(1)));
-        let early = said.elapsed();
-        assert!(early >= Duration::from_millis(50) && early < Duration::from_millis(95), "{early:?}");
-        // Without a lead, only the first place counts.
-        assert!(!second.wait_place(Duration::ZERO, Instant::now() + Duration::from_millis(20)));
+        let lead = Duration::from_millis(400);
+        assert!(!second.wait_place(lead, Instant::now() + Duration::from_millis(30)), "nothing said yet");
+        let start = Instant::now();
+        let (came, sent) = std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                for left in (0..17).rev() {
+                    front.take(64 << 10);
+                    front.left(left * (64 << 10));
+                }
+                start.elapsed()
+            });
+            assert!(second.wait_place(lead, start + Duration::from_secs(3)));
+            let came = start.elapsed();
+            // Without a lead, only the first place counts.
+            assert!(!second.wait_place(Duration::ZERO, Instant::now() + Duration::from_millis(20)));
+            (came, sender.join().unwrap())
+        });
+        assert!(came + Duration::from_millis(250) < sent, "came {came:?}, the first done {sent:?}");
+        assert!(came >= Duration::from_millis(450), "came {came:?}, not a lead's time before the end");
         drop(front);
         assert!(second.wait_place(Duration::ZERO, Instant::now()));
     }
