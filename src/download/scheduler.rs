@@ -118,6 +118,23 @@ impl Scheduler {
         });
         let old = std::mem::replace(&mut view.have, have);
         let n = self.state.len() as u32;
+        // A source with every chunk that joins (or leaves): every chunk's availability
+        // moves by one, so the buckets move as a whole, without a pass of tree operations
+        // over the file (at 10^6 chunks that pass took 70 ms under the scheduler's lock).
+        let held = |b: &Option<Bitfield>| b.as_ref().map_or(n, Bitfield::count);
+        match (held(&old), held(&view.have)) {
+            (0, all) if all == n && n > 0 => {
+                self.availability.iter_mut().for_each(|a| *a += 1);
+                self.by_avail.insert(0, BTreeSet::new());
+                return;
+            }
+            (all, 0) if all == n && n > 0 => {
+                self.availability.iter_mut().for_each(|a| *a -= 1);
+                self.by_avail.remove(0);
+                return;
+            }
+            _ => {}
+        }
         let before = |i: u32| old.as_ref().is_none_or(|b| b.get(i));
         let view = &self.sources[&src];
         let changed: Vec<(u32, bool)> = (0..n)
@@ -553,7 +570,12 @@ mod tests {
             match rnd(6) {
                 0 => {
                     let ones: Vec<u32> = (0..n).filter(|_| rnd(2) == 0).collect();
-                    let have = if rnd(4) == 0 { None } else { Some(bits(n, &ones)) };
+                    let have = match rnd(8) {
+                        0 | 1 => None,
+                        2 => Some(Bitfield::new(n)),
+                        3 => Some(Bitfield::full(n)),
+                        _ => Some(bits(n, &ones)),
+                    };
                     s.update_source(src, have);
                 }
                 1 | 2 => {
