@@ -291,8 +291,7 @@ fn serve_requests<S: Socket>(
                 std::thread::sleep(wait);
             }
             last_offer = Some(Instant::now());
-        }
-        if matches!(&req, PeerRequest::Have { mine: Some(_), .. } | PeerRequest::Turn { mine: Some(_), .. }) {
+            // It sent its have-set, so it understands `elsewhere`.
             asker.knows_elsewhere = true;
         }
         if let PeerRequest::Turn { content_id, mine } = &req {
