@@ -1,13 +1,15 @@
 //! One accept loop for every server (the tracker, the peer server): accept, apply the
 //! per-address and total caps, refuse in the server's own protocol, hand the connection
-//! on, and stop when the server's [`Shutdown`] is signalled.
+//! on, and stop when the server's [`Shutdown`] is signalled. Refusals are logged in summary
+//! (see [`refusals`](crate::refusals)).
 
 use crate::conn_limit::{ConnGuard, ConnLimiter};
+use crate::refusals::RefusalLog;
 use crate::shutdown::{ConnRegistry, Registered, Shutdown};
 use log::{info, warn};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection that passed the caps.
 pub struct Admitted {
@@ -50,12 +52,14 @@ pub fn run(
     stop: &Shutdown,
     service: &impl Service,
 ) {
+    widen_backlog(listener, service);
+    let mut refusals = RefusalLog::new(Instant::now());
     for stream in listener.incoming() {
         if stop.is_stopping() {
             break;
         }
         match stream {
-            Ok(stream) => admit(stream, limiter, conns, service),
+            Ok(stream) => admit(stream, limiter, conns, service, &mut refusals),
             Err(e) => {
                 // Out of descriptors, mostly: wait a little rather than spin.
                 warn!("{}: accept failed: {e}", service.name());
@@ -65,27 +69,48 @@ pub fn run(
     }
 }
 
-fn admit(stream: TcpStream, limiter: &ConnLimiter, conns: &ConnRegistry, service: &impl Service) {
-    let Ok(peer) = stream.peer_addr() else { return };
-    if service.log_connects() {
-        info!("Client connected from {} on port: {}", peer.ip(), peer.port());
-    }
-    let guard = match limiter.try_acquire(peer.ip()) {
-        Ok(g) => g,
-        Err(e) => {
-            warn!("{}: refusing {peer}: {e}", service.name());
-            return refuse(service, stream, &e.to_string());
-        }
-    };
-    let hold = Hold { guard, _registered: conns.register(&stream) };
-    let conn = Admitted { stream, peer, hold };
-    if let Err((stream, reason)) = service.dispatch(conn) {
-        warn!("{}: refusing {peer}: {reason}", service.name());
-        refuse(service, stream, &reason);
+/// Connections the kernel queues for `accept` (std asks for 128). Clients refused in a loop
+/// keep the queue full; past it, a new client's SYN is dropped and it retries only after a
+/// second, so an honest client waited 1-3 s behind a reconnect loop. The kernel caps the
+/// figure at `net.core.somaxconn` (4096 here).
+pub const BACKLOG: i32 = 1024;
+
+fn widen_backlog(listener: &TcpListener, service: &impl Service) {
+    let widened = nix::sys::socket::Backlog::new(BACKLOG).and_then(|b| nix::sys::socket::listen(listener, b));
+    if let Err(e) = widened {
+        warn!("{}: cannot widen the accept queue to {BACKLOG}: {e}", service.name());
     }
 }
 
-fn refuse(service: &impl Service, stream: TcpStream, reason: &str) {
+fn admit(
+    stream: TcpStream,
+    limiter: &ConnLimiter,
+    conns: &ConnRegistry,
+    service: &impl Service,
+    refusals: &mut RefusalLog,
+) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    for line in refusals.flush(Instant::now()) {
+        warn!("{}: {line}", service.name());
+    }
+    let guard = match limiter.try_acquire(peer.ip()) {
+        Ok(g) => g,
+        Err(e) => return refuse(service, stream, peer, &e.to_string(), refusals),
+    };
+    if service.log_connects() {
+        info!("Client connected from {} on port: {}", peer.ip(), peer.port());
+    }
+    let hold = Hold { guard, _registered: conns.register(&stream) };
+    let conn = Admitted { stream, peer, hold };
+    if let Err((stream, reason)) = service.dispatch(conn) {
+        refuse(service, stream, peer, &reason, refusals);
+    }
+}
+
+fn refuse(service: &impl Service, stream: TcpStream, peer: SocketAddr, reason: &str, log: &mut RefusalLog) {
+    for line in log.refused(peer.ip(), reason, Instant::now()) {
+        warn!("{}: {line}", service.name());
+    }
     let _ = stream.set_write_timeout(Some(REFUSE_TIMEOUT));
     service.refuse(stream, reason);
 }

@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod names;
 pub mod peer;
 pub mod rate_limit;
+pub mod refusals;
 pub mod shutdown;
 pub mod super_seed;
 pub mod text;

@@ -8,14 +8,15 @@ use super::msg::{self, reserved, BtError, Handshake, Message};
 use crate::hash::ContentId;
 use crate::wire::conn::MIN_PAYLOAD_RATE;
 use crate::wire::deadline::DeadlineStream;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use crate::wire::send_deadline::DeadlineWriter;
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// One BitTorrent connection to a source.
 pub struct BtConn {
     reader: BufReader<DeadlineStream>,
-    writer: TcpStream,
+    writer: DeadlineWriter<TcpStream>,
     pub addr: SocketAddr,
     pub theirs: Handshake,
     io_timeout: Duration,
@@ -37,11 +38,10 @@ impl BtConn {
     ) -> Result<BtConn, BtError> {
         let stream = TcpStream::connect_timeout(&addr, io_timeout)?;
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(io_timeout))?;
-        let mut writer = stream.try_clone()?;
+        let mut writer = DeadlineWriter::new(stream.try_clone()?, io_timeout);
         let ours = Handshake::ours(id, peer_id);
         let ours = if dht_port.is_some() { ours.with_dht() } else { ours };
-        writer.write_all(&ours.to_bytes())?;
+        writer.send(&ours.to_bytes())?;
         let mut reader = BufReader::with_capacity(256 * 1024, DeadlineStream::new(stream));
         reader.get_mut().set_deadline(Instant::now() + io_timeout);
         let theirs = Handshake::read(&mut reader)?;
@@ -73,7 +73,7 @@ impl BtConn {
     pub fn send(&mut self, m: &Message) -> io::Result<()> {
         self.out.clear();
         msg::encode(m, &mut self.out);
-        self.writer.write_all(&self.out)?;
+        self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
         Ok(())
     }
@@ -82,7 +82,7 @@ impl BtConn {
     pub fn send_all(&mut self, ms: &[Message]) -> io::Result<()> {
         self.out.clear();
         ms.iter().for_each(|m| msg::encode(m, &mut self.out));
-        self.writer.write_all(&self.out)?;
+        self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
         Ok(())
     }

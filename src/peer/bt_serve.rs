@@ -17,7 +17,8 @@ use crate::bt::msg::{self, reserved, Block, BtError, Handshake, Message, MAX_BLO
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Shared, Shares};
 use crate::torrent::info_bytes;
-use crate::wire::deadline::{DeadlineStream, GiveWay, Socket};
+use crate::wire::deadline::{gave_way, DeadlineStream, GiveWay, Socket};
+use crate::wire::send_deadline::DeadlineWriter;
 use log::{debug, info, warn};
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
@@ -30,6 +31,17 @@ const TICK: Duration = Duration::from_secs(1);
 const IDLE: Duration = Duration::from_secs(150);
 /// We send a keep-alive after this much silence of our own.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
+/// Metadata pieces one connection is sent, as a multiple of the pieces there are: a client
+/// that lost a piece may ask again, one that asks for ever is rejected. ut_metadata is
+/// answered to choked peers too (a magnet-only client asks before it knows what to want),
+/// so this is what bounds the work a peer that never reads can ask of us.
+const METADATA_ANSWERS_PER_PIECE: usize = 2;
+/// A connection we dialed to upload that has not said it is interested, nor asked for a
+/// block, for this long is closed: the dial slot goes to a leecher that wants something.
+pub const DIALED_IDLE: Duration = Duration::from_secs(20);
+/// Metadata requests past those answered that are rejected before the connection is
+/// closed: a peer that keeps asking after it was refused only makes us work.
+const METADATA_REJECTS: usize = 8;
 
 /// What one BitTorrent connection needs from its server.
 pub struct BtServer<'a> {
@@ -44,17 +56,25 @@ pub struct BtServer<'a> {
 /// The state of one served connection.
 struct Session<'a, S: Socket> {
     server: &'a BtServer<'a>,
+    /// Asked before each message, buffered or not: a pipelining peer under pressure.
+    give_way: Option<GiveWay>,
     reader: BufReader<DeadlineStream<S>>,
-    writer: S,
+    writer: DeadlineWriter<S>,
     peer: SocketAddr,
     id: ContentId,
     fast: bool,
     /// Their id for ut_metadata messages, once their extension handshake said it.
     their_ut_metadata: Option<u8>,
+    /// Metadata requests this connection made.
+    metadata_asked: usize,
     info: Vec<u8>,
     pieces: u32,
     interested: bool,
     choked: bool,
+    /// We dialed it to upload (see [`DIALED_IDLE`]).
+    dialed: bool,
+    /// When it last said it is interested or asked for a block.
+    last_wanted: Instant,
     /// The pieces the other side has been told we have.
     announced: Bitfield,
     last_heard: Instant,
@@ -91,13 +111,14 @@ fn run<S: Socket>(
     files: &mut OpenFiles,
     dialed: Option<ContentId>,
 ) -> Result<(), BtError> {
-    let mut writer = stream.try_clone()?;
+    let mut writer = DeadlineWriter::new(stream.try_clone()?, server.opts.message_deadline);
     let mut reader = BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream));
-    if let Some(g) = give_way {
-        reader.get_mut().set_give_way(g);
+    if let Some(g) = &give_way {
+        reader.get_mut().set_give_way(g.clone());
+        writer.set_give_way(g.clone());
     }
     if let Some(id) = dialed {
-        writer.write_all(&our_handshake(server, id).to_bytes())?;
+        writer.send(&our_handshake(server, id).to_bytes())?;
     }
     reader.get_mut().set_deadline(Instant::now() + server.opts.message_deadline);
     let theirs = Handshake::read(&mut reader)?;
@@ -111,16 +132,20 @@ fn run<S: Socket>(
     let pieces = m.chunk_count();
     let mut s = Session {
         server,
+        give_way,
         reader,
         writer,
         peer,
         id: theirs.info_hash,
         fast: theirs.supports(reserved::FAST),
         their_ut_metadata: None,
+        metadata_asked: 0,
         info: info_bytes(m),
         pieces,
         interested: false,
         choked: true,
+        dialed: dialed.is_some(),
+        last_wanted: Instant::now(),
         announced: Bitfield::new(pieces),
         last_heard: Instant::now(),
         last_sent: Instant::now(),
@@ -129,7 +154,7 @@ fn run<S: Socket>(
     };
     info!("BitTorrent peer {peer} connected for '{}'", m.name);
     if dialed.is_none() {
-        s.writer.write_all(&our_handshake(server, theirs.info_hash).to_bytes())?;
+        s.writer.send(&our_handshake(server, theirs.info_hash).to_bytes())?;
     }
     if theirs.supports(reserved::EXTENSIONS) {
         let payload = metadata::our_handshake(Some(s.info.len()));
@@ -164,7 +189,7 @@ impl<S: Socket> Session<'_, S> {
     fn send(&mut self, m: &Message) -> io::Result<()> {
         self.out.clear();
         msg::encode(m, &mut self.out);
-        self.writer.write_all(&self.out)?;
+        self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
         Ok(())
     }
@@ -190,6 +215,13 @@ impl<S: Socket> Session<'_, S> {
 
     fn serve(&mut self, files: &mut OpenFiles) -> Result<(), BtError> {
         loop {
+            if self.give_way.as_ref().is_some_and(|f| f()) {
+                return Err(gave_way().into());
+            }
+            if self.dialed && self.last_wanted.elapsed() > DIALED_IDLE {
+                let secs = DIALED_IDLE.as_secs();
+                return Err(BtError::Protocol(format!("dialed to upload, it wanted nothing for {secs} s")));
+            }
             self.chores()?;
             let now = Instant::now();
             self.reader.get_mut().set_deadline(now + TICK);
@@ -249,6 +281,7 @@ impl<S: Socket> Session<'_, S> {
         match m {
             Message::Interested => {
                 self.interested = true;
+                self.last_wanted = Instant::now();
                 self.chores()?;
             }
             Message::NotInterested => {
@@ -259,7 +292,10 @@ impl<S: Socket> Session<'_, S> {
                     self.send(&Message::Choke)?;
                 }
             }
-            Message::Request(b) => self.request(b, files)?,
+            Message::Request(b) => {
+                self.last_wanted = Instant::now();
+                self.request(b, files)?
+            }
             Message::Bitfield(bits) => {
                 Bitfield::from_bytes(&bits, self.pieces)
                     .map_err(|e| BtError::Protocol(format!("their {e}")))?;
@@ -313,7 +349,7 @@ impl<S: Socket> Session<'_, S> {
         self.out.clear();
         msg::encode(&Message::Piece(b), &mut self.out);
         self.out.extend_from_slice(&self.block);
-        self.writer.write_all(&self.out)?;
+        self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
         Ok(())
     }
@@ -343,9 +379,19 @@ impl<S: Socket> Session<'_, S> {
         }
         let Some(theirs) = self.their_ut_metadata else { return Ok(()) };
         if let MetadataMsg::Request(piece) = metadata::decode(payload)? {
+            let allowed = METADATA_ANSWERS_PER_PIECE * self.info.len().div_ceil(metadata::METADATA_PIECE);
+            self.metadata_asked += 1;
+            if self.metadata_asked > allowed + METADATA_REJECTS {
+                return Err(BtError::Protocol(format!(
+                    "asked for the metadata {} times",
+                    self.metadata_asked
+                )));
+            }
             let reply = match metadata::piece_of(&self.info, piece) {
-                Some(data) => MetadataMsg::Data { piece, total_size: self.info.len(), data: data.to_vec() },
-                None => MetadataMsg::Reject(piece),
+                Some(data) if self.metadata_asked <= allowed => {
+                    MetadataMsg::Data { piece, total_size: self.info.len(), data: data.to_vec() }
+                }
+                _ => MetadataMsg::Reject(piece),
             };
             self.send(&Message::Extended { id: theirs, payload: metadata::encode(&reply) })?;
         }

@@ -21,12 +21,13 @@ use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
 use crate::wire::deadline::{GiveWay, Socket, POLL};
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
+use crate::wire::send_deadline::DeadlineWriter;
 use crate::wire::{FrameError, WireError};
 use log::{debug, info};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -80,6 +81,9 @@ pub struct PeerServer {
 
 /// Uploads we dial out for at once (to downloaders that do not dial us, see `dial`).
 pub const MAX_DIALED: usize = 32;
+/// Of those, to one IP address: 40 fake leechers on one address answering the handshake
+/// held all 32 and a real leecher was never dialed.
+pub const MAX_DIALED_PER_IP: usize = 4;
 
 impl PeerServer {
     /// Serves `shares` on `listener` from a new thread.
@@ -134,12 +138,14 @@ impl Dialer {
     /// Connects to a BitTorrent downloader of `id` and uploads to it over BitTorrent: some
     /// clients (Transmission) never dial a loopback or LAN peer they hear of, so a seeder
     /// dials them, as BitTorrent seeders do. At most one connection per (file, address),
-    /// at most [`MAX_DIALED`] at once.
+    /// [`MAX_DIALED_PER_IP`] per IP address and [`MAX_DIALED`] in all at once; a dialed
+    /// connection that asks for nothing is closed (see `bt_serve`).
     pub fn dial(&self, id: ContentId, to: SocketAddr) {
         let ctx = Arc::clone(&self.ctx);
         {
             let mut dialed = ctx.dialed.lock();
-            if dialed.len() >= MAX_DIALED || !dialed.insert((id, to)) {
+            let same_ip = dialed.iter().filter(|(_, a)| a.ip() == to.ip()).count();
+            if dialed.len() >= MAX_DIALED || same_ip >= MAX_DIALED_PER_IP || !dialed.insert((id, to)) {
                 return;
             }
         }
@@ -191,7 +197,6 @@ impl Native {
         dialed: Option<ContentId>,
     ) {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(self.opts.io_timeout));
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let server = BtServer {
             shares: &self.shares,
@@ -587,11 +592,11 @@ fn send<'l, S: Socket>(
 
 /// Copies a file range in slices, taking tokens from the shared upload limit first, in
 /// its turn.
-fn copy_range_limited(
+fn copy_range_limited<S: Socket>(
     file: &File,
     offset: u64,
     len: usize,
-    out: &mut impl Write,
+    out: &mut DeadlineWriter<S>,
     turn: &Turn,
 ) -> io::Result<usize> {
     const SLICE: usize = 64 * 1024;
@@ -605,7 +610,7 @@ fn copy_range_limited(
         if got == 0 {
             break;
         }
-        out.write_all(&buf[..got])?;
+        out.send(&buf[..got])?;
         done += got;
     }
     Ok(done)

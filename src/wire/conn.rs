@@ -1,10 +1,13 @@
 //! A framed connection over TCP, used by both sides: requests out, replies in (or the
 //! reverse on a server). Every read has a total deadline (see [`deadline`](super::deadline)):
 //! a reply must arrive whole within the connection's time-out, a request within the message
-//! deadline once its first byte came, and a raw payload at a minimum rate.
+//! deadline once its first byte came, and a raw payload at a minimum rate. Every write has
+//! one too (see [`send_deadline`](super::send_deadline)): a message is owed whole within the
+//! message deadline plus its length at the same minimum rate.
 
-use super::deadline::{DeadlineStream, GiveWay, Socket};
+use super::deadline::{gave_way, DeadlineStream, GiveWay, Socket};
 use super::frame::{read_frame, read_full, MAX_CONTROL_FRAME};
+use super::send_deadline::DeadlineWriter;
 use super::{decode_reply, decode_request, encode_reply, encode_request, FrameError, WireError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -18,7 +21,9 @@ pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
 /// One connection that speaks frames: over TCP, or over any [`Socket`] in tests.
 pub struct Conn<S: Socket = TcpStream> {
     reader: BufReader<DeadlineStream<S>>,
-    writer: S,
+    writer: DeadlineWriter<S>,
+    /// Asked before each request is read, buffered or not (see [`Conn::with_give_way`]).
+    give_way: Option<GiveWay>,
     peer: SocketAddr,
     /// How long a reply may take, and how long a server waits for the next request.
     io_timeout: Duration,
@@ -38,7 +43,6 @@ impl Conn {
     /// Wraps an accepted stream.
     pub fn new(stream: TcpStream, io_timeout: Duration) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(io_timeout))?;
         let peer = stream.peer_addr()?;
         Conn::over(stream, peer, io_timeout)
     }
@@ -47,10 +51,11 @@ impl Conn {
 impl<S: Socket> Conn<S> {
     /// A connection over `stream` to `peer` (for TCP, [`Conn::new`] sets the socket up).
     pub fn over(stream: S, peer: SocketAddr, io_timeout: Duration) -> io::Result<Conn<S>> {
-        let writer = stream.try_clone()?;
+        let writer = DeadlineWriter::new(stream.try_clone()?, io_timeout);
         Ok(Conn {
             reader: BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream)),
             writer,
+            give_way: None,
             peer,
             io_timeout,
             message_deadline: io_timeout,
@@ -60,15 +65,20 @@ impl<S: Socket> Conn<S> {
     }
 
     /// A server's bound on one request once it started arriving (the idle wait before it
-    /// is the `io_timeout`).
+    /// is the `io_timeout`), and the fixed part of every send's budget.
     pub fn with_message_deadline(mut self, d: Duration) -> Conn<S> {
         self.message_deadline = d;
+        self.writer.set_base(d);
         self
     }
 
-    /// While waiting for input, end the connection when `test` says so.
+    /// End the connection when `test` says so: while waiting for input or for room to
+    /// write, and before each request (a client that pipelines requests never waits, but
+    /// still holds a slot others wait for).
     pub fn with_give_way(mut self, test: GiveWay) -> Conn<S> {
-        self.reader.get_mut().set_give_way(test);
+        self.reader.get_mut().set_give_way(test.clone());
+        self.writer.set_give_way(test.clone());
+        self.give_way = Some(test);
         self
     }
 
@@ -77,7 +87,7 @@ impl<S: Socket> Conn<S> {
     }
 
     pub fn stream(&self) -> &S {
-        &self.writer
+        self.writer.get_ref()
     }
 
     fn deadline_in(&mut self, d: Duration) {
@@ -88,7 +98,7 @@ impl<S: Socket> Conn<S> {
     pub fn send_request<T: Serialize>(&mut self, req: &T) -> Result<(), WireError> {
         self.outbuf.clear();
         encode_request(&mut self.outbuf, req);
-        self.writer.write_all(&self.outbuf)?;
+        self.writer.send(&self.outbuf)?;
         Ok(())
     }
 
@@ -96,7 +106,7 @@ impl<S: Socket> Conn<S> {
     pub fn send_reply<T: Serialize>(&mut self, reply: &T) -> Result<(), WireError> {
         self.outbuf.clear();
         encode_reply(&mut self.outbuf, reply);
-        self.writer.write_all(&self.outbuf)?;
+        self.writer.send(&self.outbuf)?;
         Ok(())
     }
 
@@ -115,6 +125,9 @@ impl<S: Socket> Conn<S> {
 
     /// [`read_request`](Self::read_request), waiting only `first_byte` for its first byte.
     pub fn read_request_within<T: DeserializeOwned>(&mut self, first_byte: Duration) -> Result<T, WireError> {
+        if self.give_way.as_ref().is_some_and(|f| f()) {
+            return Err(gave_way().into());
+        }
         self.deadline_in(first_byte);
         if self.reader.fill_buf()?.is_empty() {
             return Err(WireError::Frame(FrameError::Closed));
@@ -146,9 +159,9 @@ impl<S: Socket> Conn<S> {
         Ok(())
     }
 
-    /// Writes raw bytes (a chunk's payload).
+    /// Writes raw bytes (a chunk's payload) within their budget.
     pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.writer.write_all(bytes)
+        self.writer.send(bytes)
     }
 
     /// Ends a connection whose request could not be read: nothing for a clean close, a
@@ -173,7 +186,7 @@ impl<S: Socket> Conn<S> {
     }
 
     /// The write half, for copying a file straight into the socket.
-    pub fn writer(&mut self) -> &mut S {
+    pub fn writer(&mut self) -> &mut DeadlineWriter<S> {
         &mut self.writer
     }
 }

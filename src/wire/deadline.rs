@@ -18,22 +18,18 @@ pub trait Socket: Read + Write + Send + Sized {
     fn try_clone(&self) -> io::Result<Self>;
     /// Bounds each `read`; `None` blocks.
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Bounds each `write`; `None` blocks.
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
 
-    /// Sends `len` bytes of `file` from `offset`; returns how many went (fewer only when the
-    /// file ended). This default copies through a buffer.
-    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
-        let mut buf = vec![0u8; len.min(256 * 1024)];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(buf.len());
-            let got = file.read_at(&mut buf[..n], offset + done as u64)?;
-            if got == 0 {
-                break;
-            }
-            self.write_all(&buf[..got])?;
-            done += got;
-        }
-        Ok(done)
+    /// Sends up to `len` bytes of `file` from `offset` in one go, as `write` does for a
+    /// buffer: returns how many went (0 only when the file ended), or `WouldBlock` /
+    /// `TimedOut` when the write time-out passed with nothing sent. This default copies
+    /// through a buffer.
+    fn send_file_some(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let mut buf = vec![0u8; len.min(64 * 1024)];
+        let got = file.read_at(&mut buf, offset)?;
+        self.write_all(&buf[..got])?;
+        Ok(got)
     }
 }
 
@@ -46,21 +42,19 @@ impl Socket for TcpStream {
         TcpStream::set_read_timeout(self, t)
     }
 
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+
     /// sendfile(2): the kernel copies from the page cache into the socket, no user-space
-    /// copy (std's `io::copy` does not do this for a file range into a socket).
-    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+    /// copy (std's `io::copy` does not do this for a file range into a socket). The
+    /// socket's write time-out bounds it as it bounds `write`.
+    fn send_file_some(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         let mut off = offset as i64;
-        let end = offset + len as u64;
-        while (off as u64) < end {
-            let left = (end - off as u64) as usize;
-            match nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), left) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e)),
-            }
+        match nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), len) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(io::Error::from(e)),
         }
-        Ok((off as u64 - offset) as usize)
     }
 }
 

@@ -51,4 +51,8 @@ impl Socket for MemSocket {
     fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
     }
+
+    fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
 }

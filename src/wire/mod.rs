@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod frame;
 pub mod mem;
 pub mod peer_msg;
+pub mod send_deadline;
 pub mod tracker_msg;
 
 use crate::text::one_line;

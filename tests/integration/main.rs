@@ -12,6 +12,7 @@ mod http_tracker;
 mod links;
 mod local;
 mod menu;
+mod never_read;
 mod props;
 mod props_bt;
 mod soak;

@@ -1,8 +1,9 @@
 //! One HTTP/1.1 connection: requests read under deadlines (a request head must arrive whole
 //! within the message deadline once its first byte came, at most [`MAX_HEAD`] bytes; no
-//! bodies), responses written whole. Keep-alive unless the client says `Connection: close`.
+//! bodies), responses written whole under a deadline of their own. Keep-alive unless the client says `Connection: close`.
 
 use crate::wire::deadline::{DeadlineStream, GiveWay, Socket};
+use crate::wire::send_deadline::DeadlineWriter;
 use std::io::{self, BufRead, BufReader};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,9 @@ fn reason(status: u16) -> &'static str {
 /// An HTTP connection over any socket.
 pub struct HttpConn<S: Socket> {
     reader: BufReader<DeadlineStream<S>>,
-    writer: S,
+    writer: DeadlineWriter<S>,
+    /// Asked before each request, buffered or not: a pipelining client under pressure.
+    give_way: Option<GiveWay>,
     idle: Duration,
     message: Duration,
     head: Vec<u8>,
@@ -69,16 +72,20 @@ impl<S: Socket> HttpConn<S> {
         message: Duration,
         give_way: Option<GiveWay>,
     ) -> io::Result<HttpConn<S>> {
-        let writer = stream.try_clone()?;
+        let mut writer = DeadlineWriter::new(stream.try_clone()?, message);
         let mut reader = BufReader::with_capacity(MAX_HEAD, DeadlineStream::new(stream));
-        if let Some(g) = give_way {
-            reader.get_mut().set_give_way(g);
+        if let Some(g) = &give_way {
+            reader.get_mut().set_give_way(g.clone());
+            writer.set_give_way(g.clone());
         }
-        Ok(HttpConn { reader, writer, idle, message, head: Vec::new() })
+        Ok(HttpConn { reader, writer, give_way, idle, message, head: Vec::new() })
     }
 
     /// Reads the next request head.
     pub fn read_request(&mut self) -> Result<Request, HttpError> {
+        if self.give_way.as_ref().is_some_and(|f| f()) {
+            return Err(HttpError::Gone);
+        }
         self.reader.get_mut().set_deadline(Instant::now() + self.idle);
         match self.reader.fill_buf() {
             Ok([]) => return Err(HttpError::Gone),
@@ -120,7 +127,8 @@ impl<S: Socket> HttpConn<S> {
         parse(&self.head)
     }
 
-    /// Writes `r` whole; `keep_alive` says whether the connection stays open.
+    /// Writes `r` whole within the message deadline plus its length at the payload floor
+    /// (see `send_deadline`); `keep_alive` says whether the connection stays open.
     pub fn respond(&mut self, r: &Response, keep_alive: bool) -> io::Result<()> {
         let head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n\r\n",
@@ -132,7 +140,7 @@ impl<S: Socket> HttpConn<S> {
         );
         let mut all = head.into_bytes();
         all.extend_from_slice(&r.body);
-        self.writer.write_all(&all)
+        self.writer.send(&all)
     }
 }
 
