@@ -364,7 +364,9 @@ fn spawn_announcer(
                         } else if tracker.http_announce().is_some() {
                             // BitTorrent clients in our swarms that will not dial us.
                             for (id, to) in tracker.leechers().unwrap_or_default() {
-                                dialer.dial(id, to);
+                                if dialable(to, tracker.addr()) {
+                                    dialer.dial(id, to);
+                                }
                             }
                         }
                     },
@@ -372,6 +374,18 @@ fn spawn_announcer(
             }
         })
         .expect("spawning the announcer")
+}
+
+/// Whether to dial a BitTorrent leecher the tracker named. One it heard from a loopback
+/// address is on the tracker's host, or behind a reverse proxy there (every announce through
+/// nginx comes from 127.0.0.1): dialed only when this peer reaches the tracker over loopback
+/// too, so seeders elsewhere never dial their own loopback.
+fn dialable(leecher: SocketAddr, tracker: SocketAddr) -> bool {
+    let ip = leecher.ip();
+    leecher.port() != 0
+        && !ip.is_unspecified()
+        && !ip.is_multicast()
+        && (!ip.is_loopback() || tracker.ip().is_loopback())
 }
 
 /// How often every share is announced on the DHT again (stored peers expire after about
@@ -414,4 +428,23 @@ fn spawn_dht_announcer(
             }
         })
         .expect("spawning the DHT announcer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_leechers_are_dialed_only_over_a_loopback_tracker() {
+        let proxied: SocketAddr = "127.0.0.1:51413".parse().unwrap();
+        let remote: SocketAddr = "10.0.0.7:6881".parse().unwrap();
+        let tracker_here: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let tracker_there: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        assert!(dialable(proxied, tracker_here));
+        assert!(!dialable(proxied, tracker_there), "a seeder elsewhere dialed its own loopback");
+        assert!(dialable(remote, tracker_there) && dialable(remote, tracker_here));
+        for bad in ["0.0.0.0:6881", "224.0.0.1:6881", "10.0.0.7:0"] {
+            assert!(!dialable(bad.parse().unwrap(), tracker_there), "{bad}");
+        }
+    }
 }

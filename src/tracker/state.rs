@@ -32,6 +32,10 @@ pub const MAX_LISTINGS: usize = 1000;
 pub const MAX_HOLDERS_SHOWN: usize = 200;
 /// Bytes of listings one reply may carry (well under the 1 MiB frame limit).
 pub const MAX_REPLY_BYTES: usize = 768 * 1024;
+/// The most bytes of a list reply that swarms only BitTorrent clients announced may take
+/// (beside the [`MAX_REPLY_BYTES`] of p2p-share files), so junk info-hashes cannot crowd
+/// out a reply.
+pub const MAX_BT_LISTING_BYTES: usize = 64 * 1024;
 /// Peers named in a console line before "and N more".
 const MAX_LABELS_SHOWN: usize = 10;
 
@@ -221,33 +225,49 @@ impl TrackerState {
     ) -> Result<AnnounceAnswer, Refused> {
         let id = q.announce.info_hash;
         self.bt.announce(&q.announce, addr, now)?;
-        let native_holders: BTreeSet<SocketAddr> = self
-            .by_id
-            .get(&id)
-            .into_iter()
-            .flatten()
-            .flat_map(|info| self.claims[info].holders.iter().copied())
-            .collect();
+        let native_holders = self.native_holders(&id);
         let native_downloaders: Vec<SocketAddr> =
             self.downloads.get(&id).map_or_else(Vec::new, |d| d.peers.iter().copied().collect());
-        let swarm = self.bt.get(&id);
-        let bt_peers = swarm.into_iter().flat_map(|s| s.peers.keys().copied());
+        let bt_peers = self.bt.get(&id).into_iter().flat_map(|s| s.peers.keys().copied());
+        let mut named = HashSet::new();
         let peers: Vec<SocketAddr> = native_holders
             .iter()
             .copied()
             .chain(native_downloaders.iter().copied())
             .chain(bt_peers)
-            .filter(|p| *p != addr)
+            .filter(|p| *p != addr && named.insert(*p))
             .take(q.numwant)
             .collect();
-        let complete = native_holders.len() + swarm.map_or(0, |s| s.seeders());
-        let incomplete = native_downloaders.len() + swarm.map_or(0, |s| s.leechers());
+        let (complete, incomplete) = self.seeders_and_leechers(&id);
         Ok(AnnounceAnswer {
             interval_secs: self.cfg.announce_interval.as_secs().max(1),
             complete,
             incomplete,
             peers,
         })
+    }
+
+    /// The p2p-share peers holding `id` (under any name).
+    fn native_holders(&self, id: &ContentId) -> BTreeSet<SocketAddr> {
+        let infos = self.by_id.get(id).into_iter().flatten();
+        infos.flat_map(|info| self.claims[info].holders.iter().copied()).collect()
+    }
+
+    /// Seeders and leechers of `id`, p2p-share peers and BitTorrent clients together, each
+    /// address counted once: a p2p-share peer that also announces over HTTP is one peer.
+    fn seeders_and_leechers(&self, id: &ContentId) -> (usize, usize) {
+        let mut seeders: HashSet<SocketAddr> = self.native_holders(id).into_iter().collect();
+        let mut leechers: HashSet<SocketAddr> =
+            self.downloads.get(id).map_or_else(HashSet::new, |d| d.peers.iter().copied().collect());
+        for (addr, p) in self.bt.get(id).into_iter().flat_map(|s| s.peers.iter()) {
+            if p.left == 0 {
+                seeders.insert(*addr);
+            } else {
+                leechers.insert(*addr);
+            }
+        }
+        let leechers = leechers.iter().filter(|a| !seeders.contains(a)).count();
+        (seeders.len(), leechers)
     }
 
     /// The BitTorrent clients still downloading files `addr` holds (at most
@@ -257,10 +277,14 @@ impl TrackerState {
             Ok(peer) => peer.files.keys().copied().collect(),
             Err(denied) => return denied.into(),
         };
+        // A leecher heard on loopback (on this host, or through a reverse proxy here) is no
+        // use to a seeder on another host, which would dial its own loopback.
+        let reachable = |a: &SocketAddr| !a.ip().is_loopback() || addr.ip().is_loopback();
         let peers = ids
             .iter()
             .filter_map(|id| self.bt.get(id).map(|s| (id, s)))
             .flat_map(|(id, s)| s.peers.iter().filter(|(_, p)| p.left > 0).map(move |(a, _)| (*id, *a)))
+            .filter(|(_, a)| reachable(a))
             .take(MAX_HOLDERS_SHOWN)
             .collect();
         reply(TrackerReply::Leechers { peers })
@@ -270,21 +294,9 @@ impl TrackerState {
     pub fn scrape(&self, ids: &[ContentId]) -> Vec<(ContentId, ScrapeCounts)> {
         ids.iter()
             .map(|id| {
-                let holders = self
-                    .by_id
-                    .get(id)
-                    .into_iter()
-                    .flatten()
-                    .map(|i| self.claims[i].holders.len())
-                    .sum::<usize>();
-                let downloading = self.downloads.get(id).map_or(0, |d| d.peers.len());
-                let s = self.bt.get(id);
-                let counts = ScrapeCounts {
-                    complete: holders + s.map_or(0, |s| s.seeders()),
-                    downloaded: s.map_or(0, |s| s.completed),
-                    incomplete: downloading + s.map_or(0, |s| s.leechers()),
-                };
-                (*id, counts)
+                let (complete, incomplete) = self.seeders_and_leechers(id);
+                let downloaded = self.bt.get(id).map_or(0, |s| s.completed);
+                (*id, ScrapeCounts { complete, downloaded, incomplete })
             })
             .collect()
     }
@@ -301,13 +313,15 @@ impl TrackerState {
                 continue;
             }
             let swarm = self.bt.get(&info.content_id);
+            let (_, downloaders) = self.seeders_and_leechers(&info.content_id);
+            let bt_seeders = swarm.into_iter().flat_map(|s| s.peers.iter()).filter(|(_, p)| p.left == 0);
+            let holders = &self.claims[*info].holders;
             files.push(FileRow {
                 name: info.name.clone(),
                 info_hash: info.content_id.to_hex(),
                 size: info.size,
-                holders: self.claims[*info].holders.len() + swarm.map_or(0, |s| s.seeders()),
-                downloaders: self.downloads.get(&info.content_id).map_or(0, |d| d.peers.len())
-                    + swarm.map_or(0, |s| s.leechers()),
+                holders: holders.len() + bt_seeders.filter(|(a, _)| !holders.contains(a)).count(),
+                downloaders,
                 completed: swarm.map_or(0, |s| s.completed),
             });
         }
@@ -355,24 +369,35 @@ impl TrackerState {
     }
 
     /// Swarms only BitTorrent clients announced (no p2p-share peer named the file): listed
-    /// under their info-hash, with their seeders as holders.
+    /// under their info-hash, with their seeders as holders. Swarms a p2p-share peer is
+    /// downloading or that saw a completed download come first, then those with more
+    /// seeders: anyone can announce junk info-hashes, and they go last. At most
+    /// [`MAX_BT_LISTING_BYTES`] of them.
     fn bt_only_listings(&self) -> Vec<FileListing> {
-        let mut out: Vec<FileListing> = self
-            .bt
-            .iter()
-            .filter(|(id, _)| !self.by_id.contains_key(*id))
-            .map(|(id, s)| {
-                let holders: BTreeSet<SocketAddr> =
-                    s.peers.iter().filter(|(_, p)| p.left == 0).map(|(a, _)| *a).collect();
-                FileListing {
-                    info: FileInfo { name: id.to_hex(), size: 0, content_id: *id },
-                    holder_count: holders.len() as u32,
-                    hosts: hosts(&holders) as u32,
-                    holders: holders.into_iter().take(MAX_HOLDERS_SHOWN).collect(),
-                }
-            })
-            .collect();
-        out.sort_by_key(|l| l.info.content_id);
+        let mut swarms: Vec<(&ContentId, &super::swarms::Swarm)> =
+            self.bt.iter().filter(|(id, _)| !self.by_id.contains_key(*id)).collect();
+        let rank = |id: &ContentId, s: &super::swarms::Swarm| {
+            let vouched = self.downloads.contains_key(id) || s.completed > 0;
+            (!vouched, std::cmp::Reverse(s.seeders()), *id)
+        };
+        swarms.sort_by_cached_key(|(id, s)| rank(id, s));
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for (id, s) in swarms {
+            let holders: BTreeSet<SocketAddr> =
+                s.peers.iter().filter(|(_, p)| p.left == 0).map(|(a, _)| *a).collect();
+            let l = FileListing {
+                info: FileInfo { name: id.to_hex(), size: 0, content_id: *id },
+                holder_count: holders.len() as u32,
+                hosts: hosts(&holders) as u32,
+                holders: holders.into_iter().take(MAX_HOLDERS_SHOWN).collect(),
+            };
+            bytes += listing_bytes(&l);
+            if bytes > MAX_BT_LISTING_BYTES {
+                break;
+            }
+            out.push(l);
+        }
         out
     }
 
@@ -396,7 +421,7 @@ impl TrackerState {
                 let mut reply = self.listings(all);
                 if let TrackerReply::Files { files, total } = &mut reply {
                     let swarms = self.bt_only_listings();
-                    *total += swarms.len() as u32;
+                    *total += self.bt.iter().filter(|(id, _)| !self.by_id.contains_key(*id)).count() as u32;
                     let room = MAX_LISTINGS.saturating_sub(files.len());
                     files.extend(swarms.into_iter().take(room));
                 }
@@ -908,6 +933,7 @@ fn downloading_line(d: &Downloads, id: &ContentId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::swarms::{Announce, Event};
     use std::net::Ipv4Addr;
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -1205,5 +1231,94 @@ mod tests {
         let line = s.clients_line();
         assert!(line.starts_with("There are 50 clients now: ['6000', '6001'"), "{line}");
         assert!(line.ends_with("'6009', ... and 40 more]"), "{line}");
+    }
+
+    fn bt_announce(
+        s: &mut TrackerState,
+        id: ContentId,
+        from: SocketAddr,
+        left: u64,
+        event: Event,
+    ) -> AnnounceAnswer {
+        let announce = Announce {
+            info_hash: id,
+            peer_id: [7; 20],
+            port: from.port(),
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+        };
+        let q = AnnounceQuery { announce, compact: true, numwant: 50 };
+        s.http_announce(&q, from, Instant::now()).unwrap()
+    }
+
+    #[test]
+    fn a_native_peer_announcing_over_http_too_is_counted_once() {
+        let mut s = TrackerState::new(TrackerConfig::default());
+        let now = Instant::now();
+        let a = registered(&mut s, now);
+        let f = file("shared.bin", "1");
+        share(&mut s, &a, vec![f.clone()], now);
+        // The same peer (address and port) announces the same file as a seeder over HTTP.
+        let answer = bt_announce(&mut s, f.content_id, a.0, 0, Event::Started);
+        assert_eq!((answer.complete, answer.incomplete), (1, 0));
+        assert!(answer.peers.is_empty(), "it is not told about itself: {:?}", answer.peers);
+        let other = SocketAddr::from(([127, 0, 0, 9], 51413));
+        let answer = bt_announce(&mut s, f.content_id, other, 5, Event::Started);
+        assert_eq!((answer.complete, answer.incomplete), (1, 1));
+        assert_eq!(answer.peers, vec![a.0], "one entry for the peer known both ways");
+        let scraped = s.scrape(&[f.content_id]);
+        assert_eq!((scraped[0].1.complete, scraped[0].1.incomplete), (1, 1));
+    }
+
+    #[test]
+    fn junk_swarms_cannot_crowd_the_list() {
+        let mut s = TrackerState::new(TrackerConfig::default());
+        let swarms_before = |s: &TrackerState| s.bt_swarms().len();
+        // 19 addresses announce 200 made-up info-hashes each as seeders.
+        for ip in 1..20u8 {
+            for k in 0..200u16 {
+                let id = ContentId::of(format!("junk {ip} {k}").as_bytes());
+                bt_announce(&mut s, id, SocketAddr::from(([10, 0, 0, ip], 1000 + k)), 0, Event::Started);
+            }
+        }
+        // A real torrent: seeded once, and one download of it completed.
+        let real = ContentId::of(b"a real torrent");
+        bt_announce(&mut s, real, SocketAddr::from(([10, 0, 1, 1], 6881)), 0, Event::Started);
+        bt_announce(&mut s, real, SocketAddr::from(([10, 0, 1, 2], 6881)), 0, Event::Completed);
+        assert_eq!(swarms_before(&s), 19 * 200 + 1);
+        let TrackerReply::Files { files, total } = s.handle_read(&TrackerRequest::ListFiles) else {
+            panic!("a file list")
+        };
+        assert_eq!(total as usize, 19 * 200 + 1, "the total counts them all");
+        assert_eq!(files[0].info.content_id, real, "the swarm with a completed download comes first");
+        let bytes: usize = files.iter().map(listing_bytes).sum();
+        assert!(bytes <= MAX_BT_LISTING_BYTES, "{bytes} bytes of BitTorrent swarms");
+        assert!(files.len() < 19 * 200, "{} swarms listed", files.len());
+    }
+
+    #[test]
+    fn a_leecher_heard_on_loopback_is_named_only_to_seeders_on_this_host() {
+        let mut s = TrackerState::new(TrackerConfig::default());
+        let now = Instant::now();
+        let f = file("x.bin", "1");
+        let here = register_at(&mut s, LO, None, now);
+        let elsewhere = register_at(&mut s, IpAddr::from([10, 0, 0, 5]), None, now);
+        share(&mut s, &here, vec![f.clone()], now);
+        share(&mut s, &elsewhere, vec![f.clone()], now);
+        let proxied = SocketAddr::from(([127, 0, 0, 1], 51413));
+        let remote = SocketAddr::from(([10, 0, 0, 7], 6881));
+        bt_announce(&mut s, f.content_id, proxied, 10, Event::Started);
+        bt_announce(&mut s, f.content_id, remote, 10, Event::Started);
+        let leechers = |s: &mut TrackerState, p: &P| {
+            let req = TrackerRequest::Leechers { port: p.0.port(), token: p.1.clone() };
+            match s.handle_write(&req, p.0.ip(), now).reply {
+                TrackerReply::Leechers { peers } => peers.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(leechers(&mut s, &here), vec![remote, proxied]);
+        assert_eq!(leechers(&mut s, &elsewhere), vec![remote], "it would dial its own loopback");
     }
 }

@@ -4,6 +4,7 @@
 mod attacks;
 mod bt_hostile;
 mod dht;
+mod dial_abuse;
 mod fake;
 mod faults;
 mod helpers;
