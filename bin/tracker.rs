@@ -84,14 +84,15 @@ fn run(args: Args) -> Result<(), String> {
                 std::net::IpAddr::V4(ip) => ip,
                 std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
             };
-            let bootstrap = args
+            let bootstrap: Vec<String> = args
                 .dht_bootstrap
                 .iter()
                 .flat_map(|l| l.split(','))
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
-            Some(PeerDht::start(&DhtConfig { bootstrap, port, bind }).map_err(|e| e.to_string())?)
+            let public = DhtConfig::is_public(&bootstrap);
+            Some(PeerDht::start(&DhtConfig { bootstrap, port, bind, public }).map_err(|e| e.to_string())?)
         }
     };
     let stop = tracker.shutdown_handle();

@@ -1,6 +1,8 @@
 //! Getting a file's manifest: from an interrupted download's folder, or from a source,
 //! checked against the content id.
 
+use super::backoff::Backoff;
+use super::dht_feed::DhtFeed;
 use super::{candidates, DownloadError, Options};
 use crate::bt::client::BtConn;
 use crate::bt::msg::BtError;
@@ -13,6 +15,7 @@ use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
 use crate::wire::WireError;
 use log::{info, warn};
+use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -30,64 +33,120 @@ pub(super) fn local_manifest(chunks_dir: &Path, id: ContentId) -> Option<Manifes
 /// Most sources asked for the manifest at once.
 const MAX_ASKED: usize = 16;
 
-/// Asks the sources for the manifest, and asks the tracker for sources again every second
-/// (peers come back after a restart) until the stall time-out.
+/// Asks the sources for the manifest, at most [`MAX_ASKED`] at once, the next candidate as
+/// soon as one fails, until one gives a manifest matching `id` or the stall time-out
+/// passes. Every second the candidates grow by what the tracker names now and what the DHT
+/// named so far; a candidate that failed is asked again after its back-off. So no single
+/// answer decides whom we ask: 150 dead peers named first cost only their attempts.
 pub(super) fn manifest_until(
     tracker: &TrackerClient,
     id: ContentId,
     from: Option<SocketAddr>,
-    mut sources: Vec<SocketAddr>,
+    sources: Vec<SocketAddr>,
     opts: &Options,
+    dht: Option<&DhtFeed>,
 ) -> Result<Manifest, DownloadError> {
     let deadline = Instant::now() + opts.stall_timeout;
+    let mut rotation = Rotation::default();
+    let mut bt_first: HashSet<SocketAddr> = opts.peers.iter().copied().collect();
+    rotation.add(sources.into_iter().chain(opts.peers.iter().copied()));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut asking = 0;
+    let mut refreshed = Instant::now();
+    let mut why = String::from("no source");
     loop {
-        match remote_manifest(&sources, &opts.peers, id, opts.io_timeout, deadline) {
-            Ok(m) => return Ok(m),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => thread::sleep(Duration::from_secs(1)),
+        let now = Instant::now();
+        while asking < MAX_ASKED {
+            let Some(addr) = rotation.next(now) else { break };
+            if ask(addr, id, opts.io_timeout, bt_first.contains(&addr), &tx) {
+                asking += 1;
+            }
         }
-        if let Ok(s) = tracker.start_download(id) {
-            sources = candidates(from, s);
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((addr, Ok(m))) => {
+                info!("Received file.ini from {addr}");
+                return Ok(m);
+            }
+            Ok((addr, Err(e))) => {
+                asking -= 1;
+                warn!("no manifest from {addr}: {e}");
+                rotation.failed(addr, Instant::now());
+                why = format!("{addr}: {e}");
+            }
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(DownloadError::NoManifest { id, why });
+        }
+        if refreshed.elapsed() >= Duration::from_secs(1) {
+            refreshed = Instant::now();
+            if let Ok(s) = tracker.start_download(id) {
+                bt_first.extend(s.bt_peers.iter().copied());
+                rotation.add(candidates(from, s));
+            }
+            let found = dht.map(DhtFeed::known).unwrap_or_default();
+            bt_first.extend(found.iter().copied());
+            rotation.add(found);
         }
     }
 }
 
-/// Asks up to [`MAX_ASKED`] sources for `file.ini` at once; the first that gives one
-/// matching `id` wins, so a silent or dripping source costs nothing while an honest one
-/// answers. Gives up at `deadline`; the threads still asking end by their own deadlines.
-fn remote_manifest(
-    sources: &[SocketAddr],
-    direct: &[SocketAddr],
+/// Asks `addr` for the manifest on a thread of its own, which sends the answer on `tx` and
+/// ends by its own deadlines; false if no thread could be made.
+fn ask(
+    addr: SocketAddr,
     id: ContentId,
     timeout: Duration,
-    deadline: Instant,
-) -> Result<Manifest, DownloadError> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    for &addr in sources.iter().take(MAX_ASKED) {
-        let tx = tx.clone();
-        let bt_first = direct.contains(&addr);
-        let spawned = thread::Builder::new()
-            .name(format!("manifest-{addr}"))
-            .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout, bt_first)))));
-        if let Err(e) = spawned {
-            warn!("cannot ask {addr} for the manifest: {e}");
+    bt_first: bool,
+    tx: &crossbeam_channel::Sender<(SocketAddr, Result<Manifest, FetchError>)>,
+) -> bool {
+    let tx = tx.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("manifest-{addr}"))
+        .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout, bt_first)))));
+    if let Err(e) = &spawned {
+        warn!("cannot ask {addr} for the manifest: {e}");
+    }
+    spawned.is_ok()
+}
+
+/// The order in which candidates are asked for a manifest: each new one once, in the
+/// order they came; then, among those that failed, the one whose back-off ended first.
+#[derive(Default)]
+struct Rotation {
+    /// Every candidate, in the order it came, with when it was last asked.
+    known: Vec<(SocketAddr, Option<Instant>)>,
+    backoff: Backoff,
+    /// Being asked now.
+    asking: HashSet<SocketAddr>,
+}
+
+impl Rotation {
+    fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        for a in addrs {
+            if !self.known.iter().any(|(k, _)| *k == a) {
+                self.known.push((a, None));
+            }
         }
     }
-    drop(tx);
-    let mut why = String::from("no source");
-    while let Ok((addr, answer)) = rx.recv_deadline(deadline.max(Instant::now() + timeout)) {
-        match answer {
-            Ok(m) => {
-                info!("Received file.ini from {addr}");
-                return Ok(m);
-            }
-            Err(e) => {
-                warn!("no manifest from {addr}: {e}");
-                why = format!("{addr}: {e}");
-            }
-        }
+
+    /// The candidate to ask next at `now`, if any may be asked.
+    fn next(&mut self, now: Instant) -> Option<SocketAddr> {
+        let (backoff, asking) = (&self.backoff, &self.asking);
+        let (addr, asked) = self
+            .known
+            .iter_mut()
+            .filter(|(a, _)| !asking.contains(a) && backoff.ready(*a, now))
+            .min_by_key(|(_, asked)| *asked)?;
+        *asked = Some(now);
+        self.asking.insert(*addr);
+        Some(*addr)
     }
-    Err(DownloadError::NoManifest { id, why })
+
+    fn failed(&mut self, addr: SocketAddr, now: Instant) {
+        self.asking.remove(&addr);
+        self.backoff.failed(addr, now);
+    }
 }
 
 /// Why one source gave no manifest.
@@ -174,4 +233,40 @@ fn native_manifest(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result
         return Err(FetchError::IdMismatch);
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn every_candidate_is_asked_before_any_is_asked_again() {
+        let mut r = Rotation::default();
+        let t0 = Instant::now();
+        r.add((1..=150).map(a)); // the first answer: 150 dead peers
+        let mut asked = Vec::new();
+        for _ in 0..150 {
+            let next = r.next(t0).unwrap();
+            r.failed(next, t0);
+            asked.push(next);
+        }
+        assert_eq!(r.next(t0), None, "all 150 rest after failing");
+        r.add([a(999)]); // the honest seeder, named by a later answer
+        assert_eq!(r.next(t0), Some(a(999)), "a new candidate goes first");
+        assert_eq!(asked.len(), 150);
+        let later = t0 + super::super::backoff::FIRST;
+        assert_eq!(r.next(later), Some(a(1)), "then the one asked longest ago, after its rest");
+    }
+
+    #[test]
+    fn a_candidate_being_asked_is_not_asked_twice() {
+        let mut r = Rotation::default();
+        let t0 = Instant::now();
+        r.add([a(1), a(2), a(1)]);
+        assert_eq!((r.next(t0), r.next(t0), r.next(t0)), (Some(a(1)), Some(a(2)), None));
+    }
 }

@@ -7,7 +7,9 @@
 //! second ask the tracker again and add new sources; at the end check the whole file's
 //! SHA-1 and move it atomically into `DIR/files`.
 
+mod backoff;
 mod bt_source;
+mod dht_feed;
 mod error;
 mod manifest_fetch;
 pub mod reassembler;
@@ -18,6 +20,7 @@ mod verify;
 
 pub use error::DownloadError;
 
+use dht_feed::DhtFeed;
 use error::disk;
 use manifest_fetch::{local_manifest, manifest_until};
 use swarm::Swarm;
@@ -314,16 +317,6 @@ fn download_by_hash(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(dht) = ctx.dht {
-        let found = dht.lookup_first(id);
-        info!("The DHT named {} peer(s) for {id}", found.len());
-        // DHT peers may be BitTorrent clients or p2p-share peers: greeted in BitTorrent.
-        for p in found {
-            if !opts.peers.contains(&p) {
-                opts.peers.push(p);
-            }
-        }
-    }
     initial.extend(opts.peers.iter().copied());
     let info = match &known {
         Some(m) => FileInfo { name: m.name.clone(), size: m.size, content_id: id },
@@ -358,9 +351,11 @@ struct Job<'a> {
 fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Report, DownloadError> {
     let Job { listing, from, initial, late, by_id, known } = job;
     let id = listing.info.content_id;
+    // The DHT is asked from the start, before the manifest, until the download ends.
+    let dht = ctx.dht.map(|d| DhtFeed::start(d.clone(), id));
     let manifest = match known.or_else(|| local_manifest(ctx.chunks_dir, id)) {
         Some(m) => m,
-        None => manifest_until(ctx.tracker, id, from, initial.clone(), opts)?,
+        None => manifest_until(ctx.tracker, id, from, initial.clone(), opts, dht.as_ref())?,
     };
     let dest = ctx.files_dir.join(&manifest.name);
     if dest.exists() {
@@ -390,7 +385,8 @@ fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Re
     let store = Arc::new(store);
     ctx.shares.add_partial(Arc::clone(&store));
     let seed = late.then(random_seed);
-    let assembly = Swarm::new(ctx, Arc::clone(&store), from, opts, started, seed).run(initial)?;
+    let assembly =
+        Swarm::new(ctx, Arc::clone(&store), from, opts, started, seed, dht.as_ref()).run(initial)?;
     finish(ctx, &store, assembly, resumed, started)
 }
 

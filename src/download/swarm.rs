@@ -1,18 +1,19 @@
 //! The source threads and the reassembler of one download, and the roster that decides
-//! which sources run: at most [`MAX_SOURCES`] at once, none banned, failed ones retried
-//! after a pause.
+//! which sources run: at most [`MAX_SOURCES`] at once and [`MAX_STARTS_PER_SEC`] new ones a
+//! second, none banned, failed ones retried after their back-off (see [`Backoff`]).
 
+use super::backoff::Backoff;
+use super::dht_feed::DhtFeed;
 use super::error::disk;
 use super::reassembler::{self, Assembly};
 use super::scheduler::Scheduler;
 use super::source::{self, Arrival, BufferPool, SourceEnd};
 use super::{candidates, Context, DownloadError, Options};
 use crate::chunk_store::ChunkStore;
-use crate::dht::MAX_DHT_PEERS;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use log::{info, warn};
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,43 +25,51 @@ use std::time::{Duration, Instant};
 pub const MAX_SOURCES: usize = 32;
 /// Bytes the sources must send within the stall time-out for a download to go on.
 pub const STALL_PROGRESS: u64 = 64 * 1024;
-/// How long a source that failed waits before it is tried again.
-const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// New source connections a second, at most: the DHT or a magnet link may name hundreds
+/// of addresses of a third party, which we must not flood.
+pub const MAX_STARTS_PER_SEC: usize = 16;
 
 /// Which sources run, which are banned for this download, which wait to be retried.
 #[derive(Default)]
 pub struct Roster {
     active: HashSet<SocketAddr>,
     banned: HashSet<SocketAddr>,
-    retry_at: HashMap<SocketAddr, Instant>,
+    backoff: Backoff,
+    /// When the sources of the last second started.
+    starts: VecDeque<Instant>,
 }
 
 impl Roster {
     /// Whether a thread for `addr` may start now (`me` is this peer).
     pub fn admits(&self, addr: SocketAddr, me: Option<SocketAddr>, now: Instant) -> bool {
-        let waiting = self.retry_at.get(&addr).is_some_and(|t| now < *t);
+        let recent =
+            self.starts.iter().filter(|t| now.saturating_duration_since(**t) < Duration::from_secs(1));
         !me.is_some_and(|me| is_me(addr, me))
             && !self.active.contains(&addr)
             && !self.banned.contains(&addr)
-            && !waiting
+            && self.backoff.ready(addr, now)
             && self.active.len() < MAX_SOURCES
+            && recent.count() < MAX_STARTS_PER_SEC
     }
 
-    pub fn started(&mut self, addr: SocketAddr) {
+    pub fn started(&mut self, addr: SocketAddr, now: Instant) {
         self.active.insert(addr);
+        while self.starts.front().is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+        {
+            self.starts.pop_front();
+        }
+        self.starts.push_back(now);
     }
 
     /// Records how a source thread ended.
     pub fn ended(&mut self, addr: SocketAddr, end: &SourceEnd, now: Instant) {
         self.active.remove(&addr);
         match end {
-            SourceEnd::Finished => {}
+            SourceEnd::Finished => self.backoff.served(addr),
             SourceEnd::Banned(_) | SourceEnd::Lying(_) => {
                 self.banned.insert(addr);
             }
-            SourceEnd::Failed(_) => {
-                self.retry_at.insert(addr, now + RETRY_AFTER);
-            }
+            SourceEnd::Failed(_) => self.backoff.failed(addr, now),
         }
     }
 
@@ -87,8 +96,8 @@ pub(super) struct Swarm<'a> {
     started: Instant,
     /// The tracker failed once already (said once, not every second).
     tracker_failed: std::cell::Cell<bool>,
-    /// Peers the DHT named since the last refresh (a lookup thread fills it).
-    dht_found: Arc<Mutex<Vec<SocketAddr>>>,
+    /// The DHT's peers for this download, when the DHT is on.
+    dht: Option<&'a DhtFeed>,
 }
 
 impl<'a> Swarm<'a> {
@@ -99,6 +108,7 @@ impl<'a> Swarm<'a> {
         opts: &'a Options,
         started: Instant,
         seed: Option<u64>,
+        dht: Option<&'a DhtFeed>,
     ) -> Self {
         let mut sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield());
         if let Some(seed) = seed {
@@ -115,15 +125,7 @@ impl<'a> Swarm<'a> {
             direct: Mutex::new(opts.peers.clone()),
             dht: ctx.dht.cloned(),
         };
-        Swarm {
-            ctx,
-            shared: Arc::new(shared),
-            from,
-            opts,
-            started,
-            tracker_failed: Default::default(),
-            dht_found: Default::default(),
-        }
+        Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }
 
     /// Fetches until the file is complete, or until the sources together sent less than
@@ -132,7 +134,6 @@ impl<'a> Swarm<'a> {
     pub(super) fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
         let (tx, rx) = bounded(4);
         let running = Arc::new(AtomicUsize::new(0));
-        self.spawn_dht_lookups();
         let reassembler = self.spawn_reassembler(rx, Arc::clone(&running))?;
         let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
         let mut roster = Roster::default();
@@ -141,10 +142,11 @@ impl<'a> Swarm<'a> {
         let mut last_progress = (0u64, Instant::now());
         let stalled = loop {
             for addr in candidates.drain(..) {
-                if roster.admits(addr, self.ctx.tracker.me().or(self.ctx.me), Instant::now())
+                let now = Instant::now();
+                if roster.admits(addr, self.ctx.tracker.me().or(self.ctx.me), now)
                     && self.spawn_source(addr, &tx, &ev_tx)
                 {
-                    roster.started(addr);
+                    roster.started(addr, now);
                 }
             }
             running.store(roster.active(), Ordering::Relaxed);
@@ -226,32 +228,9 @@ impl<'a> Swarm<'a> {
         Ok(assembly)
     }
 
-    /// Asks the tracker who can help now (it may be down: then keep the sources we have).
-    /// Keeps asking the DHT for sources while the download runs (every few seconds, at
-    /// most [`MAX_DHT_PEERS`] in all); they are spoken to like peers given directly.
-    fn spawn_dht_lookups(&self) {
-        let Some(dht) = self.ctx.dht.cloned() else { return };
-        let (shared, found) = (Arc::clone(&self.shared), Arc::clone(&self.dht_found));
-        let id = shared.store.content_id;
-        let _ = thread::Builder::new().name("dht-lookups".into()).spawn(move || {
-            let mut seen = std::collections::HashSet::new();
-            while !shared.cancel.load(Ordering::Relaxed) {
-                for p in dht.lookup(id) {
-                    if seen.len() < MAX_DHT_PEERS && seen.insert(p) {
-                        found.lock().push(p);
-                    }
-                }
-                for _ in 0..50 {
-                    if shared.cancel.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    thread::sleep(Duration::from_millis(100));
-                }
-            }
-        });
-    }
-
-    /// The tracker's sources now, the ones given directly, and new ones from the DHT.
+    /// Everyone who may help now: the tracker's sources (it may be down: then the ones we
+    /// have), the ones given directly, and every peer the DHT named so far. The roster
+    /// decides which of them start, so one that failed or found no slot free comes back.
     fn refresh(&self) -> Vec<SocketAddr> {
         let mut found = match self.ctx.tracker.start_download(self.shared.store.content_id) {
             Ok(s) => {
@@ -273,8 +252,9 @@ impl<'a> Swarm<'a> {
             }
         };
         found.extend(self.opts.peers.iter().copied());
-        let from_dht: Vec<SocketAddr> = std::mem::take(&mut *self.dht_found.lock());
+        let from_dht = self.dht.map(DhtFeed::known).unwrap_or_default();
         if !from_dht.is_empty() {
+            // DHT peers may be BitTorrent clients or p2p-share peers: greeted in BitTorrent.
             let mut direct = self.shared.direct.lock();
             for p in &from_dht {
                 if !direct.contains(p) {
@@ -301,12 +281,12 @@ mod tests {
         let now = Instant::now();
         assert!(!r.admits(addr(1), Some(addr(1)), now), "never fetch from ourselves");
         assert!(r.admits(addr(2), Some(addr(1)), now));
-        r.started(addr(2));
+        r.started(addr(2), now);
         assert!(!r.admits(addr(2), None, now), "one thread per source");
         r.ended(addr(2), &SourceEnd::Failed("gone".into()), now);
         assert!(!r.admits(addr(2), None, now + Duration::from_secs(1)), "a failed source rests");
-        assert!(r.admits(addr(2), None, now + RETRY_AFTER), "then it is tried again");
-        r.started(addr(3));
+        assert!(r.admits(addr(2), None, now + super::super::backoff::FIRST), "then it is tried again");
+        r.started(addr(3), now);
         r.ended(addr(3), &SourceEnd::Banned(3), now);
         assert!(!r.admits(addr(3), None, now + Duration::from_secs(3600)), "a banned source never returns");
     }
@@ -316,10 +296,27 @@ mod tests {
         let mut r = Roster::default();
         let now = Instant::now();
         for p in 0..MAX_SOURCES as u16 {
-            assert!(r.admits(addr(100 + p), None, now));
-            r.started(addr(100 + p));
+            let t = now + Duration::from_secs(u64::from(p)); // past the rate cap
+            assert!(r.admits(addr(100 + p), None, t));
+            r.started(addr(100 + p), t);
         }
-        assert!(!r.admits(addr(9), None, now));
+        assert!(!r.admits(addr(9), None, now + Duration::from_secs(3600)));
         assert_eq!(r.active(), MAX_SOURCES);
+    }
+
+    #[test]
+    fn roster_starts_at_most_so_many_sources_a_second() {
+        let mut r = Roster::default();
+        let now = Instant::now();
+        let mut started = 0;
+        for p in 0..300u16 {
+            if r.admits(addr(1000 + p), None, now) {
+                r.started(addr(1000 + p), now);
+                r.ended(addr(1000 + p), &SourceEnd::Failed("refused".into()), now);
+                started += 1;
+            }
+        }
+        assert_eq!(started, MAX_STARTS_PER_SEC, "336 addresses from one answer, one second");
+        assert!(r.admits(addr(2000), None, now + Duration::from_secs(1)));
     }
 }

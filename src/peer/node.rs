@@ -203,8 +203,12 @@ impl Node {
                     IpAddr::V4(ip) => ip,
                     IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
                 };
-                let c =
-                    DhtConfig { bootstrap: d.bootstrap.clone(), port: d.port.unwrap_or(addr.port()), bind };
+                let c = DhtConfig {
+                    bootstrap: d.bootstrap.clone(),
+                    port: d.port.unwrap_or(addr.port()),
+                    bind,
+                    public: DhtConfig::is_public(&d.bootstrap),
+                };
                 Some(PeerDht::start(&c).map_err(|e| NodeError::Listen { addr, err: e.0 })?)
             }
         };

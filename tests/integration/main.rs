@@ -4,6 +4,7 @@
 mod attacks;
 mod bt_hostile;
 mod dht;
+mod dht_steer;
 mod dial_abuse;
 mod fake;
 mod faults;

@@ -7,6 +7,7 @@ mod iterative_query;
 mod put_query;
 pub(crate) mod server;
 mod socket;
+mod source_limit;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
@@ -102,6 +103,8 @@ pub struct Rpc {
     /// Pings sent by [Rpc::add_node] (p2p-share patch): their transaction ids,
     /// oldest first, at most [MAX_NODE_PINGS].
     node_pings: std::collections::VecDeque<u32>,
+    /// Answers per source address (p2p-share patch).
+    source_limit: source_limit::SourceLimit,
 }
 
 /// How many [Rpc::add_node] pings wait for an answer at once (p2p-share patch).
@@ -155,6 +158,7 @@ impl Rpc {
             public_address: None,
             firewalled: true,
             node_pings: Default::default(),
+            source_limit: Default::default(),
         })
     }
 
@@ -288,6 +292,12 @@ impl Rpc {
             self.node_pings.pop_front();
         }
         self.node_pings.push_back(tid);
+    }
+
+    /// Whether the routing table has a node at `address` (p2p-share patch): a known node
+    /// repeating find_node is not pinged again.
+    fn knows_node(&self, address: SocketAddrV4) -> bool {
+        self.routing_table.nodes().any(|n| n.address() == address)
     }
 
     pub fn error(&mut self, address: SocketAddrV4, transaction_id: u64, error: ErrorSpecific) {
@@ -506,15 +516,24 @@ impl Rpc {
         transaction_id: u64,
         request_specific: RequestSpecific,
     ) {
+        // p2p-share patch: a source asking faster than its rate gets no answer (and
+        // changes nothing here).
+        if !self.source_limit.allow(from, Instant::now()) {
+            return;
+        }
+
         // By default we only add nodes that responds to our requests.
         //
-        // This is the only exception; the first node creating the DHT,
-        // without this exception, the bootstrapping node's routing table
-        // will never be populated.
-        if self.bootstrap.is_empty() {
-            if let RequestTypeSpecific::FindNode(param) = &request_specific.request_type {
-                self.routing_table.add(Node::new(param.target, from));
-            }
+        // The first node creating the DHT would never populate its routing table that
+        // way, so it learns of nodes from their find_node requests. p2p-share patch:
+        // it pings them first (as add_node does) instead of adding the sender under the
+        // id it chose as its target, so it adds only nodes that answer from where they
+        // asked, under their own id.
+        if self.bootstrap.is_empty()
+            && matches!(request_specific.request_type, RequestTypeSpecific::FindNode(_))
+            && !self.knows_node(from)
+        {
+            self.add_node(from);
         }
 
         let is_ping = matches!(request_specific.request_type, RequestTypeSpecific::Ping);
