@@ -1,9 +1,10 @@
 //! The DHT's peers for one download: looked up on a thread of their own from the start of
 //! the download (before its metadata is known) until it ends, one lookup every
 //! [`LOOKUP_EVERY`], every answer of every lookup merged into one list (at most
-//! [`MAX_DHT_PEERS`]). The metadata fetch and the source roster read the whole list each
-//! time they look, so a source that failed once, or found every slot taken, is tried again
-//! with its back-off; and no single answer, first or not, decides whom we ask.
+//! [`MAX_DHT_PEERS`]). The metadata fetch and the source roster take new peers as soon as
+//! they come and read the whole list every second, so a source that failed once, or found
+//! every slot taken, is tried again with its back-off; and no single answer, first or not,
+//! decides whom we ask.
 
 use crate::dht::{PeerDht, MAX_DHT_PEERS};
 use crate::hash::ContentId;
@@ -59,6 +60,15 @@ impl DhtFeed {
     pub fn known(&self) -> Vec<SocketAddr> {
         self.found.lock().clone()
     }
+
+    /// The peers found since the caller last looked (`seen` is how many it had seen; the
+    /// list only grows), so a loop can take new ones at once and all of them now and then.
+    pub fn new_since(&self, seen: &mut usize) -> Vec<SocketAddr> {
+        let found = self.found.lock();
+        let fresh = found.get(*seen..).unwrap_or_default().to_vec();
+        *seen = found.len();
+        fresh
+    }
 }
 
 impl Drop for DhtFeed {
@@ -95,5 +105,18 @@ mod tests {
         let many: Vec<SocketAddr> = (100..1000).map(a).collect();
         merge(&mut list, many);
         assert_eq!(list.len(), MAX_DHT_PEERS);
+    }
+
+    #[test]
+    fn new_peers_are_handed_out_once() {
+        let feed = DhtFeed { found: Default::default(), stop: Default::default() };
+        let a = |p: u16| SocketAddr::from(([10, 0, 0, 1], p));
+        let mut seen = 0;
+        merge(&mut feed.found.lock(), vec![a(1), a(2)]);
+        assert_eq!(feed.new_since(&mut seen), vec![a(1), a(2)]);
+        assert!(feed.new_since(&mut seen).is_empty());
+        merge(&mut feed.found.lock(), vec![a(2), a(3)]);
+        assert_eq!(feed.new_since(&mut seen), vec![a(3)]);
+        assert_eq!(feed.known().len(), 3);
     }
 }

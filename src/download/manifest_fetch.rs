@@ -35,8 +35,8 @@ const MAX_ASKED: usize = 16;
 
 /// Asks the sources for the manifest, at most [`MAX_ASKED`] at once, the next candidate as
 /// soon as one fails, until one gives a manifest matching `id` or the stall time-out
-/// passes. Every second the candidates grow by what the tracker names now and what the DHT
-/// named so far; a candidate that failed is asked again after its back-off. So no single
+/// passes. The candidates grow by every peer the DHT names as it comes, and every second by
+/// what the tracker names now; a candidate that failed is asked again after its back-off. So no single
 /// answer decides whom we ask: 150 dead peers named first cost only their attempts.
 pub(super) fn manifest_until(
     tracker: &TrackerClient,
@@ -53,8 +53,14 @@ pub(super) fn manifest_until(
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut asking = 0;
     let mut refreshed = Instant::now();
+    let mut dht_seen = 0;
     let mut why = String::from("no source");
     loop {
+        if let Some(feed) = dht {
+            let fresh = feed.new_since(&mut dht_seen);
+            bt_first.extend(fresh.iter().copied());
+            rotation.add(fresh);
+        }
         let now = Instant::now();
         while asking < MAX_ASKED {
             let Some(addr) = rotation.next(now) else { break };
@@ -84,9 +90,6 @@ pub(super) fn manifest_until(
                 bt_first.extend(s.bt_peers.iter().copied());
                 rotation.add(candidates(from, s));
             }
-            let found = dht.map(DhtFeed::known).unwrap_or_default();
-            bt_first.extend(found.iter().copied());
-            rotation.add(found);
         }
     }
 }

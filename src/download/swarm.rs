@@ -138,9 +138,16 @@ impl<'a> Swarm<'a> {
         let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
         let mut roster = Roster::default();
         let mut candidates = initial;
+        let mut dht_seen = 0;
         let mut last_refresh = Instant::now();
         let mut last_progress = (0u64, Instant::now());
         let stalled = loop {
+            // The DHT's new peers at once; all of them again with every refresh.
+            if let Some(feed) = self.dht {
+                let fresh = feed.new_since(&mut dht_seen);
+                self.greet_in_bittorrent(&fresh);
+                candidates.extend(fresh);
+            }
             for addr in candidates.drain(..) {
                 let now = Instant::now();
                 if roster.admits(addr, self.ctx.tracker.me().or(self.ctx.me), now)
@@ -253,17 +260,23 @@ impl<'a> Swarm<'a> {
         };
         found.extend(self.opts.peers.iter().copied());
         let from_dht = self.dht.map(DhtFeed::known).unwrap_or_default();
-        if !from_dht.is_empty() {
-            // DHT peers may be BitTorrent clients or p2p-share peers: greeted in BitTorrent.
-            let mut direct = self.shared.direct.lock();
-            for p in &from_dht {
-                if !direct.contains(p) {
-                    direct.push(*p);
-                }
-            }
-        }
+        self.greet_in_bittorrent(&from_dht);
         found.extend(from_dht);
         found
+    }
+
+    /// DHT peers may be BitTorrent clients or p2p-share peers: they are greeted in
+    /// BitTorrent, like peers given directly.
+    fn greet_in_bittorrent(&self, peers: &[SocketAddr]) {
+        if peers.is_empty() {
+            return;
+        }
+        let mut direct = self.shared.direct.lock();
+        for p in peers {
+            if !direct.contains(p) {
+                direct.push(*p);
+            }
+        }
     }
 }
 
@@ -316,7 +329,7 @@ mod tests {
                 started += 1;
             }
         }
-        assert_eq!(started, MAX_STARTS_PER_SEC, "336 addresses from one answer, one second");
+        assert_eq!(started, MAX_STARTS_PER_SEC, "300 addresses named at once: 16 tried in the first second");
         assert!(r.admits(addr(2000), None, now + Duration::from_secs(1)));
     }
 }

@@ -51,10 +51,7 @@ impl Socket for TcpStream {
     /// socket's write time-out bounds it as it bounds `write`.
     fn send_file_some(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         let mut off = offset as i64;
-        match nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), len) {
-            Ok(n) => Ok(n),
-            Err(e) => Err(io::Error::from(e)),
-        }
+        nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), len).map_err(io::Error::from)
     }
 }
 

@@ -1,6 +1,7 @@
 //! One HTTP/1.1 connection: requests read under deadlines (a request head must arrive whole
 //! within the message deadline once its first byte came, at most [`MAX_HEAD`] bytes; no
-//! bodies), responses written whole under a deadline of their own. Keep-alive unless the client says `Connection: close`.
+//! bodies), responses written whole under a deadline of their own (see `send_deadline`).
+//! Keep-alive unless the client says `Connection: close`.
 
 use crate::wire::deadline::{DeadlineStream, GiveWay, Socket};
 use crate::wire::send_deadline::DeadlineWriter;
