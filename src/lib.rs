@@ -22,6 +22,7 @@ pub mod magnet;
 pub mod manifest;
 pub mod names;
 pub mod peer;
+pub mod random;
 pub mod rate_limit;
 pub mod refusals;
 pub mod shutdown;

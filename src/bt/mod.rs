@@ -17,13 +17,12 @@ pub mod msg;
 /// Our peer id prefix (Azureus style: client code and version), then 12 random bytes.
 pub const PEER_ID_PREFIX: &[u8; 8] = b"-PS0100-";
 
-/// A new peer id.
+/// A new peer id: the prefix, then 48 random bits as 12 hex digits (printable, as most
+/// clients' are).
 pub fn new_peer_id() -> [u8; 20] {
     let mut id = [0u8; 20];
     id[..8].copy_from_slice(PEER_ID_PREFIX);
-    let token = crate::tracker::session::new_token();
-    for (i, b) in id[8..].iter_mut().enumerate() {
-        *b = token.as_bytes()[i % token.len()];
-    }
+    let hex: String = crate::random::bytes::<6>().iter().map(|b| format!("{b:02x}")).collect();
+    id[8..].copy_from_slice(hex.as_bytes());
     id
 }

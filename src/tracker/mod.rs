@@ -4,7 +4,6 @@ pub mod http;
 pub mod metrics;
 pub mod pool;
 pub mod server;
-pub mod session;
 pub mod state;
 pub mod status;
 pub mod swarms;

@@ -14,7 +14,6 @@
 //! - `per_ip` counts exactly the peers, and the files they claim, of each address.
 
 use super::http::query::{AnnounceAnswer, AnnounceQuery, ScrapeCounts};
-use super::session::new_token;
 use super::status::{FileRow, PeerRow, Status, Totals, MAX_ROWS};
 use super::swarms::{Refused, Swarms};
 use crate::hash::ContentId;
@@ -209,7 +208,7 @@ impl TrackerState {
             by_name: HashMap::new(),
             downloads: HashMap::new(),
             per_ip: HashMap::new(),
-            tokens: Box::new(new_token),
+            tokens: Box::new(crate::random::token),
             bt: Swarms::default(),
         }
     }
