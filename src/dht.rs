@@ -191,6 +191,11 @@ pub fn usable(a: &SocketAddrV4) -> bool {
 mod tests {
     use super::*;
 
+    /// A node of a private DHT on loopback, bootstrapped off `bootstrap`.
+    fn node(bootstrap: Vec<String>) -> PeerDht {
+        PeerDht::start(&DhtConfig { bootstrap, port: 0, bind: Ipv4Addr::LOCALHOST, public: false }).unwrap()
+    }
+
     #[test]
     fn hostile_addresses_are_dropped() {
         let ok = |s: &str| usable(&s.parse().unwrap());
@@ -220,25 +225,9 @@ mod tests {
 
     #[test]
     fn a_private_dht_of_our_nodes_finds_an_announced_peer() {
-        let first = PeerDht::start(&DhtConfig {
-            bootstrap: vec![],
-            port: 0,
-            bind: Ipv4Addr::LOCALHOST,
-            public: false,
-        })
-        .unwrap();
+        let first = node(vec![]);
         let boot = vec![first.local_addr().to_string()];
-        let nodes: Vec<PeerDht> = (0..7)
-            .map(|_| {
-                PeerDht::start(&DhtConfig {
-                    bootstrap: boot.clone(),
-                    port: 0,
-                    bind: Ipv4Addr::LOCALHOST,
-                    public: false,
-                })
-                .unwrap()
-            })
-            .collect();
+        let nodes: Vec<PeerDht> = (0..7).map(|_| node(boot.clone())).collect();
         let id = ContentId::of(b"a file");
         assert!(nodes[0].announce(id, 7777), "announced");
         let found = nodes[6].lookup(id);
@@ -247,15 +236,7 @@ mod tests {
 
     #[test]
     fn a_node_named_by_a_port_message_joins_the_routing_table_once_it_answers() {
-        let alone = || {
-            PeerDht::start(&DhtConfig {
-                bootstrap: vec![],
-                port: 0,
-                bind: Ipv4Addr::LOCALHOST,
-                public: false,
-            })
-        };
-        let (ours, theirs) = (alone().unwrap(), alone().unwrap());
+        let (ours, theirs) = (node(vec![]), node(vec![]));
         let their_addr = theirs.local_addr();
         assert!(ours.routing_nodes().is_empty(), "a first node knows no one");
         // A port that no node answers on is not added.
@@ -284,17 +265,11 @@ mod tests {
 
     #[test]
     fn one_source_cannot_make_a_node_answer_as_fast_as_it_asks() {
-        let node = PeerDht::start(&DhtConfig {
-            bootstrap: vec![],
-            port: 0,
-            bind: Ipv4Addr::LOCALHOST,
-            public: false,
-        })
-        .unwrap();
+        let listener = node(vec![]);
         let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         asker.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
         for k in 0..500u16 {
-            let _ = asker.send_to(&krpc_query("ping", &k.to_be_bytes(), None), node.local_addr());
+            let _ = asker.send_to(&krpc_query("ping", &k.to_be_bytes(), None), listener.local_addr());
         }
         let mut answers = 0;
         let mut buf = [0u8; 1500];
@@ -302,30 +277,18 @@ mod tests {
             answers += 1;
         }
         // Its burst of 20 and a few more at 10 a second while the pings were sent
-        // (before: 500 answers).
+        // (before the limit: 257 of the 500 here, the rest lost to the socket buffer).
         assert!((20..=30).contains(&answers), "{answers} answers to 500 pings");
     }
 
     #[test]
     fn a_first_node_adds_a_find_node_sender_only_once_it_answers() {
-        let first = PeerDht::start(&DhtConfig {
-            bootstrap: vec![],
-            port: 0,
-            bind: Ipv4Addr::LOCALHOST,
-            public: false,
-        })
-        .unwrap();
+        let first = node(vec![]);
         // A sender that never answers, under an id of its choosing: not added.
         let liar = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         liar.send_to(&krpc_query("find_node", b"aa", Some([7; 20])), first.local_addr()).unwrap();
         // A real node bootstrapping off the first: added once it answers the ping.
-        let honest = PeerDht::start(&DhtConfig {
-            bootstrap: vec![first.local_addr().to_string()],
-            port: 0,
-            bind: Ipv4Addr::LOCALHOST,
-            public: false,
-        })
-        .unwrap();
+        let honest = node(vec![first.local_addr().to_string()]);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while first.routing_nodes().is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -104,6 +104,12 @@ fn peer(dir: &std::path::Path, args: &[&str]) -> Proc {
     Proc::spawn(cmd)
 }
 
+/// `peer download TARGET` into `dir`, knowing only `liar` on the DHT at first.
+fn download_via(liar: &LyingNode, dir: &std::path::Path, target: &str, stall_secs: &str) -> Proc {
+    let boot = liar.addr.to_string();
+    peer(dir, &["--port", "0", "--dht-bootstrap", &boot, "download", target, "--stall-timeout", stall_secs])
+}
+
 /// A seeder on the testnet DHT serving `dir` on TCP `port`, once it announced.
 fn dht_seeder(dir: &std::path::Path, boot: &str, port: u16) -> Proc {
     let p = peer(dir, &["--port", &port.to_string(), "--dht-bootstrap", boot, "serve"]);
@@ -133,19 +139,7 @@ fn a_first_answer_of_dead_peers_does_not_stop_a_magnet_download() {
     let down = peer_dir(root.path(), "down", &[]);
     let started = Instant::now();
     let link = format!("magnet:?xt=urn:btih:{id}");
-    let mut p = peer(
-        &down,
-        &[
-            "--port",
-            "0",
-            "--dht-bootstrap",
-            &liar.addr.to_string(),
-            "download",
-            &link,
-            "--stall-timeout",
-            "20",
-        ],
-    );
+    let mut p = download_via(&liar, &down, &link, "20");
     let code = p.wait_exit(LONG);
     let out = p.output();
     eprintln!("the magnet download took {:?}", started.elapsed());
@@ -173,19 +167,7 @@ fn a_dht_source_that_failed_once_is_tried_again() {
     drop(dht_seeder(&seed_dir, &boot, port)); // announced, then gone
     let liar = lying_node(vec![SocketAddr::from(([127, 0, 1, 1], 6881))], nodes);
     let down = peer_dir(root.path(), "down", &[]);
-    let mut p = peer(
-        &down,
-        &[
-            "--port",
-            "0",
-            "--dht-bootstrap",
-            &liar.addr.to_string(),
-            "download",
-            torrent.to_str().unwrap(),
-            "--stall-timeout",
-            "25",
-        ],
-    );
+    let mut p = download_via(&liar, &down, torrent.to_str().unwrap(), "25");
     // Long enough for the lookups to name the seeder while it is down, and fail on it.
     thread::sleep(Duration::from_secs(6));
     let _back = dht_seeder(&seed_dir, &boot, port);
