@@ -1,11 +1,15 @@
 //! Downloading one file from every peer that can help at once.
 //!
-//! Anatomy of a download: resolve the name at the tracker; tell it we download (it answers
-//! with the holders and the other downloaders); fetch `file.ini` from a source and check
-//! its SHA-1 against the content id; open the partial state (resuming verified chunks);
-//! start one [`source`] thread per peer; the [`reassembler`] writes chunks in place; every
-//! second ask the tracker again and add new sources; at the end check the whole file's
-//! SHA-1 and move it atomically into `DIR/files`.
+//! Anatomy of a download: resolve the name at the tracker (or take a content id, a magnet
+//! link or a `.torrent`); tell the tracker we download (it answers with the holders, the
+//! other downloaders and the BitTorrent clients of the swarm) and, with the DHT on, start
+//! looking the id up there (`dht_feed`); get the manifest (`file.ini` from a p2p-share
+//! peer, the info dictionary from a BitTorrent client), rebuild the info dictionary and
+//! check its info-hash against the content id; open the partial state (resuming verified
+//! chunks); start one [`source`] thread per peer, each with a checker thread that verifies
+//! every chunk's SHA-1; the [`reassembler`] writes chunks in place; every second ask the
+//! tracker again and take every source that may help; at the end move the file atomically
+//! into `DIR/files`. No whole-file hash: the chunk hashes are what the content id covers.
 
 mod backoff;
 mod bt_source;
@@ -62,7 +66,8 @@ pub struct Context<'a> {
 pub struct Options {
     /// Read/write time-out on a source; a source silent this long loses its chunks.
     pub io_timeout: Duration,
-    /// Give up when no chunk arrived for this long and no source is left.
+    /// Give up when the sources together sent less than [`swarm::STALL_PROGRESS`] bytes
+    /// in this long (however many connections they hold open).
     pub stall_timeout: Duration,
     pub progress: Option<ProgressFn>,
     /// Sources given directly (`--peer`, a magnet link's `x.pe`): p2p-share peers or

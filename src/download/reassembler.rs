@@ -1,7 +1,8 @@
 //! The reassembler: one thread that receives verified chunks from every source over a
 //! crossbeam channel and writes each in place. No byte is hashed twice: each chunk was
-//! checked against its SHA-1 by its source thread, and the chunk hashes are covered by the
-//! content id (the info-hash), so the whole file needs no hash of its own.
+//! checked against its SHA-1 by its source's checker thread (`verify`), and the chunk
+//! hashes are covered by the content id (the info-hash), so the whole file needs no hash of
+//! its own.
 
 use super::source::{Arrival, BufferPool};
 use crate::chunk_store::ChunkStore;

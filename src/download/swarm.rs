@@ -1,6 +1,6 @@
 //! The source threads and the reassembler of one download, and the roster that decides
 //! which sources run: at most [`MAX_SOURCES`] at once and [`MAX_STARTS_PER_SEC`] new ones a
-//! second, none banned, failed ones retried after their back-off (see [`Backoff`]).
+//! second, none banned, failed ones retried after their back-off (see `backoff`).
 
 use super::backoff::Backoff;
 use super::dht_feed::DhtFeed;

@@ -1,4 +1,4 @@
-//! The file monitor: looks at `DIR/files` about every second (no `chdir`), hashes new or
+//! The file monitor: looks at `DIR/files` every [`SCAN_EVERY`] (no `chdir`), hashes new or
 //! changed files (or takes their cached manifest) and tells the tracker what changed.
 //!
 //! A file is shared only once it has settled: not modified for [`SETTLE`], and the same

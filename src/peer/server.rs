@@ -1,5 +1,8 @@
-//! The peer server: an accept loop that spawns one thread per connection, serving
-//! manifests, have-sets and chunks of complete and partial files.
+//! The peer server: an accept loop that spawns one thread per connection, which tells the
+//! native protocol from BitTorrent by the first byte ([`bt_serve`] serves the latter), and
+//! serves manifests, have-sets (offers, when super-seeding) and chunks of complete and
+//! partial files, under the upload limit in turns; and a dialer that opens uploads to
+//! BitTorrent leechers that will not dial us.
 //!
 //! Each request is first *decided* ([`decide`]: which reply, which bytes from which file,
 //! from the shares alone) and then *sent* ([`send`]: the bytes copied, under the upload

@@ -1,8 +1,10 @@
 //! Messages between two peers.
 //!
-//! A downloader asks for the manifest, for the set of chunks a peer has, and for chunks. A
-//! `chunk` reply is followed by exactly `len` raw bytes (at most one chunk, 1 MiB), and a
-//! `manifest` reply by the manifest text (at most 64 MiB, so files up to 1 TiB fit).
+//! A downloader asks for the manifest, for the set of chunks a peer has (sending its own,
+//! it is offered chunks by a super-seeding peer), for chunks, and under an upload cap for a
+//! turn in the peer's upload line. A `chunk` reply is followed by exactly `len` raw bytes
+//! (at most one chunk, 1 MiB), and a `manifest` reply by the manifest text (at most 64 MiB,
+//! so files up to 1 TiB fit); `elsewhere` sends a chunk request to another peer.
 
 use crate::hash::ContentId;
 use serde::{Deserialize, Serialize};
