@@ -10,7 +10,7 @@
 
 use crate::dht::PUBLIC_BOOTSTRAP;
 use crate::peer::node::DhtSettings;
-use crate::peer::server::ServerOptions;
+use crate::peer::options::ServerOptions;
 use crate::peer::NodeConfig;
 use crate::rate_limit::{parse_rate, BadRate};
 use configparser::ini::Ini;

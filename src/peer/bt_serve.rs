@@ -9,7 +9,7 @@
 //! [`Slots`]; new pieces of a partial file are announced with `have`.
 
 use super::open_files::{open_for_chunk, OpenFiles, Refusal};
-use super::server::ServerOptions;
+use super::options::ServerOptions;
 use crate::bitfield::Bitfield;
 use crate::bt::choke::Slots;
 use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};

@@ -4,6 +4,7 @@ pub mod bt_serve;
 pub mod monitor;
 pub mod node;
 pub mod open_files;
+pub mod options;
 pub mod server;
 
 pub use node::{Node, NodeConfig, NodeError};

@@ -2,7 +2,8 @@
 //! announcing periodically, and able to download.
 
 use super::monitor::FileMonitor;
-use super::server::{Dialer, PeerServer, ServerOptions};
+use super::options::ServerOptions;
+use super::server::{Dialer, PeerServer};
 use crate::dht::{DhtConfig, PeerDht};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;

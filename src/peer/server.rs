@@ -10,12 +10,12 @@
 
 use super::bt_serve::{self, BtServer, Greeting};
 use super::open_files::{open_for_chunk, OpenFiles, Refusal};
+use super::options::ServerOptions;
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::bitfield::Bitfield;
 use crate::bt::choke::Slots;
 use crate::bt::new_peer_id;
 use crate::conn_limit::ConnLimiter;
-use crate::dht::PeerDht;
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Shared, Shares};
 use crate::names::validate_name;
@@ -40,39 +40,6 @@ use std::time::{Duration, Instant};
 
 /// BitTorrent peers unchoked at once (one more holds the optimistic slot).
 pub const UPLOAD_SLOTS: usize = 16;
-
-/// Limits of the peer server.
-#[derive(Clone)]
-pub struct ServerOptions {
-    /// Connections served at once; past it, hoarders give way (see `conn_limit`).
-    pub max_conns: usize,
-    /// Connections admitted beyond `max_conns` while hoarders give way.
-    pub headroom: usize,
-    pub max_conns_per_ip: usize,
-    /// How long a connection may wait for its next request.
-    pub io_timeout: Duration,
-    /// A request must arrive whole within this once its first byte came.
-    pub message_deadline: Duration,
-    /// Caps the sum of all uploads.
-    pub upload_limit: Option<Arc<RateLimiter>>,
-    /// Our DHT node, when the DHT is on: its port is told to BitTorrent peers, and the
-    /// nodes their `port` messages name join its routing table (BEP 5).
-    pub dht: Option<PeerDht>,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            max_conns: 128,
-            headroom: 64,
-            max_conns_per_ip: 16,
-            io_timeout: Duration::from_secs(30),
-            message_deadline: Duration::from_secs(10),
-            upload_limit: None,
-            dht: None,
-        }
-    }
-}
 
 /// A running peer server.
 pub struct PeerServer {

@@ -13,9 +13,8 @@
 //!   peers whose `downloading` set has `id`;
 //! - `per_ip` counts exactly the peers, and the files they claim, of each address.
 
-use super::http::query::{AnnounceAnswer, AnnounceQuery, ScrapeCounts};
 use super::status::{FileRow, PeerRow, Status, Totals, MAX_ROWS};
-use super::swarms::{Refused, Swarms};
+use super::swarms::{AnnounceAnswer, AnnounceQuery, Refused, ScrapeCounts, Swarms};
 use crate::hash::ContentId;
 use crate::names::{validate_name, MAX_NAME_LEN};
 use crate::text::peer_label;

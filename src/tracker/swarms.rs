@@ -77,6 +77,31 @@ pub struct Announce {
     pub event: Event,
 }
 
+/// An announce and how the client wants its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceQuery {
+    pub announce: Announce,
+    pub compact: bool,
+    pub numwant: usize,
+}
+
+/// What an announce is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceAnswer {
+    pub interval_secs: u64,
+    pub complete: usize,
+    pub incomplete: usize,
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Counts for one scraped info-hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScrapeCounts {
+    pub complete: usize,
+    pub downloaded: u64,
+    pub incomplete: usize,
+}
+
 /// Why an announce was refused (sent back as the `failure reason`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {

@@ -7,6 +7,7 @@
 
 use crate::hash::{ContentId, Sha1Hash};
 use crate::tracker::swarms::{Announce, Event};
+use crate::tracker::swarms::{AnnounceAnswer, AnnounceQuery, ScrapeCounts};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use serde_bencode::value::Value;
@@ -45,14 +46,6 @@ impl fmt::Display for QueryError {
 }
 
 impl std::error::Error for QueryError {}
-
-/// An announce and how the client wants its answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnounceQuery {
-    pub announce: Announce,
-    pub compact: bool,
-    pub numwant: usize,
-}
 
 /// Splits a query into raw (percent-decoded) keys and values.
 fn params(query: &str) -> Result<Vec<(String, Vec<u8>)>, QueryError> {
@@ -154,15 +147,6 @@ pub fn failure(reason: &str) -> Vec<u8> {
     serde_bencode::to_bytes(&Failure { reason }).expect("a failure always encodes")
 }
 
-/// What an announce is answered with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnounceAnswer {
-    pub interval_secs: u64,
-    pub complete: usize,
-    pub incomplete: usize,
-    pub peers: Vec<SocketAddr>,
-}
-
 /// The bencoded answer: compact `peers` (6 bytes each, BEP 23) and `peers6` (18 bytes
 /// each, BEP 7), or a list of dictionaries when the client asked for `compact=0`.
 pub fn announce_reply(a: &AnnounceAnswer, compact: bool) -> Vec<u8> {
@@ -204,14 +188,6 @@ pub fn announce_reply(a: &AnnounceAnswer, compact: bool) -> Vec<u8> {
         d.insert(b"peers".to_vec(), Value::List(list));
     }
     serde_bencode::to_bytes(&Value::Dict(d)).expect("an answer always encodes")
-}
-
-/// Counts for one scraped info-hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ScrapeCounts {
-    pub complete: usize,
-    pub downloaded: u64,
-    pub incomplete: usize,
 }
 
 /// `d5:filesd20:<hash>d8:completei..e10:downloadedi..e10:incompletei..eeee`.
