@@ -4,6 +4,8 @@
 
 mod crowd;
 mod scheduler;
+#[path = "../support/mod.rs"]
+mod support;
 mod tracker;
 mod transfer;
 

@@ -18,14 +18,7 @@ const MIB: u64 = CHUNK_SIZE;
 /// Writes `size` bytes where every chunk differs (a counter in each 4 KiB block).
 pub fn make_file(path: &Path, size: u64) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(MIB as usize, File::create(path)?);
-    let mut block = vec![0u8; 4096];
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    for b in block.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let mut block = crate::support::test_bytes(4096, 0x2545_F491_4F6C_DD1D);
     for n in 0..size / 4096 {
         block[..8].copy_from_slice(&n.to_le_bytes());
         w.write_all(&block)?;

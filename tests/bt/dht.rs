@@ -1,6 +1,7 @@
 //! libtorrent finds our seeder through a private Mainline DHT of our nodes alone.
 
-use crate::libtorrent::{bytes, lt, serve, sha1};
+use crate::libtorrent::{lt, serve, sha1};
+use crate::support::test_bytes;
 use std::net::{Ipv4Addr, SocketAddr};
 
 const MIB: usize = 1024 * 1024;
@@ -17,7 +18,7 @@ fn libtorrent_finds_our_seeder_through_our_dht() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("seed");
     std::fs::create_dir_all(dir.join("files")).unwrap();
-    let data = bytes(6 * MIB + 3, 7);
+    let data = test_bytes(6 * MIB + 3, 7);
     std::fs::write(dir.join("files/found.bin"), &data).unwrap();
     // The tracker address leads nowhere: the DHT is the only way to our seeder.
     let nowhere: SocketAddr = "127.0.0.1:1".parse().unwrap();

@@ -1,5 +1,6 @@
 //! libtorrent and p2p-share agree on identity and exchange files both ways.
 
+use crate::support::{test_bytes, PeerProc, TrackerProc};
 use p2p_share::manifest::hash_file;
 use std::path::Path;
 use std::process::Command;
@@ -16,24 +17,12 @@ pub fn lt(args: &[&str]) -> std::process::Output {
     out
 }
 
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn the_content_id_is_the_info_hash_libtorrent_computes() {
     let dir = tempfile::tempdir().unwrap();
     for (name, len) in [("one.bin", 1), ("exact.bin", 2 << 20), ("odd size.dat", 3 * (1 << 20) + 7)] {
         let path = dir.path().join(name);
-        std::fs::write(&path, bytes(len, len as u64)).unwrap();
+        std::fs::write(&path, test_bytes(len, len as u64)).unwrap();
         let out = lt(&["infohash", path.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -89,31 +78,15 @@ pub fn bin(name: &str) -> Command {
     })
 }
 
-fn tracker() -> (Killed, SocketAddr) {
-    let mut cmd = bin("tracker");
-    cmd.args(["--bind", "127.0.0.1:0"]);
-    // The tracker logs to stderr; its port comes in the "Server started" line.
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let err = child.stderr.take().unwrap();
-    let mut port = None;
-    for line in BufReader::new(err).lines().map_while(Result::ok) {
-        if let Some(p) = line.split("Server started on port: ").nth(1) {
-            port = Some(p.trim().parse::<u16>().unwrap());
-            break;
-        }
-    }
-    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port.expect("tracker port"))))
+fn tracker() -> (TrackerProc, SocketAddr) {
+    let t = TrackerProc::start(&[]);
+    let addr = t.addr;
+    (t, addr)
 }
 
 /// `peer serve` on DIR; returns it and its port.
-pub fn serve(tracker: SocketAddr, dir: &Path, extra: &[&str]) -> (Killed, u16) {
-    let mut cmd = bin("peer");
-    cmd.args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"])
-        .args(extra)
-        .arg("serve");
-    let (p, line) = start_until(cmd, "You are running on port");
-    (p, line.rsplit(':').next().unwrap().trim().parse().unwrap())
+pub fn serve(tracker: SocketAddr, dir: &Path, extra: &[&str]) -> (PeerProc, u16) {
+    PeerProc::serve(tracker, dir, extra)
 }
 
 /// A libtorrent seeder of `torrent` over `dir`; returns it and its port.
@@ -179,7 +152,7 @@ fn libtorrent_downloads_from_our_magnet_link() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("seed");
     std::fs::create_dir_all(dir.join("files")).unwrap();
-    let data = bytes(32 * MIB, 1);
+    let data = test_bytes(32 * MIB, 1);
     std::fs::write(dir.join("files/big.bin"), &data).unwrap();
     let (_seed, port) = serve(tracker, &dir, &[]);
     let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "magnet", "big.bin"]).output().unwrap();
@@ -200,7 +173,7 @@ fn we_download_from_a_libtorrent_seed_with_its_torrent() {
     let root = tempfile::tempdir().unwrap();
     let seed_dir = root.path().join("lt");
     std::fs::create_dir_all(&seed_dir).unwrap();
-    let data = bytes(24 * MIB + 5, 2);
+    let data = test_bytes(24 * MIB + 5, 2);
     std::fs::write(seed_dir.join("only-lt.bin"), &data).unwrap();
     let torrent = root.path().join("only-lt.torrent");
     let made = lt(&["torrent", seed_dir.join("only-lt.bin").to_str().unwrap(), torrent.to_str().unwrap()]);
@@ -219,7 +192,7 @@ fn we_download_from_a_libtorrent_seed_with_its_torrent() {
 fn mixed_swarm_both_kinds_of_downloader_use_both_kinds_of_seed() {
     let (_t, tracker) = tracker();
     let root = tempfile::tempdir().unwrap();
-    let data = bytes(16 * MIB, 3);
+    let data = test_bytes(16 * MIB, 3);
     let lt_dir = root.path().join("lt-seed");
     std::fs::create_dir_all(&lt_dir).unwrap();
     std::fs::write(lt_dir.join("mixed.bin"), &data).unwrap();

@@ -6,5 +6,7 @@
 
 mod dht;
 mod libtorrent;
+#[path = "../support/mod.rs"]
+mod support;
 mod tracker_http;
 mod transmission;

@@ -1,40 +1,20 @@
 //! Real clients against the tracker's HTTP side: libtorrent finds our peer through an
 //! HTTP announce; headless Chromium renders the status page of a running swarm.
 
-use crate::libtorrent::{bin, bytes, lt, serve, sha1, Killed};
-use std::io::{BufRead, BufReader};
+use crate::libtorrent::{bin, lt, serve, sha1};
+use crate::support::{test_bytes, TrackerProc};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A tracker with HTTP on: (process, native address, HTTP address).
-pub fn http_tracker() -> (Killed, SocketAddr, SocketAddr) {
-    let mut child = bin("tracker")
-        .args(["--bind", "127.0.0.1:0", "--http", "127.0.0.1:0", "--announce-interval", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut native, mut http) = (None, None);
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if let Some(p) = line.split("Server started on port: ").nth(1) {
-                native = p.trim().parse::<u16>().ok();
-            }
-            if let Some(a) = line.split("HTTP tracker on http://").nth(1) {
-                http = a.split('/').next().and_then(|a| a.parse::<SocketAddr>().ok());
-            }
-            if let (Some(n), Some(h)) = (native, http) {
-                let _ = tx.send((n, h));
-                native = None;
-            }
-        }
-    });
-    let (port, http) = rx.recv_timeout(Duration::from_secs(10)).expect("tracker started");
-    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)), http)
+pub fn http_tracker() -> (TrackerProc, SocketAddr, SocketAddr) {
+    let t = TrackerProc::start(&["--http", "127.0.0.1:0", "--announce-interval", "2"]);
+    let line = t.proc.wait_for_line("HTTP tracker on http://", Duration::from_secs(10));
+    let http = line.split("http://").nth(1).and_then(|a| a.split('/').next()?.parse().ok());
+    let native = t.addr;
+    (t, native, http.expect("the HTTP address"))
 }
 
 /// libtorrent, given only the .torrent `peer torrent` wrote (its announce URL is our
@@ -45,7 +25,7 @@ fn libtorrent_finds_our_peer_through_the_http_tracker() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("seed");
     std::fs::create_dir_all(dir.join("files")).unwrap();
-    let data = bytes(8 << 20, 9);
+    let data = test_bytes(8 << 20, 9);
     std::fs::write(dir.join("files/via-tracker.bin"), &data).unwrap();
     let (_seed, _port) = serve(tracker, &dir, &[]);
     let out =
@@ -71,7 +51,7 @@ fn the_status_page_renders_the_swarm_in_a_browser() {
     let dir = root.path().join("seed");
     std::fs::create_dir_all(dir.join("files")).unwrap();
     std::fs::write(dir.join("files").join(hostile), b"not a picture").unwrap();
-    std::fs::write(dir.join("files/plain.bin"), bytes(3 << 20, 4)).unwrap();
+    std::fs::write(dir.join("files/plain.bin"), test_bytes(3 << 20, 4)).unwrap();
     let (_seed, port) = serve(tracker, &dir, &[]);
     // Wait until both files are announced.
     let api = format!("http://{http}/api/status");

@@ -2,15 +2,12 @@
 //! tracker, both ways. Transmission never dials a loopback peer it hears of from a
 //! tracker, so our seeder dials it (the tracker names it as a leecher).
 
-use crate::libtorrent::{all_output, bin, bytes, lt, serve, sha1, Killed};
+use crate::libtorrent::{all_output, bin, lt, serve, sha1, Killed};
+use crate::support::{free_port, test_bytes};
 use crate::tracker_http::http_tracker;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A transmission-daemon with its own config and download folder; stopped when dropped.
 struct Transmission {
@@ -76,7 +73,7 @@ fn transmission_downloads_from_our_peer_through_our_tracker() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("ours");
     std::fs::create_dir_all(dir.join("files")).unwrap();
-    let data = bytes(8 << 20, 11);
+    let data = test_bytes(8 << 20, 11);
     std::fs::write(dir.join("files/to-transmission.bin"), &data).unwrap();
     let (_seed, _) = serve(tracker, &dir, &[]);
     let out = bin("peer")
@@ -102,7 +99,7 @@ fn we_download_from_transmission_through_our_tracker() {
     let (_t, tracker, http) = http_tracker();
     let root = tempfile::tempdir().unwrap();
     let tr = Transmission::start(&root.path().join("transmission"));
-    let data = bytes(8 << 20 | 7, 12);
+    let data = test_bytes(8 << 20 | 7, 12);
     std::fs::write(tr.download_dir.join("from-transmission.bin"), &data).unwrap();
     let torrent = root.path().join("from-transmission.torrent");
     let made = lt(&[

@@ -2,9 +2,9 @@
 //! first with peers that are all dead, and a seeder the DHT names while it is down for a
 //! moment. A private DHT on loopback; the downloader knows only the lying node at first.
 
-use crate::helpers::{peer_dir, test_bytes, Proc};
+use crate::helpers::{free_port, peer_dir, test_bytes, Proc};
 use p2p_share::manifest::hash_file;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -115,10 +115,6 @@ fn dht_seeder(dir: &std::path::Path, boot: &str, port: u16) -> Proc {
     let p = peer(dir, &["--port", &port.to_string(), "--dht-bootstrap", boot, "serve"]);
     p.wait_for_line("on the DHT", Duration::from_secs(30));
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn join(addrs: &[SocketAddr]) -> String {

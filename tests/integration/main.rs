@@ -18,5 +18,7 @@ mod never_read;
 mod props;
 mod props_bt;
 mod soak;
+#[path = "../support/mod.rs"]
+mod support;
 mod swarm;
 mod tracker;
