@@ -440,3 +440,113 @@ pub fn greeting(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::holdings::shares::FileIdentity;
+    use crate::manifest::hash_file;
+    use crate::wire::mem::MemSocket;
+    use std::io::{Cursor, Read};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    const FROM: &str = "127.0.0.9:6881";
+
+    /// One complete file of 3 MiB + 5 bytes, shared.
+    fn shared_file() -> (tempfile::TempDir, Shares, ContentId, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let m = hash_file(&path, "f.bin", false).unwrap();
+        let id = m.content_id();
+        let shares = Shares::default();
+        shares.add_complete(
+            Arc::new(m),
+            id,
+            path.clone(),
+            FileIdentity::of(&std::fs::metadata(&path).unwrap()),
+        );
+        (dir, shares, id, data)
+    }
+
+    /// A client's opening: its handshake (fast and extension bits), then `then`.
+    fn opening(id: ContentId, then: &[Message]) -> Vec<u8> {
+        let mut out = Handshake::ours(id, *b"-XX0000-unit-test-01").to_bytes().to_vec();
+        then.iter().for_each(|m| msg::encode(m, &mut out));
+        out
+    }
+
+    /// The messages we wrote, each with a piece's data (empty for the others).
+    type Written = Vec<(Message, Vec<u8>)>;
+
+    /// Serves `input` on one in-memory connection; returns how it ended and the messages
+    /// written after our handshake.
+    fn exchange(shares: &Shares, input: Vec<u8>) -> (Result<(), BtError>, Written) {
+        let socket = MemSocket::new(input);
+        let opts = ServerOptions::default();
+        let slots = Slots::new(4);
+        let server = BtServer { shares, opts: &opts, slots: &slots, peer_id: [1; 20], conn_id: 7 };
+        let total = AtomicUsize::new(0);
+        let ended =
+            run(socket.clone(), FROM.parse().unwrap(), None, &server, &mut OpenFiles::new(&total), None);
+        let mut out = Cursor::new(socket.written());
+        Handshake::read(&mut out).expect("our handshake first");
+        let mut msgs = Vec::new();
+        while (out.position() as usize) < out.get_ref().len() {
+            let m = msg::read_message(&mut out).unwrap();
+            let mut data = Vec::new();
+            if let Message::Piece(b) = &m {
+                data.resize(b.length as usize, 0);
+                out.read_exact(&mut data).unwrap();
+            }
+            msgs.push((m, data));
+        }
+        (ended, msgs)
+    }
+
+    fn ut_request(piece: u32) -> Message {
+        Message::Extended { id: OUR_UT_METADATA, payload: metadata::encode(&MetadataMsg::Request(piece)) }
+    }
+
+    #[test]
+    fn the_metadata_goes_out_twice_per_piece_then_is_refused_then_the_connection_ends() {
+        let (_dir, shares, id, _) = shared_file();
+        let theirs =
+            Message::Extended { id: metadata::HANDSHAKE_ID, payload: b"d1:md11:ut_metadatai3eee".to_vec() };
+        let asks: Vec<Message> = std::iter::once(theirs).chain((0..30).map(|_| ut_request(0))).collect();
+        let (ended, msgs) = exchange(&shares, opening(id, &asks));
+        let answers: Vec<MetadataMsg> = msgs
+            .iter()
+            .filter_map(|(m, _)| match m {
+                Message::Extended { id: 3, payload } => metadata::decode(payload).ok(),
+                _ => None,
+            })
+            .collect();
+        let data = answers.iter().filter(|a| matches!(a, MetadataMsg::Data { .. })).count();
+        let rejects = answers.iter().filter(|a| matches!(a, MetadataMsg::Reject(0))).count();
+        assert_eq!((data, rejects), (METADATA_ANSWERS_PER_PIECE, METADATA_REJECTS));
+        assert!(
+            matches!(ended, Err(BtError::Protocol(ref why)) if why.contains("metadata 11 times")),
+            "{ended:?}"
+        );
+    }
+
+    #[test]
+    fn a_choked_request_is_rejected_and_an_interested_peer_is_served() {
+        let (_dir, shares, id, data) = shared_file();
+        let block = Block { index: 2, begin: 16384, length: 16384 };
+        let asks = [Message::Request(block), Message::Interested, Message::Request(block)];
+        let (ended, msgs) = exchange(&shares, opening(id, &asks));
+        assert!(ended.is_ok(), "{ended:?}");
+        let kinds: Vec<&Message> = msgs.iter().map(|(m, _)| m).collect();
+        assert!(kinds.contains(&&Message::HaveAll), "a seeder says so in one message (fast extension)");
+        let reject = kinds.iter().position(|m| **m == Message::RejectRequest(block));
+        let unchoke = kinds.iter().position(|m| **m == Message::Unchoke);
+        let piece = msgs.iter().position(|(m, _)| *m == Message::Piece(block));
+        assert!(reject < unchoke && unchoke < piece && piece.is_some(), "{kinds:?}");
+        let start = (2 << 20) + 16384;
+        assert!(msgs[piece.unwrap()].1 == data[start..start + 16384], "the block's bytes");
+    }
+}
