@@ -1,4 +1,4 @@
-//! The wire protocol shared by the tracker and the peers.
+//! The wire protocol shared by the tracker and the peers (specified in `PROTOCOL.md`).
 //!
 //! Every message is a frame ([`frame`]): a 4-byte big-endian length, then a JSON body.
 //! Requests travel in an envelope that names the protocol version,

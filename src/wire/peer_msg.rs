@@ -1,4 +1,4 @@
-//! Messages between two peers.
+//! Messages between two peers (`PROTOCOL.md` sections 3 and 4).
 //!
 //! A downloader asks for the manifest, for the set of chunks a peer has (sending its own,
 //! it is offered chunks by a super-seeding peer), for chunks, and under an upload cap for a

@@ -1,4 +1,4 @@
-//! Messages between a peer and the tracker.
+//! Messages between a peer and the tracker (`PROTOCOL.md` section 2).
 
 use crate::hash::ContentId;
 use serde::{Deserialize, Serialize};
