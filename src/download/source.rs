@@ -10,7 +10,7 @@ use crate::chunk_store::ChunkStore;
 use crate::dht::PeerDht;
 use crate::manifest::{ChunkIndex, CHUNK_SIZE};
 use crate::wire::conn::Conn;
-use crate::wire::peer_msg::{PeerReply, PeerRequest};
+use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
 use crate::wire::WireError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use log::debug;
@@ -146,9 +146,15 @@ pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd
 /// Fetches over our own protocol; the chunks are checked on a thread of their own
 /// (`verify`) while the next ones arrive.
 fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    let conn = match Conn::connect(addr, shared.io_timeout) {
+    let mut conn = match Conn::connect(addr, shared.io_timeout) {
         Ok(conn) => conn,
         Err(e) => return SourceEnd::Failed(format!("cannot connect: {e}")),
+    };
+    let peer = match conn.call(&PeerRequest::Hello { abilities: Abilities::ALL }) {
+        Ok(PeerReply::Hello { abilities }) => abilities,
+        Ok(PeerReply::Error { reason }) => return SourceEnd::Failed(reason),
+        Ok(other) => return SourceEnd::Failed(format!("answered hello with a '{}' reply", other.kind())),
+        Err(e) => return e.into(),
     };
     let bad = AtomicU32::new(0);
     let (check, unchecked) = bounded(verify::AHEAD);
@@ -172,6 +178,7 @@ fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd 
             resting_until: None,
             line_full_at: None,
             turns: false,
+            peer,
         };
         match f.refresh_have() {
             Ok(()) => f.run(),
@@ -212,6 +219,8 @@ struct Fetcher<'a> {
     /// It takes turn requests, and its line was full: chunks are asked of it in turns
     /// (see [`run_turns`](Self::run_turns)), for the rest of the download.
     turns: bool,
+    /// What the source said it does (its answer to our `hello`).
+    peer: Abilities,
 }
 
 /// Chunk requests to keep in flight at a source (see [`FULL_LINE_MEMORY`]).
@@ -356,7 +365,8 @@ impl Fetcher<'_> {
             let req =
                 PeerRequest::Turn { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) };
             let reply: PeerReply = self.conn.call(&req)?;
-            let later = matches!(reply, PeerReply::Have { later: true, .. });
+            let later =
+                matches!(reply, PeerReply::Have { later: true, .. } | PeerReply::Offer { later: true, .. });
             self.apply_have(reply)?;
             if !later {
                 break;
@@ -417,7 +427,7 @@ impl Fetcher<'_> {
         let store = &self.shared.store;
         let have = match reply {
             PeerReply::Have { complete: true, .. } => None,
-            PeerReply::Have { complete: false, bitfield, .. } => Some(
+            PeerReply::Have { complete: false, bitfield, .. } | PeerReply::Offer { bitfield, .. } => Some(
                 Bitfield::from_hex(&bitfield, store.manifest.chunk_count())
                     .map_err(|e| SourceEnd::Failed(e.to_string()))?,
             ),
@@ -450,21 +460,22 @@ impl Fetcher<'_> {
                     "sent chunk {index} of {len} bytes when asked for chunk {i}"
                 )))
             }
-            PeerReply::Elsewhere { index, retry_ms, turns } if index == i => {
+            PeerReply::Busy { index, retry_ms } if index == i => {
+                // Its upload line is full: another source may send the chunk while this one
+                // rests, and from now on we wait for places in its line, when it takes turns.
+                self.shared.sched.lock().release(self.addr, i);
+                self.turns |= self.peer.turns;
+                let rest = Duration::from_millis(u64::from(retry_ms)).clamp(MIN_REST, MAX_REST);
+                self.resting_until = Some(Instant::now() + rest);
+                self.line_full_at = Some(Instant::now());
+                return Ok(());
+            }
+            PeerReply::Elsewhere { index } if index == i => {
+                // A super-seeding peer offers it to another downloader now (its new offer
+                // comes with the next have request, which goes out at once): another source
+                // sends it.
                 let mut sched = self.shared.sched.lock();
                 sched.release(self.addr, i);
-                self.turns |= turns;
-                if let Some(ms) = retry_ms {
-                    // Its upload line is full: another source may send the chunk while
-                    // this one rests.
-                    let rest = Duration::from_millis(u64::from(ms)).clamp(MIN_REST, MAX_REST);
-                    self.resting_until = Some(Instant::now() + rest);
-                    self.line_full_at = Some(Instant::now());
-                    return Ok(());
-                }
-                // A super-seeding peer offers it to another downloader now (its new offer
-                // comes with the next have request, which goes out at once), or an older
-                // peer's line is long: another source sends it.
                 sched.source_lacks(self.addr, i);
                 self.shunned.add(i, Instant::now());
                 self.last_have = Instant::now().checked_sub(REFRESH).unwrap_or(self.last_have);

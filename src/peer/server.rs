@@ -23,7 +23,7 @@ use crate::rate_limit::{RateLimiter, Turn};
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
 use crate::wire::deadline::{GiveWay, Socket, POLL};
-use crate::wire::peer_msg::{PeerReply, PeerRequest};
+use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
 use crate::wire::send_deadline::DeadlineWriter;
 use crate::wire::{FrameError, WireError};
 use log::{debug, info};
@@ -243,7 +243,7 @@ fn serve_requests<S: Socket>(
     let mut offered: Vec<ContentId> = Vec::new();
     let mut last_offer: Option<Instant> = None;
     let mut asker =
-        Asker { id: conn_id, knows_elsewhere: false, turned_away: 0, answer_time: Duration::ZERO };
+        Asker { id: conn_id, abilities: Abilities::default(), turned_away: 0, answer_time: Duration::ZERO };
     // A request read after a turn's place came that was not a chunk request.
     let mut next: Option<PeerRequest> = None;
     loop {
@@ -254,20 +254,23 @@ fn serve_requests<S: Socket>(
                 break;
             }
         };
+        if let PeerRequest::Hello { abilities } = &req {
+            asker.abilities = *abilities;
+        }
         if let PeerRequest::Have { content_id, mine: Some(_) }
         | PeerRequest::Turn { content_id, mine: Some(_) } = &req
         {
-            if !offered.contains(content_id) && offered.len() < MAX_OFFERED_FILES {
-                offered.push(*content_id);
+            if asker.abilities.offers {
+                if !offered.contains(content_id) && offered.len() < MAX_OFFERED_FILES {
+                    offered.push(*content_id);
+                }
+                // An offer costs a pass over the file's chunks: one connection gets at most
+                // one per OFFER_GAP (a downloader asks after a chunk or once a second).
+                if let Some(wait) = last_offer.and_then(|t| OFFER_GAP.checked_sub(t.elapsed())) {
+                    std::thread::sleep(wait);
+                }
+                last_offer = Some(Instant::now());
             }
-            // An offer costs a pass over the file's chunks: one connection gets at most one
-            // per OFFER_GAP (a downloader asks after a chunk or once a second).
-            if let Some(wait) = last_offer.and_then(|t| OFFER_GAP.checked_sub(t.elapsed())) {
-                std::thread::sleep(wait);
-            }
-            last_offer = Some(Instant::now());
-            // It sent its have-set, so it understands `elsewhere`.
-            asker.knows_elsewhere = true;
         }
         if let PeerRequest::Turn { content_id, mine } = &req {
             match serve_turn(conn, shares, opts, files, &mut asker, content_id, mine.as_deref()) {
@@ -281,7 +284,7 @@ fn serve_requests<S: Socket>(
                 }
             }
         }
-        let plan = decide(&req, shares, files, conn.peer_addr(), conn_id);
+        let plan = decide(&req, shares, files, conn.peer_addr(), &asker);
         if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut asker, None) {
             debug!("peer server: {}: {e}", conn.peer_addr());
             break;
@@ -297,24 +300,24 @@ fn serve_requests<S: Socket>(
 /// One connection's standing with this server. Under an upload limit, a peer keeps one
 /// place to wait in its upload line, right behind the chunk being sent. A chunk request
 /// that finds that place taken, or that does not get its turn within one chunk's sending
-/// time, is answered `elsewhere` with the time until a place should be free, when other
-/// peers have the chunk too (this peer is still downloading, or has sent that chunk
-/// before). The asker fetches the chunk from one of them and asks this peer again after
-/// that time. In a crowd, everyone asks a peer for the chunk it just got: queued there,
-/// their requests held chunks that idle peers could have sent; sent away for a fixed
-/// while, they left the peer idle once its line emptied.
+/// time, is answered `busy` with the time until a place should be free, when other peers
+/// have the chunk too (this peer is still downloading, or has sent that chunk before). The
+/// asker fetches the chunk from one of them and asks this peer again after that time. In a
+/// crowd, everyone asks a peer for the chunk it just got: queued there, their requests held
+/// chunks that idle peers could have sent; sent away for a fixed while, they left the peer
+/// idle once its line emptied.
 ///
-/// So the `elsewhere` also says this peer takes *turns*: an asker that understands waits
-/// for a place in the line with a turn request, holding no chunk, and names the chunk when
-/// its turn comes, picked from what this peer has then (the turn's answer is the have-set).
+/// So this peer takes *turns* (its `hello` says so): an asker that got `busy` waits for a
+/// place in the line with a turn request, holding no chunk, and names the chunk when its
+/// turn comes, picked from what this peer has then (the turn's answer is the have-set).
 /// The line never empties while someone waits, and a chunk this peer just got goes out in
 /// the next turn, not behind one named a chunk's time earlier.
 /// `cargo bench --bench bench -- crowd` measures it.
 struct Asker {
     /// Names the connection to super-seeding.
     id: u64,
-    /// It sent its have-set, so it understands `elsewhere` (older clients wait in line).
-    knows_elsewhere: bool,
+    /// What it said it understands (`hello`); nothing until it says.
+    abilities: Abilities,
     /// Requests turned away since it was last served.
     turned_away: u32,
     /// How long it took to name a chunk when its last turn came (a round trip and its
@@ -328,7 +331,7 @@ impl Asker {
     /// row, one waits its turn, so a connection that always finds a full line still gets
     /// chunks.
     fn may_turn_away(&self) -> bool {
-        self.knows_elsewhere && self.turned_away < MAX_TURNED_AWAY
+        self.abilities.busy && self.turned_away < MAX_TURNED_AWAY
     }
 }
 
@@ -381,9 +384,9 @@ fn serve_turn<S: Socket>(
     let mut mine = mine.map(str::to_string);
     loop {
         let came = turn.as_ref().is_none_or(|t| t.wait_place(asker.answer_time, Instant::now() + TURN_WAIT));
-        let mut reply = have_reply(&shared, mine.as_deref(), asker.id)
+        let mut reply = have_reply(&shared, mine.as_deref(), asker)
             .unwrap_or_else(|Refusal(reason)| PeerReply::Error { reason });
-        if let PeerReply::Have { later, .. } = &mut reply {
+        if let PeerReply::Have { later, .. } | PeerReply::Offer { later, .. } = &mut reply {
             *later = !came;
         }
         let answered = Instant::now();
@@ -396,7 +399,7 @@ fn serve_turn<S: Socket>(
                 mine = now_mine;
             }
             PeerRequest::Chunk { .. } if came => {
-                let plan = decide(&req, shares, files, conn.peer_addr(), asker.id);
+                let plan = decide(&req, shares, files, conn.peer_addr(), asker);
                 send(conn, plan, limit, asker, turn)?;
                 return Ok(None);
             }
@@ -423,16 +426,16 @@ enum Plan<'f> {
     Chunk { index: u32, file: &'f File, offset: u64, len: usize, shared: Arc<Shared> },
 }
 
-/// Decides the answer to `req`.
-/// `conn_id` names the asker to super-seeding.
+/// Decides the answer to `req` from `asker`.
 fn decide<'f>(
     req: &PeerRequest,
     shares: &Shares,
     files: &'f mut OpenFiles,
     from: SocketAddr,
-    conn_id: u64,
+    asker: &Asker,
 ) -> Plan<'f> {
     let planned = match req {
+        PeerRequest::Hello { .. } => Ok(Plan::Reply(PeerReply::Hello { abilities: Abilities::ALL })),
         PeerRequest::Manifest { content_id, name } => {
             find(shares, content_id.as_ref(), name.as_deref()).map(|shared| {
                 info!("Sending file.ini of '{}' to {from}", shared.manifest.name);
@@ -441,13 +444,13 @@ fn decide<'f>(
         }
         PeerRequest::Have { content_id, mine } | PeerRequest::Turn { content_id, mine } => {
             let shared = shares.get(content_id).ok_or_else(|| not_shared(content_id));
-            shared.and_then(|shared| have_reply(&shared, mine.as_deref(), conn_id)).map(Plan::Reply)
+            shared.and_then(|shared| have_reply(&shared, mine.as_deref(), asker)).map(Plan::Reply)
         }
         PeerRequest::Chunk { content_id, index } => match shares.get(content_id) {
             None => Err(not_shared(content_id)),
             Some(shared) if shared.is_complete() => {
-                if !shared.seeding.lock().may_send(*index, conn_id) {
-                    return Plan::Reply(PeerReply::Elsewhere { index: *index, retry_ms: None, turns: false });
+                if !shared.seeding.lock().may_send(*index, asker.id) {
+                    return Plan::Reply(PeerReply::Elsewhere { index: *index });
                 }
                 plan_chunk(&shared, *index, files)
             }
@@ -461,26 +464,27 @@ fn decide<'f>(
 }
 
 /// Which chunks we have: a partial file's bitfield; for a complete file, `complete`, or,
-/// when the asker says what it has, an offer (super-seeding).
-fn have_reply(shared: &Shared, mine: Option<&str>, conn_id: u64) -> Result<PeerReply, Refusal> {
+/// to an asker that takes offers and says what it has, an offer (super-seeding).
+fn have_reply(shared: &Shared, mine: Option<&str>, asker: &Asker) -> Result<PeerReply, Refusal> {
     Ok(match (&shared.holding, mine) {
         (Holding::Partial(store), _) => {
             PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex(), later: false }
         }
-        (Holding::Complete(..), None) => {
-            PeerReply::Have { complete: true, bitfield: String::new(), later: false }
-        }
-        (Holding::Complete(..), Some(mine)) => {
+        (Holding::Complete(..), Some(mine)) if asker.abilities.offers => {
             let has = Bitfield::from_hex(mine, shared.manifest.chunk_count())
                 .map_err(|e| Refusal(format!("the have-set sent: {e}")))?;
-            let offer = shared.seeding.lock().offer(conn_id, &has, Instant::now());
+            let offer = shared.seeding.lock().offer(asker.id, &has, Instant::now());
             debug!(
-                "super-seeding '{}': connection {conn_id} has {}, is offered {}",
+                "super-seeding '{}': connection {} has {}, is offered {}",
                 shared.manifest.name,
+                asker.id,
                 has.count(),
                 offer.count()
             );
-            PeerReply::Have { complete: false, bitfield: offer.to_hex(), later: false }
+            PeerReply::Offer { bitfield: offer.to_hex(), later: false }
+        }
+        (Holding::Complete(..), _) => {
+            PeerReply::Have { complete: true, bitfield: String::new(), later: false }
         }
     })
 }
@@ -537,8 +541,8 @@ fn send<'l, S: Socket>(
                 if elsewhere && asker.may_turn_away() {
                     if let Some(retry) = line_full(turn, limit.time_for(len)) {
                         asker.turned_away += 1;
-                        let retry_ms = Some(u32::try_from(retry.as_millis()).unwrap_or(u32::MAX));
-                        return conn.send_reply(&PeerReply::Elsewhere { index, retry_ms, turns: true });
+                        let retry_ms = u32::try_from(retry.as_millis()).unwrap_or(u32::MAX);
+                        return conn.send_reply(&PeerReply::Busy { index, retry_ms });
                     }
                 }
             }
@@ -786,26 +790,29 @@ mod tests {
         let chunk = CHUNK_SIZE as usize;
         let limit = Arc::new(RateLimiter::new(16 << 20));
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
-        let run = |mine: Option<&str>| {
-            let have = PeerRequest::Have { content_id: f.id, mine: mine.map(str::to_string) };
-            let mut reqs = vec![have];
+        let run = |hello: bool| {
+            let mut reqs = vec![PeerRequest::Have { content_id: f.id, mine: Some("00".into()) }];
+            if hello {
+                reqs.insert(0, PeerRequest::Hello { abilities: Abilities::ALL });
+            }
+            let skip = reqs.len();
             reqs.extend((0..=MAX_TURNED_AWAY).map(|_| ask.clone()));
             let t = Instant::now();
-            let replies = behind_a_line(&partial, &limit, &reqs, Line::Full)[1..].to_vec();
+            let replies = behind_a_line(&partial, &limit, &reqs, Line::Full)[skip..].to_vec();
             (replies, t.elapsed())
         };
         let sent = PeerReply::Chunk { index: 1, len: chunk as u32 };
-        // One chunk is being sent and another waits: a downloader that sends its have-set
+        // One chunk is being sent and another waits: a downloader that understands `busy`
         // is sent elsewhere at once, told to ask again when the waiting place is free (after
         // the chunk being sent: at most one chunk's time, 62 ms at 16 MiB/s)...
-        let (replies, took) = run(Some("00"));
-        let away = PeerReply::Elsewhere { index: 1, retry_ms: Some(62), turns: true };
+        let (replies, took) = run(true);
+        let away = PeerReply::Busy { index: 1, retry_ms: 62 };
         assert_eq!(replies[..MAX_TURNED_AWAY as usize], vec![away; MAX_TURNED_AWAY as usize]);
         // ... but after MAX_TURNED_AWAY in a row, the next request waits its turn.
         assert_eq!(replies[MAX_TURNED_AWAY as usize], sent);
         assert!(took >= Duration::from_millis(500), "it waited behind the line ({took:?})");
-        // An older client, which cannot understand `elsewhere`, waits in line.
-        assert!(run(None).0.iter().all(|r| *r == sent));
+        // A client that did not say it understands `busy` waits in line.
+        assert!(run(false).0.iter().all(|r| *r == sent));
     }
 
     #[test]
@@ -813,12 +820,12 @@ mod tests {
         let f = complete();
         let (_chunks, partial) = only_chunk_one(&f);
         let limit = Arc::new(RateLimiter::new(16 << 20));
-        let have = PeerRequest::Have { content_id: f.id, mine: Some("00".into()) };
+        let hello = PeerRequest::Hello { abilities: Abilities::ALL };
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
         let t = Instant::now();
-        let replies = behind_a_line(&partial, &limit, &[have, ask], Line::Sending);
+        let replies = behind_a_line(&partial, &limit, &[hello, ask], Line::Sending);
         // It waited one chunk's sending time (62.5 ms), and a place is free now.
-        assert_eq!(replies[1], PeerReply::Elsewhere { index: 1, retry_ms: Some(0), turns: true });
+        assert_eq!(replies[1], PeerReply::Busy { index: 1, retry_ms: 0 });
         assert!(t.elapsed() >= Duration::from_millis(62), "{:?}", t.elapsed());
     }
 
@@ -827,15 +834,15 @@ mod tests {
         let f = complete();
         let limit = Arc::new(RateLimiter::new(16 << 20));
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
-        let have = PeerRequest::Have { content_id: f.id, mine: Some("00".into()) };
+        let hello = PeerRequest::Hello { abilities: Abilities::ALL };
         let ask = |index| PeerRequest::Chunk { content_id: f.id, index };
         let sent = |index| PeerReply::Chunk { index, len: CHUNK_SIZE as u32 };
         // No one else has chunk 0: it waits its turn.
-        assert_eq!(behind_a_line(&f.shares, &limit, &[have.clone(), ask(0)], Line::Full)[1], sent(0));
+        assert_eq!(behind_a_line(&f.shares, &limit, &[hello.clone(), ask(0)], Line::Full)[1], sent(0));
         exchange(&f.shares, &[ask(1), ask(2)], &opts);
         // Every chunk went out once: now chunk 0 can be had from the peer that got it.
-        let replies = behind_a_line(&f.shares, &limit, &[have, ask(0)], Line::Full);
-        assert_eq!(replies[1], PeerReply::Elsewhere { index: 0, retry_ms: Some(62), turns: true });
+        let replies = behind_a_line(&f.shares, &limit, &[hello, ask(0)], Line::Full);
+        assert_eq!(replies[1], PeerReply::Busy { index: 0, retry_ms: 62 });
     }
 
     #[test]
@@ -960,13 +967,15 @@ mod tests {
     fn offers_are_paced_per_connection() {
         let f = complete();
         let mine = Some(Bitfield::new(3).to_hex());
-        let reqs: Vec<PeerRequest> =
-            (0..11).map(|_| PeerRequest::Have { content_id: f.id, mine: mine.clone() }).collect();
+        let hello = PeerRequest::Hello { abilities: Abilities::ALL };
+        let asks = (0..11).map(|_| PeerRequest::Have { content_id: f.id, mine: mine.clone() });
+        let reqs: Vec<PeerRequest> = std::iter::once(hello).chain(asks).collect();
         let t = Instant::now();
         let mut out = Cursor::new(exchange(&f.shares, &reqs, &ServerOptions::default()));
         assert!(t.elapsed() >= OFFER_GAP * 10, "11 offers in {:?}", t.elapsed());
+        assert_eq!(next_reply(&mut out).0, PeerReply::Hello { abilities: Abilities::ALL });
         for _ in 0..11 {
-            assert_eq!(next_reply(&mut out).0.kind(), "have");
+            assert_eq!(next_reply(&mut out).0.kind(), "offer");
         }
     }
 

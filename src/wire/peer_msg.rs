@@ -1,18 +1,59 @@
 //! Messages between two peers (`PROTOCOL.md` sections 3 and 4).
 //!
-//! A downloader asks for the manifest, for the set of chunks a peer has (sending its own,
-//! it is offered chunks by a super-seeding peer), for chunks, and under an upload cap for a
-//! turn in the peer's upload line. A `chunk` reply is followed by exactly `len` raw bytes
-//! (at most one chunk, 1 MiB), and a `manifest` reply by the manifest text (at most 64 MiB,
-//! so files up to 1 TiB fit); `elsewhere` sends a chunk request to another peer.
+//! A downloader says what it understands (`hello`), then asks for the manifest, for the
+//! set of chunks a peer has (sending its own, it is offered chunks by a super-seeding peer),
+//! for chunks, and under an upload cap for a turn in the peer's upload line. A `chunk` reply
+//! is followed by exactly `len` raw bytes (at most one chunk, 1 MiB), and a `manifest` reply
+//! by the manifest text (at most 64 MiB, so files up to 1 TiB fit). Each reply means one
+//! thing: `have` what the peer has, `offer` what it offers, `elsewhere` a chunk offered to
+//! another, `busy` a full upload line.
 
 use crate::hash::ContentId;
 use serde::{Deserialize, Serialize};
+
+/// What one side of a connection understands, said once in `hello`: on the wire, a list of
+/// names (`"offers"`, `"busy"`, `"turns"`); names this build does not know are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct Abilities {
+    /// Takes (downloader) or makes (peer) offers: a have request carrying `mine` may be
+    /// answered `offer`, and a chunk offered to another `elsewhere`.
+    pub offers: bool,
+    /// Understands (downloader) or sends (peer) `busy` when the upload line is full.
+    pub busy: bool,
+    /// Sends (downloader) or takes (peer) `turn` requests.
+    pub turns: bool,
+}
+
+impl Abilities {
+    /// Everything this build understands.
+    pub const ALL: Abilities = Abilities { offers: true, busy: true, turns: true };
+}
+
+impl From<Vec<String>> for Abilities {
+    fn from(names: Vec<String>) -> Abilities {
+        let has = |n: &str| names.iter().any(|x| x == n);
+        Abilities { offers: has("offers"), busy: has("busy"), turns: has("turns") }
+    }
+}
+
+impl From<Abilities> for Vec<String> {
+    fn from(a: Abilities) -> Vec<String> {
+        [(a.offers, "offers"), (a.busy, "busy"), (a.turns, "turns")]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    }
+}
 
 /// What a downloader asks a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PeerRequest {
+    /// What the asker understands; first on a connection, or never (then it understands
+    /// none of it). Answered `hello` with what the peer does.
+    Hello { abilities: Abilities },
     /// The manifest (`file.ini`) of a file, by content id or by name (complete files only).
     Manifest {
         #[serde(default)]
@@ -21,8 +62,9 @@ pub enum PeerRequest {
         name: Option<String>,
     },
     /// Which chunks of the file the peer has. `mine`: hex of the chunks the asker has
-    /// (same format as the reply's bitfield); with it, a peer that has the whole file may
-    /// answer with an offer instead of `complete` (super-seeding, see `super_seed`).
+    /// (same format as the reply's bitfield); with it, to an asker that takes offers, a
+    /// peer that has the whole file answers `offer` instead (super-seeding, see
+    /// `super_seed`).
     Have {
         content_id: ContentId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,7 +75,7 @@ pub enum PeerRequest {
     /// A place in a capped peer's upload line, the chunk to be named when it comes: the
     /// peer answers as to `have` once the place is ours (or `later`, while it has not come
     /// for a while), then sends the chunk the next request names in that place. Only to a
-    /// peer that said it takes turns (`elsewhere`).
+    /// peer whose `hello` says it takes turns.
     Turn {
         content_id: ContentId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,18 +87,28 @@ pub enum PeerRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PeerReply {
+    /// What the peer does (the answer to `hello`).
+    Hello {
+        abilities: Abilities,
+    },
     /// Followed by `len` raw bytes: the manifest text.
     Manifest {
         content_id: ContentId,
         len: u32,
     },
-    /// `bitfield`: hex of one bit per chunk, most significant bit first; `complete` when all.
-    /// `later`, in the answer to a turn: the place has not come yet; the same turn asked
-    /// again keeps it, anything else gives it up.
+    /// What the peer has: `bitfield`, hex of one bit per chunk, most significant bit
+    /// first; `complete` when it has all (then `bitfield` is empty). `later`, in the answer
+    /// to a turn: the place has not come yet; the same turn asked again keeps it, anything
+    /// else gives it up.
     Have {
         complete: bool,
         bitfield: String,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        later: bool,
+    },
+    /// A super-seeding peer's offer: chunks the asker lacks, to fetch from this peer (it has
+    /// them all); everything else from others. `later` as for `have`.
+    Offer {
+        bitfield: String,
         later: bool,
     },
     /// Followed by `len` raw bytes.
@@ -64,19 +116,17 @@ pub enum PeerReply {
         index: u32,
         len: u32,
     },
-    /// Not this chunk from here now: get it from another peer (only to a downloader that
-    /// sent its have-set). A super-seeding peer offers it to someone else (ask it what it
-    /// offers now), or, with `retry_ms`, a capped peer's upload line is full and others
-    /// have the chunk: ask it for no chunk for about `retry_ms`, when a place in its line
-    /// should be free (the chunk may come from another peer meanwhile).
+    /// This chunk is offered to another downloader now: ask this peer for its new offer,
+    /// and others for the chunk. Only to an asker that takes offers.
     Elsewhere {
         index: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_ms: Option<u32>,
-        /// The peer takes `turn` requests: wait for a place in its line with one of those,
-        /// and name the chunk when the place comes.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        turns: bool,
+    },
+    /// The peer's upload line is full and others have this chunk: ask it for no chunk for
+    /// about `retry_ms` (or, when it takes turns, wait for a place with a turn request).
+    /// Only to an asker that understands `busy`.
+    Busy {
+        index: u32,
+        retry_ms: u32,
     },
     Error {
         reason: String,
@@ -87,11 +137,30 @@ impl PeerReply {
     /// The reply's kind, for a message that says what came instead of what was due.
     pub fn kind(&self) -> &'static str {
         match self {
+            PeerReply::Hello { .. } => "hello",
             PeerReply::Manifest { .. } => "manifest",
             PeerReply::Have { .. } => "have",
+            PeerReply::Offer { .. } => "offer",
             PeerReply::Chunk { .. } => "chunk",
             PeerReply::Elsewhere { .. } => "elsewhere",
+            PeerReply::Busy { .. } => "busy",
             PeerReply::Error { .. } => "error",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abilities_travel_as_names_and_unknown_ones_are_ignored() {
+        let json = serde_json::to_string(&PeerRequest::Hello { abilities: Abilities::ALL }).unwrap();
+        assert_eq!(json, r#"{"type":"hello","abilities":["offers","busy","turns"]}"#);
+        let r: PeerRequest =
+            serde_json::from_str(r#"{"type":"hello","abilities":["busy","teleport"]}"#).unwrap();
+        assert_eq!(r, PeerRequest::Hello { abilities: Abilities { busy: true, ..Abilities::default() } });
+        let none: PeerReply = serde_json::from_str(r#"{"type":"hello","abilities":[]}"#).unwrap();
+        assert_eq!(none, PeerReply::Hello { abilities: Abilities::default() });
     }
 }

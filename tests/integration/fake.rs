@@ -3,7 +3,7 @@
 
 use crate::helpers::IO;
 use p2p_share::wire::conn::Conn;
-use p2p_share::wire::peer_msg::{PeerReply, PeerRequest};
+use p2p_share::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
 use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,6 +88,7 @@ pub fn counted_lying_peer(
 
 fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, lie: Lie) -> bool {
     match req {
+        PeerRequest::Hello { .. } => conn.send_reply(&PeerReply::Hello { abilities: Abilities::ALL }).is_ok(),
         PeerRequest::Manifest { .. } => {
             let reply = PeerReply::Manifest { content_id: info.content_id, len: manifest.len() as u32 };
             conn.send_reply(&reply).is_ok() && conn.write_raw(manifest.as_bytes()).is_ok()
@@ -111,7 +112,7 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
                 }
                 Lie::Silent => false,
                 Lie::Busy => {
-                    let busy = PeerReply::Elsewhere { index, retry_ms: Some(0), turns: true };
+                    let busy = PeerReply::Busy { index, retry_ms: 0 };
                     conn.send_reply(&busy).is_ok()
                 }
                 Lie::Drip => {

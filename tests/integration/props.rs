@@ -22,11 +22,11 @@ fn one_line(e: &impl std::fmt::Display) -> bool {
 
 fn valid_request_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        Just(br#"{"version":1,"msg":{"type":"search","name":"test.pdf"}}"#.to_vec()),
-        Just(br#"{"version":1,"msg":{"type":"register","port":6000}}"#.to_vec()),
-        Just(br#"{"version":1,"msg":{"type":"list_files"}}"#.to_vec()),
-        Just(format!(r#"{{"version":1,"msg":{{"type":"announce","port":6000,"added":[{{"name":"a","size":1,"content_id":"{}"}}]}}}}"#, ContentId::of(b"a")).into_bytes()),
-        Just(format!(r#"{{"version":1,"msg":{{"type":"chunk","content_id":"{}","index":3}}}}"#, ContentId::of(b"a")).into_bytes()),
+        Just(br#"{"version":2,"msg":{"type":"search","name":"test.pdf"}}"#.to_vec()),
+        Just(br#"{"version":2,"msg":{"type":"register","port":6000}}"#.to_vec()),
+        Just(br#"{"version":2,"msg":{"type":"list_files"}}"#.to_vec()),
+        Just(format!(r#"{{"version":2,"msg":{{"type":"announce","port":6000,"added":[{{"name":"a","size":1,"content_id":"{}"}}]}}}}"#, ContentId::of(b"a")).into_bytes()),
+        Just(format!(r#"{{"version":2,"msg":{{"type":"chunk","content_id":"{}","index":3}}}}"#, ContentId::of(b"a")).into_bytes()),
     ]
 }
 
