@@ -4,4 +4,5 @@ pub mod app;
 pub mod commands;
 pub mod links;
 pub mod menu;
+pub mod rate;
 pub mod settings;

@@ -8,11 +8,11 @@
 //! upload_limit = 4M
 //! ```
 
+use crate::cli::rate::{parse_rate, BadRate};
 use crate::dht::PUBLIC_BOOTSTRAP;
 use crate::peer::node::DhtSettings;
 use crate::peer::options::ServerOptions;
 use crate::peer::NodeConfig;
-use crate::rate_limit::{parse_rate, BadRate};
 use configparser::ini::Ini;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};

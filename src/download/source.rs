@@ -547,4 +547,12 @@ mod tests {
         shunned.mask(&mut have, t0 + SHUN);
         assert_eq!(have.count(), 8, "asked of it again");
     }
+
+    #[test]
+    fn the_resting_constants_keep_their_order() {
+        // PROTOCOL.md section 5: a rest is shorter than a shunned chunk stays shunned, which
+        // is shorter than the refresh of what a source has; an idle source is asked sooner.
+        assert!(MIN_REST < SHUN && SHUN < REFRESH && MAX_REST <= REFRESH);
+        assert!(IDLE_REFRESH < REFRESH && IDLE_POLL < IDLE_REFRESH);
+    }
 }

@@ -998,4 +998,15 @@ mod tests {
         );
         assert_eq!(out.position() as usize, out.get_ref().len(), "nothing is read after bad input");
     }
+
+    #[test]
+    fn the_turn_constants_keep_their_order() {
+        // PROTOCOL.md section 5: a first in line that stalls loses its turn before a turn may
+        // come early, which is before a turn request is answered `later`, which is before
+        // the downloader gives up on the reply.
+        assert!(crate::rate_limit::STUCK < MAX_LEAD);
+        assert!(MAX_LEAD < TURN_WAIT);
+        assert!(TURN_WAIT < crate::download::Options::default().io_timeout);
+        assert!(MAX_LEAD < TURN_ANSWER, "a place waits longer than a round trip may take");
+    }
 }
