@@ -8,7 +8,7 @@
 //! connection; blocks nobody asked for are read and thrown away, and too many of them end
 //! the connection. No byte from this source reaches the file unverified.
 
-use super::source::{Arrival, Shared, SourceEnd, MAX_BAD_CHUNKS};
+use super::source::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message};
@@ -37,7 +37,7 @@ struct Fetching {
 
 /// Fetches from a BitTorrent source at `addr` until nothing is left to fetch there;
 /// `None` when the other side turns out to be a p2p-share peer (fetch natively instead).
-pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
+pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
     let id = shared.store.content_id;
     let dht_port = shared.dht.as_ref().map(|d| d.local_addr().port());
     Some(match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port) {
@@ -51,7 +51,7 @@ pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<So
 }
 
 struct BtFetcher<'a> {
-    shared: &'a Shared,
+    shared: &'a DownloadCtx,
     conn: BtConn,
     addr: SocketAddr,
     pieces: u32,
@@ -64,7 +64,7 @@ struct BtFetcher<'a> {
 }
 
 impl<'a> BtFetcher<'a> {
-    fn new(shared: &'a Shared, conn: BtConn) -> BtFetcher<'a> {
+    fn new(shared: &'a DownloadCtx, conn: BtConn) -> BtFetcher<'a> {
         let pieces = shared.store.manifest.chunk_count();
         let addr = conn.addr;
         BtFetcher {

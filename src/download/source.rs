@@ -78,7 +78,7 @@ impl BufferPool {
 }
 
 /// What the source threads of one download share.
-pub struct Shared {
+pub struct DownloadCtx {
     pub store: Arc<ChunkStore>,
     pub sched: Mutex<Scheduler>,
     pub cancel: AtomicBool,
@@ -133,7 +133,7 @@ impl From<WireError> for SourceEnd {
 /// Sources from the tracker are p2p-share peers and speak our protocol. A source given
 /// directly may be a BitTorrent client: it is greeted in BitTorrent, and fetched from over
 /// BitTorrent unless its peer id says it is a p2p-share peer.
-pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
+pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
     let end = if shared.direct.lock().contains(&addr) {
         super::bt_source::run(shared, addr, tx).unwrap_or_else(|| native(shared, addr, tx))
     } else {
@@ -145,7 +145,7 @@ pub fn run(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd
 
 /// Fetches over our own protocol; the chunks are checked on a thread of their own
 /// (`verify`) while the next ones arrive.
-fn native(shared: &Shared, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
+fn native(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
     let mut conn = match Conn::connect(addr, shared.io_timeout) {
         Ok(conn) => conn,
         Err(e) => return SourceEnd::Failed(format!("cannot connect: {e}")),
@@ -199,7 +199,7 @@ enum Pending {
 }
 
 struct Fetcher<'a> {
-    shared: &'a Shared,
+    shared: &'a DownloadCtx,
     addr: SocketAddr,
     conn: Conn,
     complete: bool,

@@ -90,7 +90,7 @@ fn is_me(addr: SocketAddr, me: SocketAddr) -> bool {
 /// The source threads and the reassembler of one download.
 pub(super) struct Swarm<'a> {
     ctx: &'a Context<'a>,
-    shared: Arc<source::Shared>,
+    shared: Arc<source::DownloadCtx>,
     from: Option<SocketAddr>,
     opts: &'a Options,
     started: Instant,
@@ -114,7 +114,7 @@ impl<'a> Swarm<'a> {
         if let Some(seed) = seed {
             sched = sched.with_random_picks(seed);
         }
-        let shared = source::Shared {
+        let shared = source::DownloadCtx {
             store,
             sched: Mutex::new(sched),
             cancel: Default::default(),

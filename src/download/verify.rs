@@ -3,7 +3,7 @@
 //! run at once. A chunk reaches the reassembler only after its check; one that fails is
 //! counted against its source, which is dropped after [`MAX_BAD_CHUNKS`].
 
-use super::source::{Arrival, Shared, MAX_BAD_CHUNKS};
+use super::source::{Arrival, DownloadCtx, MAX_BAD_CHUNKS};
 use crate::hash::Sha1Hash;
 use crate::manifest::ChunkIndex;
 use crossbeam_channel::{Receiver, Sender};
@@ -23,7 +23,7 @@ pub struct Unchecked {
 /// Checks the chunks `addr` sent until the source closes `rx`; good ones go to the
 /// reassembler over `tx`. `bad` counts the ones that failed.
 pub fn run(
-    shared: &Shared,
+    shared: &DownloadCtx,
     addr: SocketAddr,
     rx: Receiver<Unchecked>,
     tx: &Sender<Arrival>,

@@ -56,7 +56,7 @@ pub enum Holding {
 }
 
 /// One file this peer serves.
-pub struct Shared {
+pub struct Share {
     pub manifest: Arc<Manifest>,
     pub content_id: ContentId,
     pub holding: Holding,
@@ -64,10 +64,10 @@ pub struct Shared {
     pub seeding: Mutex<SuperSeed>,
 }
 
-impl Shared {
-    fn new(manifest: Arc<Manifest>, content_id: ContentId, holding: Holding) -> Shared {
+impl Share {
+    fn new(manifest: Arc<Manifest>, content_id: ContentId, holding: Holding) -> Share {
         let seeding = Mutex::new(SuperSeed::new(manifest.chunk_count()));
-        Shared { manifest, content_id, holding, seeding }
+        Share { manifest, content_id, holding, seeding }
     }
 
     pub fn info(&self) -> FileInfo {
@@ -83,7 +83,7 @@ impl Shared {
 /// while a file is read.
 #[derive(Default)]
 pub struct Shares {
-    by_id: RwLock<HashMap<ContentId, Arc<Shared>>>,
+    by_id: RwLock<HashMap<ContentId, Arc<Share>>>,
     /// Names in `DIR/files` the user chose not to share.
     withheld: RwLock<std::collections::HashSet<String>>,
 }
@@ -101,14 +101,14 @@ impl Shares {
         self.withheld.read().contains(name)
     }
 
-    pub fn get(&self, id: &ContentId) -> Option<Arc<Shared>> {
+    pub fn get(&self, id: &ContentId) -> Option<Arc<Share>> {
         self.by_id.read().get(id).cloned()
     }
 
     /// A complete file named `name` (the first by id if several).
-    pub fn complete_by_name(&self, name: &str) -> Option<Arc<Shared>> {
+    pub fn complete_by_name(&self, name: &str) -> Option<Arc<Share>> {
         let map = self.by_id.read();
-        let mut found: Vec<&Arc<Shared>> =
+        let mut found: Vec<&Arc<Share>> =
             map.values().filter(|s| s.is_complete() && s.manifest.name == name).collect();
         found.sort_by_key(|s| s.content_id);
         found.first().map(|s| Arc::clone(s))
@@ -121,7 +121,7 @@ impl Shares {
         path: PathBuf,
         id: FileIdentity,
     ) {
-        let shared = Shared::new(manifest, content_id, Holding::Complete(path, id));
+        let shared = Share::new(manifest, content_id, Holding::Complete(path, id));
         self.by_id.write().insert(content_id, Arc::new(shared));
     }
 
@@ -133,7 +133,7 @@ impl Shares {
         if map.get(&id).is_some_and(|s| s.is_complete()) {
             return;
         }
-        map.insert(id, Arc::new(Shared::new(manifest, id, Holding::Partial(store))));
+        map.insert(id, Arc::new(Share::new(manifest, id, Holding::Partial(store))));
     }
 
     pub fn remove(&self, id: &ContentId) {

@@ -15,7 +15,7 @@ use crate::bt::choke::Slots;
 use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
 use crate::bt::msg::{self, reserved, Block, BtError, Handshake, Message, MAX_BLOCK};
 use crate::hash::ContentId;
-use crate::holdings::shares::{Holding, Shared, Shares};
+use crate::holdings::shares::{Holding, Share, Shares};
 use crate::torrent::info_bytes;
 use crate::wire::deadline::{gave_way, DeadlineStream, GiveWay, Socket};
 use crate::wire::send_deadline::DeadlineWriter;
@@ -168,7 +168,7 @@ fn run<S: Socket>(
 }
 
 /// The pieces of `shared` in place here.
-fn have_of(shared: &Shared, pieces: u32) -> Bitfield {
+fn have_of(shared: &Share, pieces: u32) -> Bitfield {
     match &shared.holding {
         Holding::Complete(..) => Bitfield::full(pieces),
         Holding::Partial(store) => store.bitfield(),
@@ -195,7 +195,7 @@ impl<S: Socket> Session<'_, S> {
     }
 
     /// The pieces we have, the shortest way the other side understands.
-    fn send_availability(&mut self, shared: &Shared) -> Result<(), BtError> {
+    fn send_availability(&mut self, shared: &Share) -> Result<(), BtError> {
         let have = have_of(shared, self.pieces);
         let m = if self.fast && have.is_complete() {
             Some(Message::HaveAll)

@@ -2,7 +2,7 @@
 //! server's, and the one way a chunk's file is opened for reading.
 
 use crate::hash::ContentId;
-use crate::holdings::shares::{Holding, Shared};
+use crate::holdings::shares::{Holding, Share};
 use crate::manifest::ChunkIndex;
 use log::warn;
 use std::fs::File;
@@ -75,7 +75,7 @@ pub struct Refusal(pub String);
 /// mtime), checked again before every chunk; a partial one is read through the download's
 /// own handle, and only for chunks already verified.
 pub fn open_for_chunk<'f>(
-    shared: &Shared,
+    shared: &Share,
     idx: ChunkIndex,
     files: &'f mut OpenFiles,
 ) -> Result<&'f File, Refusal> {

@@ -17,7 +17,7 @@ use crate::bt::choke::Slots;
 use crate::bt::new_peer_id;
 use crate::conn_limit::ConnLimiter;
 use crate::hash::ContentId;
-use crate::holdings::shares::{Holding, Shared, Shares};
+use crate::holdings::shares::{Holding, Share, Shares};
 use crate::names::validate_name;
 use crate::rate_limit::{RateLimiter, Turn};
 use crate::shutdown::{ConnRegistry, Shutdown};
@@ -46,7 +46,7 @@ pub struct PeerServer {
     shutdown: Shutdown,
     conns: ConnRegistry,
     thread: Option<thread::JoinHandle<()>>,
-    ctx: Arc<Native>,
+    ctx: Arc<PeerCtx>,
 }
 
 /// Uploads we dial out for at once (to downloaders that do not dial us, see `dial`).
@@ -62,7 +62,7 @@ impl PeerServer {
         let conns = ConnRegistry::default();
         let (stop, registry) = (shutdown.clone(), conns.clone());
         let limiter = ConnLimiter::new(opts.max_conns_per_ip, opts.max_conns, opts.headroom);
-        let ctx = Arc::new(Native {
+        let ctx = Arc::new(PeerCtx {
             shares,
             opts,
             open_files: AtomicUsize::new(0),
@@ -101,7 +101,7 @@ impl PeerServer {
 /// Opens uploads to BitTorrent downloaders on behalf of a peer server.
 #[derive(Clone)]
 pub struct Dialer {
-    ctx: Arc<Native>,
+    ctx: Arc<PeerCtx>,
 }
 
 impl Dialer {
@@ -145,7 +145,7 @@ impl Drop for PeerServer {
 }
 
 /// What every connection of the peer server shares, accepted or dialed.
-struct Native {
+struct PeerCtx {
     shares: Arc<Shares>,
     opts: ServerOptions,
     open_files: AtomicUsize,
@@ -157,7 +157,7 @@ struct Native {
     conns: ConnRegistry,
 }
 
-impl Native {
+impl PeerCtx {
     /// Serves one BitTorrent connection (accepted, or `dialed` to upload a file).
     fn serve_bittorrent(
         &self,
@@ -182,7 +182,7 @@ impl Native {
 
 /// The peer server as the accept loop sees it: one thread per connection, which serves
 /// the native protocol or BitTorrent, told apart by the first byte.
-struct Accepting(Arc<Native>);
+struct Accepting(Arc<PeerCtx>);
 
 impl Service for Accepting {
     fn name(&self) -> &str {
@@ -242,8 +242,12 @@ fn serve_requests<S: Socket>(
     // Files this connection was offered chunks of: its offers end with it.
     let mut offered: Vec<ContentId> = Vec::new();
     let mut last_offer: Option<Instant> = None;
-    let mut asker =
-        Asker { id: conn_id, abilities: Abilities::default(), turned_away: 0, answer_time: Duration::ZERO };
+    let mut asker = Standing {
+        id: conn_id,
+        abilities: Abilities::default(),
+        turned_away: 0,
+        answer_time: Duration::ZERO,
+    };
     // A request read after a turn's place came that was not a chunk request.
     let mut next: Option<PeerRequest> = None;
     loop {
@@ -313,7 +317,7 @@ fn serve_requests<S: Socket>(
 /// The line never empties while someone waits, and a chunk this peer just got goes out in
 /// the next turn, not behind one named a chunk's time earlier.
 /// `cargo bench --bench bench -- crowd` measures it.
-struct Asker {
+struct Standing {
     /// Names the connection to super-seeding.
     id: u64,
     /// What it said it understands (`hello`); nothing until it says.
@@ -326,7 +330,7 @@ struct Asker {
     answer_time: Duration,
 }
 
-impl Asker {
+impl Standing {
     /// Whether the next chunk request may be turned away: after [`MAX_TURNED_AWAY`] in a
     /// row, one waits its turn, so a connection that always finds a full line still gets
     /// chunks.
@@ -341,7 +345,7 @@ impl Asker {
 /// did no better than 16).
 const MAX_TURNED_AWAY: u32 = 16;
 
-/// Whether a chunk request in `turn` must go elsewhere (see [`Asker`]), and if so, how long
+/// Whether a chunk request in `turn` must go elsewhere (see [`Standing`]), and if so, how long
 /// until a place to wait should be free: the chunks ahead of it but the one being sent,
 /// one `chunk_time` each.
 fn line_full(turn: &Turn, chunk_time: Duration) -> Option<Duration> {
@@ -361,7 +365,7 @@ const MAX_LEAD: Duration = Duration::from_millis(500);
 /// How long a place that came is kept for the chunk request that names its chunk.
 const TURN_ANSWER: Duration = Duration::from_secs(2);
 
-/// Answers a turn request (see [`Asker`]): waits until the asker is first in the upload
+/// Answers a turn request (see [`Standing`]): waits until the asker is first in the upload
 /// line, or second while the chunk being sent is due within the asker's answer time;
 /// answers with what this peer has; and sends the chunk the next request names in that
 /// place. Returns the next request when it is not a chunk request (the place is given up).
@@ -370,7 +374,7 @@ fn serve_turn<S: Socket>(
     shares: &Shares,
     opts: &ServerOptions,
     files: &mut OpenFiles,
-    asker: &mut Asker,
+    asker: &mut Standing,
     content_id: &ContentId,
     mine: Option<&str>,
 ) -> Result<Option<PeerRequest>, WireError> {
@@ -423,7 +427,7 @@ enum Plan<'f> {
     Manifest { content_id: ContentId, text: String },
     /// The chunk reply, then `len` bytes of `file` from `offset`.
     /// `shared` counts what went out (super-seeding) and says whether others have it.
-    Chunk { index: u32, file: &'f File, offset: u64, len: usize, shared: Arc<Shared> },
+    Chunk { index: u32, file: &'f File, offset: u64, len: usize, shared: Arc<Share> },
 }
 
 /// Decides the answer to `req` from `asker`.
@@ -432,7 +436,7 @@ fn decide<'f>(
     shares: &Shares,
     files: &'f mut OpenFiles,
     from: SocketAddr,
-    asker: &Asker,
+    asker: &Standing,
 ) -> Plan<'f> {
     let planned = match req {
         PeerRequest::Hello { .. } => Ok(Plan::Reply(PeerReply::Hello { abilities: Abilities::ALL })),
@@ -465,7 +469,7 @@ fn decide<'f>(
 
 /// Which chunks we have: a partial file's bitfield; for a complete file, `complete`, or,
 /// to an asker that takes offers and says what it has, an offer (super-seeding).
-fn have_reply(shared: &Shared, mine: Option<&str>, asker: &Asker) -> Result<PeerReply, Refusal> {
+fn have_reply(shared: &Share, mine: Option<&str>, asker: &Standing) -> Result<PeerReply, Refusal> {
     Ok(match (&shared.holding, mine) {
         (Holding::Partial(store), _) => {
             PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex(), later: false }
@@ -493,7 +497,7 @@ fn not_shared(id: &ContentId) -> Refusal {
     Refusal(format!("file {id} is not shared here"))
 }
 
-fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<Arc<Shared>, Refusal> {
+fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<Arc<Share>, Refusal> {
     match (id, name) {
         (Some(id), _) => shares.get(id).ok_or_else(|| not_shared(id)),
         (None, Some(name)) => {
@@ -504,7 +508,7 @@ fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<A
     }
 }
 
-fn plan_chunk<'f>(shared: &Arc<Shared>, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
+fn plan_chunk<'f>(shared: &Arc<Share>, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
     let m = &shared.manifest;
     let Some(idx) = m.index(index) else {
         return Err(Refusal(format!(
@@ -522,7 +526,7 @@ fn send<'l, S: Socket>(
     conn: &mut Conn<S>,
     plan: Plan,
     limit: Option<&'l RateLimiter>,
-    asker: &mut Asker,
+    asker: &mut Standing,
     place: Option<Turn<'l>>,
 ) -> Result<(), WireError> {
     match plan {

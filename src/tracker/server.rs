@@ -68,11 +68,11 @@ pub struct Tracker {
 }
 
 /// The tracker as the accept loop sees it: connections go to the worker pool.
-struct Native<'a> {
+struct NativeService<'a> {
     pool: &'a WorkerPool<Admitted>,
 }
 
-impl Service for Native<'_> {
+impl Service for NativeService<'_> {
     fn name(&self) -> &str {
         "tracker"
     }
@@ -130,7 +130,7 @@ impl Tracker {
         let http_port = self.http_addr().map(|a| a.port());
         let http_stop = Shutdown::new(self.http_addr().unwrap_or(self.local_addr()));
         let http = self.http.map(|listener| {
-            let shared = http::server::Shared {
+            let shared = http::server::HttpCtx {
                 state: Arc::clone(&self.state),
                 metrics: Arc::clone(&self.metrics),
                 native_limiter: limiter.clone(),
@@ -149,7 +149,7 @@ impl Tracker {
                 drop(hold);
             })
         };
-        accept::run(&self.listener, &limiter, &conns, &self.shutdown, &Native { pool: &pool });
+        accept::run(&self.listener, &limiter, &conns, &self.shutdown, &NativeService { pool: &pool });
         info!("Shutting down the tracker...");
         http_stop.stop();
         conns.close_all();

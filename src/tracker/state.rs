@@ -323,7 +323,7 @@ impl TrackerState {
                 completed: swarm.map_or(0, |s| s.completed),
             });
         }
-        let mut bt_only: Vec<(&ContentId, &super::swarms::Swarm)> =
+        let mut bt_only: Vec<(&ContentId, &super::swarms::BtSwarm)> =
             self.bt.iter().filter(|(id, _)| !named.contains(*id)).collect();
         bt_only.sort_by_key(|(id, _)| **id);
         let swarm_rows = bt_only.iter().map(|(id, s)| FileRow {
@@ -372,9 +372,9 @@ impl TrackerState {
     /// seeders: anyone can announce junk info-hashes, and they go last. At most
     /// [`MAX_BT_LISTING_BYTES`] of them.
     fn bt_only_listings(&self) -> Vec<FileListing> {
-        let mut swarms: Vec<(&ContentId, &super::swarms::Swarm)> =
+        let mut swarms: Vec<(&ContentId, &super::swarms::BtSwarm)> =
             self.bt.iter().filter(|(id, _)| !self.by_id.contains_key(*id)).collect();
-        let rank = |id: &ContentId, s: &super::swarms::Swarm| {
+        let rank = |id: &ContentId, s: &super::swarms::BtSwarm| {
             let vouched = self.downloads.contains_key(id) || s.completed > 0;
             (!vouched, std::cmp::Reverse(s.seeders()), *id)
         };

@@ -40,13 +40,13 @@ pub struct BtPeer {
 
 /// Everyone announcing one info-hash.
 #[derive(Debug, Default)]
-pub struct Swarm {
+pub struct BtSwarm {
     pub peers: BTreeMap<SocketAddr, BtPeer>,
     /// `event=completed` announces seen.
     pub completed: u64,
 }
 
-impl Swarm {
+impl BtSwarm {
     pub fn seeders(&self) -> usize {
         self.peers.values().filter(|p| p.left == 0).count()
     }
@@ -126,7 +126,7 @@ impl std::fmt::Display for Refused {
 #[derive(Debug, Default)]
 pub struct Swarms {
     limits: SwarmLimits,
-    swarms: HashMap<ContentId, Swarm>,
+    swarms: HashMap<ContentId, BtSwarm>,
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -210,11 +210,11 @@ impl Swarms {
         gone.len()
     }
 
-    pub fn get(&self, id: &ContentId) -> Option<&Swarm> {
+    pub fn get(&self, id: &ContentId) -> Option<&BtSwarm> {
         self.swarms.get(id)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&ContentId, &Swarm)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&ContentId, &BtSwarm)> {
         self.swarms.iter()
     }
 

@@ -46,7 +46,7 @@ impl Default for HttpOptions {
 
 /// What the handlers share.
 #[derive(Clone)]
-pub struct Shared {
+pub struct HttpCtx {
     pub state: Arc<RwLock<TrackerState>>,
     pub metrics: Arc<Metrics>,
     /// The native listener's caps (for the refused-connections metric).
@@ -79,7 +79,7 @@ impl Service for Http<'_> {
 /// Serves HTTP on `listener` from a new thread until `stop`.
 pub fn spawn(
     listener: TcpListener,
-    shared: Shared,
+    shared: HttpCtx,
     opts: HttpOptions,
     stop: Shutdown,
 ) -> thread::JoinHandle<()> {
@@ -111,7 +111,7 @@ pub fn spawn(
         .expect("spawning the HTTP listener")
 }
 
-fn serve(mut conn: HttpConn<TcpStream>, peer: SocketAddr, shared: &Shared, limiter: &ConnLimiter) {
+fn serve(mut conn: HttpConn<TcpStream>, peer: SocketAddr, shared: &HttpCtx, limiter: &ConnLimiter) {
     loop {
         let req = match conn.read_request() {
             Ok(r) => r,
@@ -130,7 +130,7 @@ fn serve(mut conn: HttpConn<TcpStream>, peer: SocketAddr, shared: &Shared, limit
 }
 
 /// The answer to one request.
-pub fn route(req: &Request, peer: SocketAddr, shared: &Shared, limiter: &ConnLimiter) -> Response {
+pub fn route(req: &Request, peer: SocketAddr, shared: &HttpCtx, limiter: &ConnLimiter) -> Response {
     if req.method != "GET" {
         return Response::new(405, "text/plain; charset=utf-8", "only GET is served");
     }
