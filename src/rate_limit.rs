@@ -119,6 +119,11 @@ impl RateLimiter {
         Turn { limiter: self, ticket }
     }
 
+    /// Chunks in line now, the one being sent included.
+    pub fn waiting(&self) -> usize {
+        self.turns.lock().queue.len()
+    }
+
     /// How long `bytes` take to send at the limit.
     pub fn time_for(&self, bytes: usize) -> Duration {
         Duration::from_secs_f64(bytes as f64 / self.rate)

@@ -779,12 +779,17 @@ mod tests {
     #[test]
     fn the_upload_limit_paces_chunks_but_sends_them_whole() {
         let f = complete();
-        let opts =
-            ServerOptions { upload_limit: Some(Arc::new(RateLimiter::new(64 << 20))), ..Default::default() };
-        let reqs = [PeerRequest::Chunk { content_id: f.id, index: 1 }];
-        let mut out = Cursor::new(exchange(&f.shares, &reqs, &opts));
+        // 4 MiB/s with a burst of 204.8 KiB: two chunks (2 MiB) take at least 0.45 s.
+        let limit = Some(Arc::new(RateLimiter::new(4 << 20)));
+        let opts = ServerOptions { upload_limit: limit, ..Default::default() };
+        let ask = |index| PeerRequest::Chunk { content_id: f.id, index };
+        let started = Instant::now();
+        let mut out = Cursor::new(exchange(&f.shares, &[ask(1), ask(0)], &opts));
+        let took = started.elapsed();
         let chunk = CHUNK_SIZE as usize;
         assert!(next_reply(&mut out).1 == f.data[chunk..2 * chunk]);
+        assert!(next_reply(&mut out).1 == f.data[..chunk]);
+        assert!(took >= Duration::from_millis(440), "2 MiB at 4 MiB/s went in {took:?}");
     }
 
     #[test]
@@ -897,8 +902,11 @@ mod tests {
         let (socket, served, rival) = std::thread::scope(|s| {
             s.spawn(move || (0..36 * 16).for_each(|_| hog.take(64 << 10)));
             let (socket, server) = serve_in(s, &partial, &opts, &reqs);
-            // Another chunk joins the line after our turn and before our second ask.
-            std::thread::sleep(Duration::from_millis(300));
+            // Another chunk joins the line after our turn (once the line holds the hog and
+            // our turn) and before our second ask (after TURN_WAIT).
+            while limit.waiting() < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let other = limit.turn();
             let rival = s.spawn(move || {
                 other.take(64 << 10);
