@@ -6,30 +6,32 @@
 
 #![forbid(unsafe_code)]
 
-pub mod accept;
-pub mod atomic_file;
+// Public: what the binaries, the tests and the bench use. The rest is the library's own.
+
+mod accept;
+mod atomic_file;
 pub mod bitfield;
 pub mod bt;
-pub mod chunk_store;
+mod chunk_store;
 pub mod cli;
-pub mod conn_limit;
+mod conn_limit;
 pub mod dht;
 pub mod download;
 pub mod hash;
 pub mod holdings;
 pub mod logging;
-pub mod magnet;
+mod magnet;
 pub mod manifest;
 pub mod names;
 pub mod peer;
-pub mod random;
-pub mod rate_limit;
-pub mod refusals;
+mod random;
+mod rate_limit;
+mod refusals;
 pub mod shutdown;
-pub mod super_seed;
-pub mod text;
+mod super_seed;
+mod text;
 pub mod timeline_svg;
 pub mod torrent;
 pub mod tracker;
-pub mod tracker_client;
+mod tracker_client;
 pub mod wire;
