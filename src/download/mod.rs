@@ -448,3 +448,44 @@ fn finish(
         assembly,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_target_is_a_magnet_an_id_or_a_name() {
+        let id = ContentId::of(b"x");
+        assert!(matches!(Target::parse(&id.to_hex()), Ok(Target::Id(got)) if got == id));
+        let link = format!("magnet:?xt=urn:btih:{id}&x.pe=10.0.0.1:6881");
+        assert!(matches!(Target::parse(&link), Ok(Target::Magnet(m)) if m.peers == vec![a(6881)]));
+        assert!(matches!(Target::parse("report.pdf"), Ok(Target::Name(n)) if n == "report.pdf"));
+        // A name ending in .torrent that is no file here is a name, not an error.
+        assert!(matches!(Target::parse("no such.torrent"), Ok(Target::Name(_))));
+        assert!(Target::parse("magnet:?xt=urn:btih:nothex").is_err());
+    }
+
+    #[test]
+    fn only_targets_named_by_info_hash_with_a_source_go_without_a_tracker() {
+        let id = ContentId::of(b"x");
+        let bare = Target::parse(&format!("magnet:?xt=urn:btih:{id}")).unwrap();
+        let with_peer = Target::parse(&format!("magnet:?xt=urn:btih:{id}&x.pe=10.0.0.1:6881")).unwrap();
+        assert!(!bare.needs_no_tracker(0, false), "a bare magnet link with no DHT needs a tracker");
+        assert!(bare.needs_no_tracker(1, false) && bare.needs_no_tracker(0, true));
+        assert!(with_peer.needs_no_tracker(0, false), "its x.pe is a source");
+        assert!(Target::Id(id).needs_no_tracker(0, true) && !Target::Id(id).needs_no_tracker(3, false));
+        assert!(!Target::Name("a".into()).needs_no_tracker(3, true), "a name is resolved at the tracker");
+    }
+
+    #[test]
+    fn from_replaces_the_holders_and_the_others_still_help() {
+        let s =
+            Sources { file: None, holders: vec![a(1), a(2)], downloaders: vec![a(3)], bt_peers: vec![a(4)] };
+        assert_eq!(candidates(None, s.clone()), vec![a(1), a(2), a(3), a(4)]);
+        assert_eq!(candidates(Some(a(9)), s), vec![a(9), a(3), a(4)]);
+    }
+}
