@@ -66,6 +66,8 @@ pub(super) fn manifest_until(
             let Some(addr) = rotation.next(now) else { break };
             if ask(addr, id, opts.io_timeout, bt_first.contains(&addr), &tx) {
                 asking += 1;
+            } else {
+                rotation.failed(addr, now); // no thread: it rests like a failed candidate
             }
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
