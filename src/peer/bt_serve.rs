@@ -56,8 +56,6 @@ pub struct BtServer<'a> {
 /// The state of one served connection.
 struct Session<'a, S: Socket> {
     server: &'a BtServer<'a>,
-    /// Asked before each message, buffered or not: a pipelining peer under pressure.
-    give_way: Option<GiveWay>,
     reader: BufReader<DeadlineStream<S>>,
     writer: DeadlineWriter<S>,
     peer: SocketAddr,
@@ -113,9 +111,9 @@ fn run<S: Socket>(
 ) -> Result<(), BtError> {
     let mut writer = DeadlineWriter::new(stream.try_clone()?, server.opts.message_deadline);
     let mut reader = BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream));
-    if let Some(g) = &give_way {
+    if let Some(g) = give_way {
         reader.get_mut().set_give_way(g.clone());
-        writer.set_give_way(g.clone());
+        writer.set_give_way(g);
     }
     if let Some(id) = dialed {
         writer.send(&our_handshake(server, id).to_bytes())?;
@@ -132,7 +130,6 @@ fn run<S: Socket>(
     let pieces = m.chunk_count();
     let mut s = Session {
         server,
-        give_way,
         reader,
         writer,
         peer,
@@ -215,7 +212,7 @@ impl<S: Socket> Session<'_, S> {
 
     fn serve(&mut self, files: &mut OpenFiles) -> Result<(), BtError> {
         loop {
-            if self.give_way.as_ref().is_some_and(|f| f()) {
+            if self.reader.get_ref().must_give_way() {
                 return Err(gave_way().into());
             }
             if self.dialed && self.last_wanted.elapsed() > DIALED_IDLE {

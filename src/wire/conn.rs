@@ -22,8 +22,6 @@ pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
 pub struct Conn<S: Socket = TcpStream> {
     reader: BufReader<DeadlineStream<S>>,
     writer: DeadlineWriter<S>,
-    /// Asked before each request is read, buffered or not (see [`Conn::with_give_way`]).
-    give_way: Option<GiveWay>,
     peer: SocketAddr,
     /// How long a reply may take, and how long a server waits for the next request.
     io_timeout: Duration,
@@ -55,7 +53,6 @@ impl<S: Socket> Conn<S> {
         Ok(Conn {
             reader: BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream)),
             writer,
-            give_way: None,
             peer,
             io_timeout,
             message_deadline: io_timeout,
@@ -77,8 +74,7 @@ impl<S: Socket> Conn<S> {
     /// still holds a slot others wait for).
     pub fn with_give_way(mut self, test: GiveWay) -> Conn<S> {
         self.reader.get_mut().set_give_way(test.clone());
-        self.writer.set_give_way(test.clone());
-        self.give_way = Some(test);
+        self.writer.set_give_way(test);
         self
     }
 
@@ -125,7 +121,7 @@ impl<S: Socket> Conn<S> {
 
     /// [`read_request`](Self::read_request), waiting only `first_byte` for its first byte.
     pub fn read_request_within<T: DeserializeOwned>(&mut self, first_byte: Duration) -> Result<T, WireError> {
-        if self.give_way.as_ref().is_some_and(|f| f()) {
+        if self.reader.get_ref().must_give_way() {
             return Err(gave_way().into());
         }
         self.deadline_in(first_byte);

@@ -84,6 +84,12 @@ impl<S: Socket> DeadlineStream<S> {
         self.give_way = Some(test);
     }
 
+    /// Whether the give-way test says to make room now: asked before each request too,
+    /// since a client that pipelines requests never makes a read wait, yet holds a slot.
+    pub fn must_give_way(&self) -> bool {
+        self.give_way.as_ref().is_some_and(|f| f())
+    }
+
     fn set_timeout(&mut self, t: Duration) -> io::Result<()> {
         if self.timeout_set != Some(t) {
             Socket::set_read_timeout(&self.stream, Some(t))?;
@@ -124,7 +130,7 @@ impl<S: Socket> Read for DeadlineStream<S> {
             self.set_timeout(slice)?;
             match self.stream.read(buf) {
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    if self.give_way.as_ref().is_some_and(|f| f()) {
+                    if self.must_give_way() {
                         return Err(gave_way());
                     }
                 }

@@ -59,8 +59,6 @@ fn reason(status: u16) -> &'static str {
 pub struct HttpConn<S: Socket> {
     reader: BufReader<DeadlineStream<S>>,
     writer: DeadlineWriter<S>,
-    /// Asked before each request, buffered or not: a pipelining client under pressure.
-    give_way: Option<GiveWay>,
     idle: Duration,
     message: Duration,
     head: Vec<u8>,
@@ -75,16 +73,16 @@ impl<S: Socket> HttpConn<S> {
     ) -> io::Result<HttpConn<S>> {
         let mut writer = DeadlineWriter::new(stream.try_clone()?, message);
         let mut reader = BufReader::with_capacity(MAX_HEAD, DeadlineStream::new(stream));
-        if let Some(g) = &give_way {
+        if let Some(g) = give_way {
             reader.get_mut().set_give_way(g.clone());
-            writer.set_give_way(g.clone());
+            writer.set_give_way(g);
         }
-        Ok(HttpConn { reader, writer, give_way, idle, message, head: Vec::new() })
+        Ok(HttpConn { reader, writer, idle, message, head: Vec::new() })
     }
 
     /// Reads the next request head.
     pub fn read_request(&mut self) -> Result<Request, HttpError> {
-        if self.give_way.as_ref().is_some_and(|f| f()) {
+        if self.reader.get_ref().must_give_way() {
             return Err(HttpError::Gone);
         }
         self.reader.get_mut().set_deadline(Instant::now() + self.idle);
