@@ -7,15 +7,15 @@
 //! wants us to flood: an address of 0.0.0.0, a multicast or broadcast address, or port 0 is
 //! dropped; on the public DHT so are private, loopback, link-local and shared (CGNAT)
 //! addresses; one answer yields at most [`MAX_PER_ANSWER`] peers, at most
-//! [`MAX_PORTS_PER_IP`] ports of one address; a lookup at most [`MAX_DHT_PEERS`].
+//! [`MAX_PORTS_PER_IP`] ports of one address; a download keeps at most [`MAX_DHT_PEERS`].
 
 use crate::hash::ContentId;
-use log::{debug, info, warn};
+use log::{debug, info};
 use mainline::{Dht, Id};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
-/// Most sources one lookup yields.
+/// Most DHT peers one download keeps (its lookups merge every answer up to this).
 pub const MAX_DHT_PEERS: usize = 300;
 /// Most peers taken from one answer (an honest node sends what fits in one UDP packet,
 /// about 100; one 2 KB answer of 336 ports of one third party made a downloader open 336
@@ -129,26 +129,6 @@ impl PeerDht {
             }
         }
     }
-
-    /// Peers the DHT knows for `id`, checked, at most [`MAX_DHT_PEERS`] (blocks a few
-    /// seconds, until the lookup ends).
-    pub fn lookup(&self, id: ContentId) -> Vec<SocketAddr> {
-        let mut found: Vec<SocketAddr> = Vec::new();
-        self.lookup_each(id, |batch| {
-            for addr in batch {
-                if !found.contains(&addr) {
-                    found.push(addr);
-                }
-            }
-            if found.len() >= MAX_DHT_PEERS {
-                warn!("DHT: more than {MAX_DHT_PEERS} peers for {id}; keeping the first");
-                found.truncate(MAX_DHT_PEERS);
-                return false;
-            }
-            true
-        });
-        found
-    }
 }
 
 /// The peers of one DHT answer worth trying: usable ones (on the public DHT, public ones
@@ -230,7 +210,11 @@ mod tests {
         let nodes: Vec<PeerDht> = (0..7).map(|_| node(boot.clone())).collect();
         let id = ContentId::of(b"a file");
         assert!(nodes[0].announce(id, 7777), "announced");
-        let found = nodes[6].lookup(id);
+        let mut found = Vec::new();
+        nodes[6].lookup_each(id, |answer| {
+            found.extend(answer);
+            true
+        });
         assert!(found.contains(&"127.0.0.1:7777".parse().unwrap()), "{found:?}");
     }
 
