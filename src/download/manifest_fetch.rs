@@ -36,8 +36,9 @@ const MAX_ASKED: usize = 16;
 /// Asks the sources for the manifest, at most [`MAX_ASKED`] at once, the next candidate as
 /// soon as one fails, until one gives a manifest matching `id` or the stall time-out
 /// passes. The candidates grow by every peer the DHT names as it comes, and every second by
-/// what the tracker names now; a candidate that failed is asked again after its back-off. So no single
-/// answer decides whom we ask: 150 dead peers named first cost only their attempts.
+/// what the tracker names now; a candidate that failed is asked again after its back-off.
+/// So no single answer decides whom we ask: 150 dead peers named first cost only their
+/// attempts.
 pub(super) fn manifest_until(
     tracker: &TrackerClient,
     id: ContentId,
@@ -51,7 +52,6 @@ pub(super) fn manifest_until(
     let mut bt_first: HashSet<SocketAddr> = opts.peers.iter().copied().collect();
     rotation.add(sources.into_iter().chain(opts.peers.iter().copied()));
     let (tx, rx) = crossbeam_channel::unbounded();
-    let mut asking = 0;
     let mut refreshed = Instant::now();
     let mut dht_seen = 0;
     let mut why = String::from("no source");
@@ -62,11 +62,9 @@ pub(super) fn manifest_until(
             rotation.add(fresh);
         }
         let now = Instant::now();
-        while asking < MAX_ASKED {
+        while rotation.asking() < MAX_ASKED {
             let Some(addr) = rotation.next(now) else { break };
-            if ask(addr, id, opts.io_timeout, bt_first.contains(&addr), &tx) {
-                asking += 1;
-            } else {
+            if !ask(addr, id, opts.io_timeout, bt_first.contains(&addr), &tx) {
                 rotation.failed(addr, now); // no thread: it rests like a failed candidate
             }
         }
@@ -76,7 +74,6 @@ pub(super) fn manifest_until(
                 return Ok(m);
             }
             Ok((addr, Err(e))) => {
-                asking -= 1;
                 warn!("no manifest from {addr}: {e}");
                 rotation.failed(addr, Instant::now());
                 why = format!("{addr}: {e}");
@@ -146,6 +143,11 @@ impl Rotation {
         *asked = Some(now);
         self.asking.insert(*addr);
         Some(*addr)
+    }
+
+    /// Candidates being asked now.
+    fn asking(&self) -> usize {
+        self.asking.len()
     }
 
     fn failed(&mut self, addr: SocketAddr, now: Instant) {

@@ -242,13 +242,7 @@ impl<'a> Swarm<'a> {
         let mut found = match self.ctx.tracker.start_download(self.shared.store.content_id) {
             Ok(s) => {
                 self.tracker_failed.set(false);
-                let mut direct = self.shared.direct.lock();
-                for p in &s.bt_peers {
-                    if !direct.contains(p) {
-                        direct.push(*p);
-                    }
-                }
-                drop(direct);
+                self.greet_in_bittorrent(&s.bt_peers);
                 candidates(self.from, s)
             }
             Err(e) => {
@@ -265,8 +259,8 @@ impl<'a> Swarm<'a> {
         found
     }
 
-    /// DHT peers may be BitTorrent clients or p2p-share peers: they are greeted in
-    /// BitTorrent, like peers given directly.
+    /// Peers the DHT or the tracker's HTTP side named may be BitTorrent clients or
+    /// p2p-share peers: they are greeted in BitTorrent, like peers given directly.
     fn greet_in_bittorrent(&self, peers: &[SocketAddr]) {
         if peers.is_empty() {
             return;
