@@ -34,7 +34,7 @@ pub trait Service {
     fn log_connects(&self) -> bool {
         false
     }
-    /// Tells a refused client why, in the server's protocol, within a short time-out.
+    /// Tells a refused client why, in the server's protocol, within [`REFUSE_TIMEOUT`].
     fn refuse(&self, stream: TcpStream, reason: &str);
     /// Serves the connection (on a worker or a thread of its own); hands the stream back
     /// with the reason when it cannot be served now (its slot is given back).
@@ -111,6 +111,5 @@ fn refuse(service: &impl Service, stream: TcpStream, peer: SocketAddr, reason: &
     for line in log.refused(peer.ip(), reason, Instant::now()) {
         warn!("{}: {line}", service.name());
     }
-    let _ = stream.set_write_timeout(Some(REFUSE_TIMEOUT));
     service.refuse(stream, reason);
 }

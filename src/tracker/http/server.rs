@@ -4,7 +4,7 @@
 
 use super::conn::{HttpConn, HttpError, Request, Response};
 use super::query::{announce_reply, failure, parse_announce, parse_scrape, scrape_reply};
-use crate::accept::{self, Admitted, Service};
+use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::conn_limit::ConnLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::tracker::metrics::{Gauges, Metrics};
@@ -63,9 +63,7 @@ impl Service for Http<'_> {
     }
 
     fn refuse(&self, stream: TcpStream, reason: &str) {
-        let Ok(mut conn) =
-            HttpConn::new(stream, Duration::from_millis(200), Duration::from_millis(200), None)
-        else {
+        let Ok(mut conn) = HttpConn::new(stream, REFUSE_TIMEOUT, REFUSE_TIMEOUT, None) else {
             return;
         };
         let _ = conn.respond(&Response::new(503, "text/plain; charset=utf-8", reason.to_string()), false);
