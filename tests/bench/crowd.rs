@@ -5,10 +5,10 @@
 //! run (v1 torrent, 1 MiB pieces, every peer given every other's address, the upload cap
 //! applied to loopback peers too).
 
-use crate::transfer::{make_file, peer_cmd, Swarm};
+use crate::transfer::{make_file, peer_cmd_of, Swarm};
 use p2p_share::hash::Sha1Hash;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::thread;
@@ -28,12 +28,32 @@ pub fn run() {
         SIZE / MIB,
         RATE / MIB
     );
-    let mut swarm = Swarm::new();
-    let seed = swarm.dir("seed");
-    let file = seed.join("files/crowd.bin");
-    make_file(&file, SIZE).expect("make the file");
-    let ours = ours(&mut swarm, &file);
-    report("p2p-share", &ours, bound);
+    // A/B runs: CROWD_RUNS=5 repeats ours; CROWD_PEERS=a:b alternates peer binaries run
+    // by run (round robin, so the machine's mood falls on both); CROWD_LIBTORRENT=0 skips
+    // libtorrent.
+    let runs: usize = std::env::var("CROWD_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let peers: Vec<PathBuf> = match std::env::var_os("CROWD_PEERS") {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => vec![PathBuf::from(env!("CARGO_BIN_EXE_peer"))],
+    };
+    let mut file = None;
+    for run in 0..runs {
+        for peer in &peers {
+            let mut swarm = Swarm::new();
+            let seed = swarm.dir("seed");
+            let f = seed.join("files/crowd.bin");
+            make_file(&f, SIZE).expect("make the file");
+            let ours = ours(&mut swarm, &f, peer);
+            let who =
+                if peers.len() > 1 { format!("{} #{}", peer.display(), run + 1) } else { "p2p-share".into() };
+            report(&who, &ours, bound);
+            file = Some((swarm, f));
+        }
+    }
+    if std::env::var("CROWD_LIBTORRENT").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let Some((swarm, file)) = file else { return };
     match libtorrent(&swarm, &file) {
         Some(times) => report("libtorrent", &times, bound),
         None => println!("  libtorrent: not installed (apt-get install python3-libtorrent); skipped"),
@@ -55,17 +75,17 @@ fn report(who: &str, times: &[f64], bound: f64) {
 
 /// Seconds from the start until each of our downloaders said its download was done
 /// (`peer download --stay`, so every finished peer keeps serving).
-fn ours(swarm: &mut Swarm, file: &Path) -> Vec<f64> {
+fn ours(swarm: &mut Swarm, file: &Path, peer: &Path) -> Vec<f64> {
     let caps = ["--upload-limit", "4M", "--max-conns-per-ip", "64"];
     let seed_dir = file.parent().unwrap().parent().unwrap().to_path_buf();
-    swarm.source_args(&seed_dir, &caps);
+    swarm.source_args_with(peer, &seed_dir, &caps);
     swarm.wait_holders("crowd.bin", 1);
     let (tx, rx) = channel();
     let start = Instant::now();
     let mut dirs = Vec::new();
     for i in 0..DOWNLOADERS {
         let dir = swarm.dir(&format!("d{i}"));
-        let mut cmd = peer_cmd(swarm.tracker, &dir);
+        let mut cmd = peer_cmd_of(peer, swarm.tracker, &dir);
         cmd.args(caps).args(["download", "crowd.bin", "--stay"]).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start a downloader");
         let out = child.stdout.take().unwrap();

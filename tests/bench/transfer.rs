@@ -130,7 +130,12 @@ impl Swarm {
 
     /// Starts `peer ARGS... serve` in `dir`.
     pub fn source_args(&mut self, dir: &Path, args: &[&str]) {
-        let mut cmd = peer_cmd(self.tracker, dir);
+        self.source_args_with(Path::new(env!("CARGO_BIN_EXE_peer")), dir, args);
+    }
+
+    /// [`source_args`](Self::source_args) with another build of the peer (A/B runs).
+    pub fn source_args_with(&mut self, peer: &Path, dir: &Path, args: &[&str]) {
+        let mut cmd = peer_cmd_of(peer, self.tracker, dir);
         cmd.args(args).arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
         self.children.push(cmd.spawn().expect("start source"));
     }
@@ -202,7 +207,12 @@ impl Drop for Swarm {
 }
 
 pub fn peer_cmd(tracker: SocketAddr, dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    peer_cmd_of(Path::new(env!("CARGO_BIN_EXE_peer")), tracker, dir)
+}
+
+/// [`peer_cmd`] with another build of the peer.
+pub fn peer_cmd_of(peer: &Path, tracker: SocketAddr, dir: &Path) -> Command {
+    let mut cmd = Command::new(peer);
     cmd.args([
         "--tracker",
         &tracker.to_string(),
