@@ -93,7 +93,7 @@ impl PeerDht {
 
     /// Says that this peer serves `id` on TCP `port` (blocks a few seconds).
     pub fn announce(&self, id: ContentId, port: u16) -> bool {
-        match self.dht.announce_peer(Id::from(id.0), Some(port)) {
+        match self.dht.announce_peer(Id::from(*id.as_bytes()), Some(port)) {
             Ok(_) => true,
             Err(e) => {
                 debug!("DHT: announcing {id} failed: {e}");
@@ -122,7 +122,7 @@ impl PeerDht {
     /// Runs one lookup of `id`, handing `each` the checked peers of every answer as it
     /// comes (see [`checked_answer`]); stops early when `each` returns false.
     pub fn lookup_each(&self, id: ContentId, mut each: impl FnMut(Vec<SocketAddr>) -> bool) {
-        for batch in self.dht.get_peers(Id::from(id.0)) {
+        for batch in self.dht.get_peers(Id::from(*id.as_bytes())) {
             let found = checked_answer(&batch, self.public);
             if !found.is_empty() && !each(found) {
                 break;

@@ -93,9 +93,53 @@ impl<'de> Deserialize<'de> for Sha1Hash {
     }
 }
 
-/// The id of a shared file: the SHA-1 of its manifest (`file.ini`) text. Two files with the
-/// same name but different bytes have different ids and never mix.
-pub type ContentId = Sha1Hash;
+/// The id of a shared file: its BitTorrent v1 info-hash (the SHA-1 of the info dictionary
+/// the manifest rebuilds). Two files with the same name but different bytes have different
+/// ids and never mix. A type of its own, so a content id and a chunk hash cannot be swapped.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContentId(Sha1Hash);
+
+impl ContentId {
+    /// The id whose info dictionary is `info` (bencoded, as it appears in a torrent).
+    pub fn of(info: &[u8]) -> ContentId {
+        ContentId(Sha1Hash::of(info))
+    }
+
+    /// The id these 20 bytes spell (an info-hash read from a handshake, a DHT answer, an
+    /// HTTP announce).
+    pub fn from_bytes(bytes: [u8; 20]) -> ContentId {
+        ContentId(Sha1Hash(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0 .0
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.to_hex()
+    }
+}
+
+impl FromStr for ContentId {
+    type Err = BadHash;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(ContentId)
+    }
+}
+
+impl fmt::Display for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentId({})", self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -121,7 +121,7 @@ fn parse_btih(s: &str) -> Result<ContentId, MagnetError> {
                     out.push((bits >> nbits) as u8);
                 }
             }
-            Ok(crate::hash::Sha1Hash(out.try_into().map_err(|_| bad())?))
+            Ok(ContentId::from_bytes(out.try_into().map_err(|_| bad())?))
         }
         _ => Err(bad()),
     }
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(Magnet::parse(&upper).unwrap().id, id);
         // RFC 4648 base32 of the same 20 bytes.
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let bits: String = id.0.iter().map(|b| format!("{b:08b}")).collect();
+        let bits: String = id.as_bytes().iter().map(|b| format!("{b:08b}")).collect();
         let b32: String = bits
             .as_bytes()
             .chunks(5)

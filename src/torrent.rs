@@ -106,7 +106,7 @@ pub fn info_bytes(m: &Manifest) -> Vec<u8> {
 
 /// The info-hash of `m`: its content id.
 pub fn info_hash(m: &Manifest) -> ContentId {
-    Sha1Hash::of(&info_bytes(m))
+    ContentId::of(&info_bytes(m))
 }
 
 /// The manifest an info dictionary describes (as received over ut_metadata, or from a

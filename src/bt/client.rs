@@ -179,7 +179,7 @@ impl BtConn {
                 }
             }
         }
-        if crate::hash::Sha1Hash::of(&info) != id {
+        if ContentId::of(&info) != id {
             return Err(BtError::Protocol("its metadata does not match the info-hash".into()));
         }
         Ok(info)

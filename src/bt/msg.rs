@@ -59,7 +59,7 @@ impl Handshake {
         let mut b = [0u8; HANDSHAKE_LEN];
         b[..20].copy_from_slice(PROTOCOL);
         b[20..28].copy_from_slice(&self.reserved);
-        b[28..48].copy_from_slice(&self.info_hash.0);
+        b[28..48].copy_from_slice(self.info_hash.as_bytes());
         b[48..].copy_from_slice(&self.peer_id);
         b
     }
@@ -71,9 +71,11 @@ impl Handshake {
         if &b[..20] != PROTOCOL {
             return Err(BtError::NotBitTorrent);
         }
-        let mut h = Handshake { reserved: [0; 8], info_hash: ContentId::of(b""), peer_id: [0; 20] };
+        let mut info_hash = [0u8; 20];
+        info_hash.copy_from_slice(&b[28..48]);
+        let mut h =
+            Handshake { reserved: [0; 8], info_hash: ContentId::from_bytes(info_hash), peer_id: [0; 20] };
         h.reserved.copy_from_slice(&b[20..28]);
-        h.info_hash.0.copy_from_slice(&b[28..48]);
         h.peer_id.copy_from_slice(&b[48..]);
         Ok(h)
     }

@@ -136,7 +136,7 @@ fn http_load(http: SocketAddr, dur: Duration) -> (u64, Duration, Vec<u32>) {
         .map(|i| {
             thread::spawn(move || {
                 let id = ContentId::of(&((i * 31) as u32).to_be_bytes());
-                let hash: String = id.0.iter().map(|b| format!("%{b:02x}")).collect();
+                let hash: String = id.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
                 let req = format!(
                     "GET /announce?info_hash={hash}&peer_id=-TR3000-{i:012}&port={}&uploaded=0&downloaded=0&left=1000&compact=1 HTTP/1.1\r\nHost: t\r\n\r\n",
                     7000 + i

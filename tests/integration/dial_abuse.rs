@@ -81,7 +81,7 @@ fn announce_leecher(http: SocketAddr, id: ContentId, at: SocketAddr) {
     s.bind(&SocketAddr::new(at.ip(), 0).into()).unwrap();
     s.connect_timeout(&http.into(), IO).unwrap();
     let mut s: TcpStream = s.into();
-    let hash: String = id.0.iter().map(|b| format!("%{b:02x}")).collect();
+    let hash: String = id.as_bytes().iter().map(|b| format!("%{b:02x}")).collect();
     let peer_id = format!("-XX0000-{:012}", at.port());
     write!(
         s,

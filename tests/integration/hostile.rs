@@ -4,7 +4,7 @@
 use crate::fake::{fake_tracker, lying_peer, Lie};
 use crate::helpers::{peer_dir, test_bytes, PeerProc, TrackerProc, IO};
 use crate::local::LocalPeer;
-use p2p_share::hash::ContentId;
+use p2p_share::hash::{ContentId, Sha1Hash};
 use p2p_share::manifest::{hash_file, Manifest};
 use p2p_share::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
 use std::fs;
@@ -68,8 +68,8 @@ fn manifests_that_lie_are_refused_with_a_clear_error() {
     let good = Manifest {
         name: "m.bin".into(),
         size: 3 * MIB as u64,
-        sha1: Some(ContentId::of(b"w")),
-        chunks: vec![ContentId::of(b"0"); 3],
+        sha1: Some(Sha1Hash::of(b"w")),
+        chunks: vec![Sha1Hash::of(b"0"); 3],
     };
     let cases = [
         (

@@ -69,7 +69,7 @@ fn bittorrent_clients_and_our_peers_share_one_index() {
     // A BitTorrent client announcing the same info-hash hears of our peer.
     let leech = format!(
         "/announce?info_hash={}&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left={}&event=started&compact=1",
-        pct(&id.0),
+        pct(id.as_bytes()),
         data.len()
     );
     let (status, body) = get(http, &leech);
@@ -94,10 +94,10 @@ fn bittorrent_clients_and_our_peers_share_one_index() {
             leech.replace("&event=started", "").replace(&format!("left={}", data.len()), "left=0")
         ),
     );
-    let (_, body) = get(http, &format!("/scrape?info_hash={}", pct(&id.0)));
+    let (_, body) = get(http, &format!("/scrape?info_hash={}", pct(id.as_bytes())));
     let expected = [
         b"d5:filesd20:".to_vec(),
-        id.0.to_vec(),
+        id.as_bytes().to_vec(),
         b"d8:completei3e10:downloadedi1e10:incompletei0eeee".to_vec(),
     ]
     .concat();
@@ -106,7 +106,10 @@ fn bittorrent_clients_and_our_peers_share_one_index() {
     // Bad requests get a failure reason, and the tracker goes on.
     for (query, why) in [
         ("/announce?port=1", "missing info_hash"),
-        (&format!("/announce?info_hash={}&peer_id=x&port=1&left=0", pct(&id.0)), "peer_id is not 20 bytes"),
+        (
+            &format!("/announce?info_hash={}&peer_id=x&port=1&left=0", pct(id.as_bytes())),
+            "peer_id is not 20 bytes",
+        ),
         (&format!("{leech}&port=2"), "port given more than once"),
     ] {
         let (status, body) = get(http, query);
@@ -137,7 +140,13 @@ fn bittorrent_clients_and_our_peers_share_one_index() {
 
     // A swarm only BitTorrent clients know is listed natively under its info-hash.
     let only = ContentId::of(b"only BitTorrent clients have this");
-    get(http, &format!("/announce?info_hash={}&peer_id=-TR3000-zzzzzzzzzzzz&port=6881&left=0", pct(&only.0)));
+    get(
+        http,
+        &format!(
+            "/announce?info_hash={}&peer_id=-TR3000-zzzzzzzzzzzz&port=6881&left=0",
+            pct(only.as_bytes())
+        ),
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_peer"))
         .args(["--tracker", &t.addr.to_string(), "list"])
         .output()

@@ -112,7 +112,7 @@ fn http_clients_that_never_read_cannot_stop_announces() {
     let id = ContentId::of(b"an honest torrent");
     let query = format!(
         "/announce?info_hash={}&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=5&compact=1",
-        id.0.iter().map(|b| format!("%{b:02x}")).collect::<String>()
+        id.as_bytes().iter().map(|b| format!("%{b:02x}")).collect::<String>()
     );
     let slowest = slowest_of(6, || {
         let mut s = TcpStream::connect(http).map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@
 
 use p2p_share::bt::metadata::{self, MetadataMsg};
 use p2p_share::bt::msg::{encode, read_message, Block, Message};
-use p2p_share::hash::Sha1Hash;
+use p2p_share::hash::{ContentId, Sha1Hash};
 use p2p_share::manifest::{Manifest, CHUNK_SIZE};
 use p2p_share::torrent::{info_bytes, manifest_from_info, read_torrent, torrent_file};
 use proptest::prelude::*;
@@ -102,7 +102,7 @@ proptest! {
             // under is the one that was asked for.
             Ok(m) => {
                 prop_assert_eq!(info_bytes(&m), raw.clone());
-                prop_assert_eq!(m.content_id(), Sha1Hash::of(&raw));
+                prop_assert_eq!(m.content_id(), ContentId::of(&raw));
                 prop_assert_eq!(m.chunks.len() as u64, m.size.div_ceil(CHUNK_SIZE));
             }
             Err(err) => prop_assert!(one_line(&err)),

@@ -5,7 +5,7 @@
 //! u64; a key given twice is refused (but `info_hash` in a scrape, which lists several).
 //! A client's own `ip=` is ignored: peers are known by the address they connect from.
 
-use crate::hash::{ContentId, Sha1Hash};
+use crate::hash::ContentId;
 use crate::tracker::swarms::{Announce, Event};
 use crate::tracker::swarms::{AnnounceAnswer, AnnounceQuery, ScrapeCounts};
 use percent_encoding::percent_decode_str;
@@ -88,8 +88,10 @@ fn number(map: &HashMap<String, Vec<u8>>, key: &'static str) -> Result<Option<u6
 /// Parses an announce's query string.
 pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
     let map = unique(params(query)?)?;
-    let info_hash =
-        Sha1Hash(twenty("info_hash", map.get("info_hash").ok_or(QueryError::Missing("info_hash"))?)?);
+    let info_hash = ContentId::from_bytes(twenty(
+        "info_hash",
+        map.get("info_hash").ok_or(QueryError::Missing("info_hash"))?,
+    )?);
     let peer_id = twenty("peer_id", map.get("peer_id").ok_or(QueryError::Missing("peer_id"))?)?;
     let port = number(&map, "port")?.ok_or(QueryError::Missing("port"))?;
     if port == 0 || port > u64::from(u16::MAX) {
@@ -128,7 +130,7 @@ pub fn parse_scrape(query: &str) -> Result<Vec<ContentId>, QueryError> {
     let mut out = Vec::new();
     for (k, v) in params(query)? {
         if k == "info_hash" {
-            out.push(Sha1Hash(twenty("info_hash", &v)?));
+            out.push(ContentId::from_bytes(twenty("info_hash", &v)?));
         }
     }
     if out.len() > MAX_SCRAPE {
@@ -198,7 +200,7 @@ pub fn scrape_reply(files: &[(ContentId, ScrapeCounts)]) -> Vec<u8> {
         e.insert(b"complete".to_vec(), Value::Int(c.complete as i64));
         e.insert(b"downloaded".to_vec(), Value::Int(c.downloaded as i64));
         e.insert(b"incomplete".to_vec(), Value::Int(c.incomplete as i64));
-        map.insert(id.0.to_vec(), Value::Dict(e));
+        map.insert(id.as_bytes().to_vec(), Value::Dict(e));
     }
     let mut top = HashMap::new();
     top.insert(b"files".to_vec(), Value::Dict(map));
@@ -216,7 +218,7 @@ mod tests {
     fn base(id: &ContentId) -> String {
         format!(
             "info_hash={}&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=100",
-            pct(&id.0)
+            pct(id.as_bytes())
         )
     }
 
@@ -231,11 +233,11 @@ mod tests {
         assert_eq!(q.numwant, DEFAULT_NUMWANT);
         // Unreserved bytes may come unencoded, as clients send them.
         let raw: String = id
-            .0
+            .as_bytes()
             .iter()
             .map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02x}") })
             .collect();
-        let q2 = parse_announce(&base(&id).replacen(&pct(&id.0), &raw, 1)).unwrap();
+        let q2 = parse_announce(&base(&id).replacen(&pct(id.as_bytes()), &raw, 1)).unwrap();
         assert_eq!(q2.announce.info_hash, id);
         assert_eq!(parse_announce(&(base(&id) + "&numwant=100000")).unwrap().numwant, MAX_NUMWANT);
     }
@@ -258,7 +260,7 @@ mod tests {
             Err(QueryError::BadValue { key: "port", .. })
         ));
         assert!(matches!(
-            parse_announce(&base(&id).replace(&pct(&id.0), "%41%42")),
+            parse_announce(&base(&id).replace(&pct(id.as_bytes()), "%41%42")),
             Err(QueryError::BadValue { key: "info_hash", .. })
         ));
         assert!(matches!(
@@ -273,15 +275,15 @@ mod tests {
     #[test]
     fn scrape_lists_several_hashes() {
         let (a, b) = (ContentId::of(b"a"), ContentId::of(b"b"));
-        let q = format!("info_hash={}&info_hash={}", pct(&a.0), pct(&b.0));
+        let q = format!("info_hash={}&info_hash={}", pct(a.as_bytes()), pct(b.as_bytes()));
         assert_eq!(parse_scrape(&q).unwrap(), vec![a, b]);
         assert!(parse_scrape("info_hash=%41").is_err());
-        let many = (0..65).map(|_| format!("info_hash={}", pct(&a.0))).collect::<Vec<_>>().join("&");
+        let many = (0..65).map(|_| format!("info_hash={}", pct(a.as_bytes()))).collect::<Vec<_>>().join("&");
         assert!(parse_scrape(&many).is_err());
         let reply = scrape_reply(&[(a, ScrapeCounts { complete: 2, downloaded: 5, incomplete: 1 })]);
         let expected = [
             b"d5:filesd20:".to_vec(),
-            a.0.to_vec(),
+            a.as_bytes().to_vec(),
             b"d8:completei2e10:downloadedi5e10:incompletei1eeee".to_vec(),
         ]
         .concat();
