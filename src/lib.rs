@@ -25,7 +25,6 @@ pub mod manifest;
 pub mod names;
 pub mod peer;
 mod random;
-mod rate_limit;
 mod refusals;
 pub mod shutdown;
 mod super_seed;

@@ -8,13 +8,13 @@
 //! connection; blocks nobody asked for are read and thrown away, and too many of them end
 //! the connection. No byte from this source reaches the file unverified.
 
-use super::source::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
+use super::check::{check, Verdict};
+use super::ctx::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message};
-use crate::hash::Sha1Hash;
 use crossbeam_channel::Sender;
-use log::{debug, warn};
+use log::debug;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -229,25 +229,11 @@ impl<'a> BtFetcher<'a> {
             return Ok(None);
         }
         let f = self.fetching.swap_remove(pos);
-        let m = &self.shared.store.manifest;
-        let idx = m.index(f.index).expect("assigned pieces are in range");
-        if Sha1Hash::of(&f.buf) != m.chunk_hash(idx) {
-            self.shared.pool.put(f.buf);
-            let bad = self.shared.sched.lock().failed(self.addr, f.index);
-            warn!(
-                "piece {} of '{}' from {} failed its SHA-1 check ({bad} so far)",
-                f.index, m.name, self.addr
-            );
-            return Ok((bad >= MAX_BAD_CHUNKS).then_some(SourceEnd::Banned(bad)));
-        }
-        if self.shared.sched.lock().completed(self.addr, f.index) {
-            let arrival = Arrival { index: idx, buf: f.buf, from: self.addr };
-            if tx.send(arrival).is_err() {
-                return Ok(Some(SourceEnd::Finished));
-            }
-        } else {
-            self.shared.pool.put(f.buf);
-        }
-        Ok(None)
+        let idx = self.shared.store.manifest.index(f.index).expect("assigned pieces are in range");
+        Ok(match check(self.shared, self.addr, idx, f.buf, tx) {
+            Verdict::Failed(bad) if bad >= MAX_BAD_CHUNKS => Some(SourceEnd::Banned(bad)),
+            Verdict::Closed => Some(SourceEnd::Finished),
+            _ => None,
+        })
     }
 }

@@ -13,12 +13,15 @@
 
 mod backoff;
 mod bt_source;
+mod check;
+pub mod ctx;
 mod dht_feed;
 mod error;
 mod manifest_fetch;
 pub mod reassembler;
 pub mod scheduler;
-pub mod source;
+mod shunned;
+mod source;
 pub mod swarm;
 mod verify;
 

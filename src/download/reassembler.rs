@@ -4,7 +4,7 @@
 //! hashes are covered by the content id (the info-hash), so the whole file needs no hash of
 //! its own.
 
-use super::source::{Arrival, BufferPool};
+use super::ctx::{Arrival, BufferPool};
 use crate::chunk_store::ChunkStore;
 use crate::manifest::CHUNK_SIZE;
 use crossbeam_channel::{bounded, Receiver};

@@ -1,25 +1,20 @@
-//! One thread per source: asks the scheduler for chunks this source has and fetches them
-//! with two requests in flight (or, from a capped source whose line was full, one at a
-//! time in turns); a checker thread per source (`verify`) checks each chunk's SHA-1
-//! meanwhile and passes good ones to the reassembler over a bounded channel.
+//! One native source (`PROTOCOL.md` sections 4.1-4.4): a thread that asks the scheduler for
+//! chunks this source has and fetches them, and a checker thread (`verify`) that checks each
+//! chunk's SHA-1 meanwhile. How the source is asked is one small state machine, [`State`]:
+//! pipelined requests until its upload line says `busy`, then one chunk at a time in turns.
 
-use super::scheduler::Scheduler;
+use super::ctx::{DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
+use super::shunned::Shunned;
 use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
-use crate::chunk_store::ChunkStore;
-use crate::dht::PeerDht;
-use crate::manifest::{ChunkIndex, CHUNK_SIZE};
 use crate::wire::conn::Conn;
+use crate::wire::deadline::Socket;
 use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
-use crate::wire::WireError;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender};
 use log::debug;
-use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,123 +25,22 @@ const DEPTH: usize = 2;
 const REFRESH: Duration = Duration::from_secs(1);
 /// ... and this often while it has nothing we need.
 const IDLE_REFRESH: Duration = Duration::from_millis(200);
-/// A chunk a source answered `elsewhere` is asked of other sources for this long.
-const SHUN: Duration = Duration::from_millis(500);
-/// Shunned chunks remembered per source.
-const MAX_SHUNNED: usize = 64;
-/// A source whose upload line is full is asked for no chunk for the time it names, within
-/// these bounds: a peer that names no time again and again cannot make us spin, one that
-/// names an hour cannot idle its connection.
-const MIN_REST: Duration = Duration::from_millis(20);
-const MAX_REST: Duration = Duration::from_secs(1);
-/// A source that is still downloading and said its upload line was full this recently is
-/// sent one chunk request at a time: the others' requests keep it busy, and a second one of
-/// ours would only wait unread behind the first, holding a chunk another source could send.
-const FULL_LINE_MEMORY: Duration = Duration::from_secs(2);
 /// How often a source thread with nothing to ask looks again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
-/// A source that sends this many chunks failing their check is dropped for the download.
-pub const MAX_BAD_CHUNKS: u32 = 3;
-
-/// A verified chunk on its way to the reassembler.
-pub struct Arrival {
-    pub index: ChunkIndex,
-    pub buf: Vec<u8>,
-    pub from: SocketAddr,
-}
-
-/// Recycled chunk buffers, so that a download allocates a handful of them in all.
-#[derive(Clone)]
-pub struct BufferPool {
-    tx: Sender<Vec<u8>>,
-    rx: Receiver<Vec<u8>>,
-}
-
-impl BufferPool {
-    pub fn new(cap: usize) -> BufferPool {
-        let (tx, rx) = bounded(cap);
-        BufferPool { tx, rx }
-    }
-
-    pub fn get(&self) -> Vec<u8> {
-        self.rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE as usize))
-    }
-
-    pub fn put(&self, buf: Vec<u8>) {
-        let _ = self.tx.try_send(buf);
-    }
-}
-
-/// What the source threads of one download share.
-pub struct DownloadCtx {
-    pub store: Arc<ChunkStore>,
-    pub sched: Mutex<Scheduler>,
-    pub cancel: AtomicBool,
-    pub pool: BufferPool,
-    pub io_timeout: Duration,
-    /// Payload bytes received from all sources (verified or not): the stall clock's input.
-    pub received: AtomicU64,
-    /// Our peer id towards BitTorrent sources.
-    pub peer_id: [u8; 20],
-    /// Sources given directly (`--peer`, `x.pe`): BitTorrent clients or p2p-share peers.
-    pub direct: Mutex<Vec<SocketAddr>>,
-    /// Our DHT node, when on: BitTorrent sources are told its port and may name theirs.
-    pub dht: Option<PeerDht>,
-}
-
+/// A turn that found no chunk to name is followed by this pause, so a source whose
+/// have-sets disagree cannot make us spin.
+const PASS_PAUSE: Duration = Duration::from_millis(20);
 /// A chunk's payload is read in slices of this size, each under its own deadline and
 /// counted as it arrives.
 const SLICE: usize = 64 * 1024;
 
-/// Why a source thread ended.
-#[derive(Debug)]
-pub enum SourceEnd {
-    /// Nothing more to fetch (the download is complete or cancelled).
-    Finished,
-    /// The source failed (unreachable, vanished, stalled or broke the protocol).
-    Failed(String),
-    /// The source sent too many corrupt chunks.
-    Banned(u32),
-    /// The source claims chunks it does not have.
-    Lying(String),
-}
+/// The clock a fetcher reads (the real one, or a test's).
+pub type Clock<'a> = &'a dyn Fn() -> Instant;
 
-impl fmt::Display for SourceEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceEnd::Finished => write!(f, "finished"),
-            SourceEnd::Failed(why) => write!(f, "{why}"),
-            SourceEnd::Banned(n) => write!(f, "dropped after {n} chunks that failed their SHA-1 check"),
-            SourceEnd::Lying(why) => write!(f, "dropped: {why}"),
-        }
-    }
-}
-
-impl From<WireError> for SourceEnd {
-    fn from(e: WireError) -> Self {
-        SourceEnd::Failed(e.to_string())
-    }
-}
-
-/// Fetches from `addr` until nothing is left to fetch there; its chunks go back to the
-/// others when it ends.
-/// Sources from the tracker are p2p-share peers and speak our protocol. A source given
-/// directly may be a BitTorrent client: it is greeted in BitTorrent, and fetched from over
-/// BitTorrent unless its peer id says it is a p2p-share peer.
-pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    let end = if shared.direct.lock().contains(&addr) {
-        super::bt_source::run(shared, addr, tx).unwrap_or_else(|| native(shared, addr, tx))
-    } else {
-        native(shared, addr, tx)
-    };
-    shared.sched.lock().remove_source(addr);
-    end
-}
-
-/// Fetches over our own protocol; the chunks are checked on a thread of their own
-/// (`verify`) while the next ones arrive.
-fn native(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    let mut conn = match Conn::connect(addr, shared.io_timeout) {
+/// Fetches over our own protocol from `addr`; the chunks are checked on a thread of their
+/// own (`verify`) while the next ones arrive.
+pub fn run(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<super::ctx::Arrival>) -> SourceEnd {
+    let mut conn = match Conn::connect(addr, ctx.io_timeout) {
         Ok(conn) => conn,
         Err(e) => return SourceEnd::Failed(format!("cannot connect: {e}")),
     };
@@ -161,29 +55,11 @@ fn native(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Sourc
     let end = thread::scope(|s| {
         let checker = thread::Builder::new()
             .name(format!("verify-{addr}"))
-            .spawn_scoped(s, || verify::run(shared, addr, unchecked, tx, &bad));
+            .spawn_scoped(s, || verify::run(ctx, addr, unchecked, tx, &bad));
         if let Err(e) = checker {
             return SourceEnd::Failed(format!("cannot start a thread: {e}"));
         }
-        let mut f = Fetcher {
-            shared,
-            addr,
-            conn,
-            complete: false,
-            last_have: Instant::now(),
-            refused: 0,
-            check,
-            bad: &bad,
-            shunned: Shunned::default(),
-            resting_until: None,
-            line_full_at: None,
-            turns: false,
-            peer,
-        };
-        match f.refresh_have() {
-            Ok(()) => f.run(),
-            Err(end) => end,
-        }
+        Fetcher::new(ctx, conn, peer, check, &bad, &Instant::now).run()
         // Leaving the scope closes `check`; the checker finishes what it holds first.
     });
     match bad.load(Ordering::Relaxed) {
@@ -192,16 +68,64 @@ fn native(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Sourc
     }
 }
 
-/// What a source connection waits for, in the order asked.
+/// How a source is asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Chunk requests up to [`DEPTH`] deep, and for a source still downloading a have
+    /// request among them when news is due (section 4.1).
+    Pipelined,
+    /// Its upload line was full (`busy`): nothing more is asked until the replies to what
+    /// was asked are read, ...
+    Leaving,
+    /// ... then one chunk at a time, each in a place in its line that a turn request waits
+    /// for (section 4.4), for the rest of the download.
+    InTurns,
+}
+
+impl State {
+    /// After a `busy` reply to a chunk request: a source that takes turns is asked in
+    /// turns. `None` if it may not say that: it takes no turns, or it was asked for the
+    /// chunk in a place in its line that had come.
+    fn busy(self, takes_turns: bool) -> Option<State> {
+        match self {
+            State::Pipelined | State::Leaving if takes_turns => Some(State::Leaving),
+            _ => None,
+        }
+    }
+
+    /// Once every reply asked for was read.
+    fn drained(self) -> State {
+        match self {
+            State::Leaving => State::InTurns,
+            other => other,
+        }
+    }
+}
+
+/// A reply a source connection waits for, in the order asked.
+#[derive(Debug, PartialEq, Eq)]
 enum Pending {
     Chunk(u32),
     Have,
 }
 
-struct Fetcher<'a> {
-    shared: &'a DownloadCtx,
+/// Whether to ask a source that is not complete what it has now, with `chunks` chunk
+/// requests in flight and `since` the last have-set: when its pipe cannot be filled to
+/// [`DEPTH`] (after each chunk that still flows; every [`IDLE_REFRESH`] when none flows),
+/// and at least every [`REFRESH`].
+fn wants_news(chunks: usize, since: Duration) -> bool {
+    (chunks < DEPTH && (chunks > 0 || since > IDLE_REFRESH)) || since > REFRESH
+}
+
+struct Fetcher<'a, S: Socket> {
+    ctx: &'a DownloadCtx,
     addr: SocketAddr,
-    conn: Conn,
+    conn: Conn<S>,
+    clock: Clock<'a>,
+    state: State,
+    /// Replies still to read, in the order asked (empty in turns).
+    pending: VecDeque<Pending>,
+    /// It said it has every chunk (then it is never asked again).
     complete: bool,
     last_have: Instant,
     /// Chunk requests it refused although it claimed to have them.
@@ -212,158 +136,127 @@ struct Fetcher<'a> {
     bad: &'a AtomicU32,
     /// Chunks it answered `elsewhere`.
     shunned: Shunned,
-    /// Its upload line was full: no chunk requests to it until then.
-    resting_until: Option<Instant>,
-    /// When it last said its upload line was full.
-    line_full_at: Option<Instant>,
-    /// It takes turn requests, and its line was full: chunks are asked of it in turns
-    /// (see [`run_turns`](Self::run_turns)), for the rest of the download.
-    turns: bool,
     /// What the source said it does (its answer to our `hello`).
     peer: Abilities,
 }
 
-/// Chunk requests to keep in flight at a source (see [`FULL_LINE_MEMORY`]).
-fn depth(complete: bool, line_full_at: Option<Instant>, now: Instant) -> usize {
-    match line_full_at {
-        Some(t) if !complete && now.duration_since(t) < FULL_LINE_MEMORY => 1,
-        _ => DEPTH,
-    }
-}
-
-/// How long a source thread with nothing to ask sleeps: until the source's rest ends, if
-/// it is resting, and at most [`IDLE_POLL`].
-fn nap(resting_until: Option<Instant>, now: Instant) -> Duration {
-    match resting_until.map(|t| t.saturating_duration_since(now)) {
-        Some(left) if !left.is_zero() => left.min(IDLE_POLL),
-        _ => IDLE_POLL,
-    }
-}
-
-/// Chunks a source answered `elsewhere` without naming a time, and when: other sources are
-/// asked for them for [`SHUN`] (a super-seeding peer offers them to others).
-#[derive(Default)]
-struct Shunned(VecDeque<(u32, Instant)>);
-
-impl Shunned {
-    fn add(&mut self, i: u32, now: Instant) {
-        if self.0.len() >= MAX_SHUNNED {
-            self.0.pop_front();
-        }
-        self.0.push_back((i, now));
-    }
-
-    /// Clears from `have` the chunks still shunned at `now`.
-    fn mask(&mut self, have: &mut Bitfield, now: Instant) {
-        while self.0.front().is_some_and(|(_, t)| now.duration_since(*t) >= SHUN) {
-            self.0.pop_front();
-        }
-        for (i, _) in &self.0 {
-            have.clear(*i);
+impl<'a, S: Socket> Fetcher<'a, S> {
+    fn new(
+        ctx: &'a DownloadCtx,
+        conn: Conn<S>,
+        peer: Abilities,
+        check: Sender<Unchecked>,
+        bad: &'a AtomicU32,
+        clock: Clock<'a>,
+    ) -> Self {
+        Fetcher {
+            ctx,
+            addr: conn.peer_addr(),
+            conn,
+            clock,
+            state: State::Pipelined,
+            pending: VecDeque::new(),
+            complete: false,
+            last_have: clock(),
+            refused: 0,
+            check,
+            bad,
+            shunned: Shunned::default(),
+            peer,
         }
     }
-}
 
-impl Fetcher<'_> {
-    /// Runs after the first have-set arrived.
-    /// Chunk requests and, for a source that is not complete, have requests share one
-    /// pipeline: news of what the source has arrives while chunks still flow.
+    /// Asks what the source has, then fetches until nothing is left to fetch there.
     fn run(&mut self) -> SourceEnd {
-        let mut pending: VecDeque<Pending> = VecDeque::new();
-        let (mut chunks, mut asked_have) = (0, false);
+        if let Err(end) = self.refresh_have() {
+            return end;
+        }
         loop {
-            if self.shared.cancel.load(Ordering::Relaxed) {
-                return SourceEnd::Finished;
+            if self.ctx.cancel.load(Ordering::Relaxed) || self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS {
+                return SourceEnd::Finished; // `run` reports a banned source as banned
             }
-            if self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS {
-                return SourceEnd::Finished; // `native` reports it as banned
-            }
-            if self.turns && pending.is_empty() {
-                return self.run_turns();
-            }
-            while chunks < self.depth() && !self.resting() && !self.turns {
-                let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
-                let req = PeerRequest::Chunk { content_id: self.shared.store.content_id, index: i };
-                if let Err(e) = self.conn.send_request(&req) {
-                    return e.into();
-                }
-                pending.push_back(Pending::Chunk(i));
-                chunks += 1;
-            }
-            if !self.complete && !asked_have && self.wants_news(chunks) {
-                if let Err(e) = self.conn.send_request(&self.have_request()) {
-                    return e.into();
-                }
-                pending.push_back(Pending::Have);
-                asked_have = true;
-            }
-            let got = match pending.pop_front() {
-                Some(Pending::Chunk(i)) => {
-                    chunks -= 1;
-                    self.receive(i)
-                }
-                Some(Pending::Have) => {
-                    asked_have = false;
-                    self.conn
-                        .read_reply::<PeerReply>()
-                        .map_err(SourceEnd::from)
-                        .and_then(|r| self.apply_have(r))
-                }
-                None if self.shared.sched.lock().is_done() => return SourceEnd::Finished,
-                None => {
-                    thread::sleep(nap(self.resting_until, Instant::now()));
-                    Ok(())
-                }
+            let pass = match self.state {
+                State::Pipelined | State::Leaving => self.pipeline_pass(),
+                State::InTurns => self.turn_pass(),
             };
-            if let Err(end) = got {
+            if let Err(end) = pass {
                 return end;
             }
         }
     }
 
-    /// Fetches from a source whose upload line was full, one chunk at a time: waits for a
-    /// place in its line with a turn request, and picks the chunk when the place comes,
-    /// from what the source has then. No chunk is held while waiting, so other sources
-    /// may send any of them meanwhile.
-    fn run_turns(&mut self) -> SourceEnd {
-        loop {
-            if self.shared.cancel.load(Ordering::Relaxed)
-                || self.bad.load(Ordering::Relaxed) >= MAX_BAD_CHUNKS
+    /// Fills the pipeline (chunk requests and, when news is due, a have request share
+    /// it: news of what the source has arrives while chunks still flow), then reads one
+    /// reply.
+    fn pipeline_pass(&mut self) -> Result<(), SourceEnd> {
+        if self.state == State::Pipelined {
+            while self.chunks_asked() < DEPTH {
+                let Some(i) = self.ctx.sched.lock().assign_at(self.addr, (self.clock)()) else { break };
+                let req = PeerRequest::Chunk { content_id: self.ctx.store.content_id, index: i };
+                self.conn.send_request(&req)?;
+                self.pending.push_back(Pending::Chunk(i));
+            }
+            let since = (self.clock)().saturating_duration_since(self.last_have);
+            if !self.complete
+                && !self.pending.contains(&Pending::Have)
+                && wants_news(self.chunks_asked(), since)
             {
-                return SourceEnd::Finished;
+                self.conn.send_request(&self.have_request())?;
+                self.pending.push_back(Pending::Have);
             }
-            let useful = {
-                let sched = self.shared.sched.lock();
-                if sched.is_done() {
-                    return SourceEnd::Finished;
-                }
-                sched.has_unfetched_at(self.addr, Instant::now())
-            };
-            let got = if self.resting() || !useful {
-                if !self.complete && !self.resting() && self.last_have.elapsed() > IDLE_REFRESH {
-                    self.refresh_have()
-                } else {
-                    thread::sleep(nap(self.resting_until, Instant::now()));
-                    Ok(())
-                }
-            } else {
-                self.take_turn()
-            };
-            if let Err(end) = got {
-                return end;
+        }
+        match self.pending.pop_front() {
+            Some(Pending::Chunk(i)) => self.receive(i),
+            Some(Pending::Have) => {
+                let reply = self.conn.read_reply::<PeerReply>()?;
+                self.apply_have(reply)
             }
+            None if self.state == State::Leaving => {
+                self.state = self.state.drained();
+                Ok(())
+            }
+            None if self.ctx.sched.lock().is_done() => Err(SourceEnd::Finished),
+            None => {
+                thread::sleep(IDLE_POLL);
+                Ok(())
+            }
+        }
+    }
+
+    fn chunks_asked(&self) -> usize {
+        self.pending.iter().filter(|p| matches!(p, Pending::Chunk(_))).count()
+    }
+
+    /// In turns: one turn when the source has a chunk we could ask for; else hear what it
+    /// has now and then.
+    fn turn_pass(&mut self) -> Result<(), SourceEnd> {
+        let now = (self.clock)();
+        let useful = {
+            let sched = self.ctx.sched.lock();
+            if sched.is_done() {
+                return Err(SourceEnd::Finished);
+            }
+            sched.has_unfetched_at(self.addr, now)
+        };
+        if useful {
+            self.take_turn()
+        } else if !self.complete && now.saturating_duration_since(self.last_have) > IDLE_REFRESH {
+            self.refresh_have()
+        } else {
+            thread::sleep(IDLE_POLL);
+            Ok(())
         }
     }
 
     /// One turn: waits for the place (hearing what the source has every couple of seconds
-    /// meanwhile, see `later`), then asks for the rarest chunk the source has then
-    /// that no other source is sending (unless overdue: no end game in turns), or gives
-    /// the place up with a have request when it has none we need.
+    /// meanwhile, see `later`), then asks for the rarest chunk the source has then that no
+    /// other source is sending (unless overdue: no end game in turns), or gives the place
+    /// up with a have request when it has none we need. No chunk is held while waiting, so
+    /// other sources may send any of them meanwhile.
     fn take_turn(&mut self) -> Result<(), SourceEnd> {
-        let store = &self.shared.store;
+        let content_id = self.ctx.store.content_id;
         loop {
-            let req =
-                PeerRequest::Turn { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) };
+            let req = PeerRequest::Turn { content_id, mine: Some(self.ctx.store.bitfield().to_hex()) };
             let reply: PeerReply = self.conn.call(&req)?;
             let later =
                 matches!(reply, PeerReply::Have { later: true, .. } | PeerReply::Offer { later: true, .. });
@@ -373,47 +266,29 @@ impl Fetcher<'_> {
             }
             // Not our place yet: keep it (by asking again) while the source has a chunk we
             // could ask for; else give it up.
-            let keep = !self.shared.cancel.load(Ordering::Relaxed)
-                && self.shared.sched.lock().has_unfetched_at(self.addr, Instant::now());
+            let keep = !self.ctx.cancel.load(Ordering::Relaxed)
+                && self.ctx.sched.lock().has_unfetched_at(self.addr, (self.clock)());
             if !keep {
                 return self.refresh_have();
             }
         }
-        let picked = self.shared.sched.lock().assign_unless_fetched_at(self.addr, Instant::now());
+        let picked = self.ctx.sched.lock().assign_unless_fetched_at(self.addr, (self.clock)());
         match picked {
             Some(i) => {
-                self.conn.send_request(&PeerRequest::Chunk { content_id: store.content_id, index: i })?;
+                self.conn.send_request(&PeerRequest::Chunk { content_id, index: i })?;
                 self.receive(i)
             }
             None => {
-                // What it has changed, or it said otherwise before: rest a moment, so a
-                // source whose have-sets disagree cannot make us spin.
-                self.resting_until = Some(Instant::now() + MIN_REST);
+                // What it has changed, or it said otherwise before.
+                thread::sleep(PASS_PAUSE);
                 self.refresh_have()
             }
         }
     }
 
-    fn depth(&self) -> usize {
-        depth(self.complete, self.line_full_at, Instant::now())
-    }
-
-    fn resting(&self) -> bool {
-        self.resting_until.is_some_and(|t| Instant::now() < t)
-    }
-
-    /// Whether to ask a source that is not complete what it has now: when its pipe cannot
-    /// be filled to [`DEPTH`] (after each chunk that still flows, so also after each chunk
-    /// of a source sent one request at a time; every [`IDLE_REFRESH`] when none flows),
-    /// and at least every [`REFRESH`].
-    fn wants_news(&self, chunks_in_flight: usize) -> bool {
-        let since = self.last_have.elapsed();
-        (chunks_in_flight < DEPTH && (chunks_in_flight > 0 || since > IDLE_REFRESH)) || since > REFRESH
-    }
-
     /// A have request that says what we have, so a seeder can offer what we lack.
     fn have_request(&self) -> PeerRequest {
-        let store = &self.shared.store;
+        let store = &self.ctx.store;
         PeerRequest::Have { content_id: store.content_id, mine: Some(store.bitfield().to_hex()) }
     }
 
@@ -424,7 +299,7 @@ impl Fetcher<'_> {
     }
 
     fn apply_have(&mut self, reply: PeerReply) -> Result<(), SourceEnd> {
-        let store = &self.shared.store;
+        let store = &self.ctx.store;
         let have = match reply {
             PeerReply::Have { complete: true, .. } => None,
             PeerReply::Have { complete: false, bitfield, .. } | PeerReply::Offer { bitfield, .. } => Some(
@@ -439,19 +314,20 @@ impl Fetcher<'_> {
                 )))
             }
         };
+        let now = (self.clock)();
         self.complete = have.is_none();
-        self.last_have = Instant::now();
+        self.last_have = now;
         let mut have = have;
         if let Some(b) = have.as_mut() {
-            self.shunned.mask(b, Instant::now());
+            self.shunned.mask(b, now);
         }
-        self.shared.sched.lock().update_source(self.addr, have);
+        self.ctx.sched.lock().update_source(self.addr, have);
         Ok(())
     }
 
     /// Reads the answer to the request for chunk `i`.
     fn receive(&mut self, i: u32) -> Result<(), SourceEnd> {
-        let m = &self.shared.store.manifest;
+        let m = &self.ctx.store.manifest;
         let idx = m.index(i).ok_or_else(|| SourceEnd::Failed(format!("chunk {i} out of range")))?;
         let len = match self.conn.read_reply::<PeerReply>()? {
             PeerReply::Chunk { index, len } if index == i && len as usize == m.chunk_len(idx) => len as usize,
@@ -460,30 +336,33 @@ impl Fetcher<'_> {
                     "sent chunk {index} of {len} bytes when asked for chunk {i}"
                 )))
             }
-            PeerReply::Busy { index, retry_ms } if index == i => {
-                // Its upload line is full: another source may send the chunk while this one
-                // rests, and from now on we wait for places in its line, when it takes turns.
-                self.shared.sched.lock().release(self.addr, i);
-                self.turns |= self.peer.turns;
-                let rest = Duration::from_millis(u64::from(retry_ms)).clamp(MIN_REST, MAX_REST);
-                self.resting_until = Some(Instant::now() + rest);
-                self.line_full_at = Some(Instant::now());
-                return Ok(());
+            PeerReply::Busy { index } if index == i => {
+                // Its upload line is full: another source may send the chunk, and from now
+                // on we wait for places in its line.
+                self.ctx.sched.lock().release(self.addr, i);
+                return match self.state.busy(self.peer.turns) {
+                    Some(next) => {
+                        self.state = next;
+                        Ok(())
+                    }
+                    None => Err(SourceEnd::Lying("said 'busy' where the protocol does not allow it".into())),
+                };
             }
             PeerReply::Elsewhere { index } if index == i => {
                 // A super-seeding peer offers it to another downloader now (its new offer
                 // comes with the next have request, which goes out at once): another source
                 // sends it.
-                let mut sched = self.shared.sched.lock();
+                let now = (self.clock)();
+                let mut sched = self.ctx.sched.lock();
                 sched.release(self.addr, i);
                 sched.source_lacks(self.addr, i);
-                self.shunned.add(i, Instant::now());
-                self.last_have = Instant::now().checked_sub(REFRESH).unwrap_or(self.last_have);
+                self.shunned.add(i, now);
+                self.last_have = now.checked_sub(REFRESH).unwrap_or(self.last_have);
                 return Ok(());
             }
             PeerReply::Error { reason } => {
                 debug!("{}: {reason}", self.addr);
-                self.shared.sched.lock().release(self.addr, i);
+                self.ctx.sched.lock().release(self.addr, i);
                 // It claimed this chunk (the scheduler only asks for claimed chunks), and a
                 // peer's chunks never go away: a refusal is a lie, or a restart.
                 self.refused += 1;
@@ -502,11 +381,11 @@ impl Fetcher<'_> {
                 )))
             }
         };
-        let mut buf = self.shared.pool.get();
+        let mut buf = self.ctx.pool.get();
         buf.resize(len, 0);
         for slice in buf.chunks_mut(SLICE) {
             self.conn.read_raw(slice)?;
-            self.shared.received.fetch_add(slice.len() as u64, Ordering::Relaxed);
+            self.ctx.received.fetch_add(slice.len() as u64, Ordering::Relaxed);
         }
         self.check.send(Unchecked { index: idx, buf }).map_err(|_| SourceEnd::Finished)
     }
@@ -515,44 +394,202 @@ impl Fetcher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk_store::ChunkStore;
+    use crate::download::ctx::BufferPool;
+    use crate::download::scheduler::Scheduler;
+    use crate::manifest::hash_file;
+    use crate::wire::frame::read_frame;
+    use crate::wire::mem::MemSocket;
+    use crate::wire::{decode_request, encode_reply, MAX_CONTROL_FRAME};
+    use crossbeam_channel::Receiver;
+    use parking_lot::Mutex;
+    use std::io::Cursor;
+    use std::sync::Arc;
 
-    #[test]
-    fn a_downloading_source_with_a_full_line_gets_one_request_at_a_time_for_a_while() {
+    /// A download of a one-chunk file that has nothing yet.
+    fn one_chunk() -> (tempfile::TempDir, DownloadCtx, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.bin");
+        let data: Vec<u8> = (0..300_000).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let m = hash_file(&path, "s.bin", false).unwrap();
+        let (store, _) = ChunkStore::open(&dir.path().join("chunks"), m).unwrap();
+        let sched = Scheduler::new(1, &store.bitfield());
+        let ctx = DownloadCtx {
+            store: Arc::new(store),
+            sched: Mutex::new(sched),
+            cancel: Default::default(),
+            pool: BufferPool::new(2),
+            io_timeout: Duration::from_secs(1),
+            received: Default::default(),
+            peer_id: [0; 20],
+            direct: Mutex::new(Vec::new()),
+            dht: None,
+        };
+        (dir, ctx, data)
+    }
+
+    /// A scripted source: its replies, in order, each with the raw bytes that follow it.
+    fn script(replies: &[(PeerReply, &[u8])]) -> MemSocket {
+        let mut input = Vec::new();
+        for (reply, raw) in replies {
+            encode_reply(&mut input, reply);
+            input.extend_from_slice(raw);
+        }
+        MemSocket::new(input)
+    }
+
+    /// What the fetcher asked, in order.
+    fn asked(socket: &MemSocket) -> Vec<PeerRequest> {
+        let written = socket.written();
+        let mut out = Cursor::new(&written[..]);
+        let mut reqs = Vec::new();
+        while (out.position() as usize) < written.len() {
+            let mut body = Vec::new();
+            read_frame(&mut out, &mut body, MAX_CONTROL_FRAME).unwrap();
+            reqs.push(decode_request(&body).unwrap());
+        }
+        reqs
+    }
+
+    /// Runs a fetcher (abilities `peer`, a clock that stands still) against `socket` until
+    /// it ends or `done` says so (then the download is cancelled). Returns how it ended,
+    /// its state, and the chunks it passed to the checker.
+    fn fetch(
+        ctx: &DownloadCtx,
+        socket: &MemSocket,
+        peer: Abilities,
+        done: impl Fn(&Receiver<Unchecked>, &MemSocket) -> bool + Sync,
+    ) -> (SourceEnd, State, Vec<u32>) {
+        let (check, unchecked) = bounded(4);
+        let bad = AtomicU32::new(0);
         let t0 = Instant::now();
-        assert_eq!(depth(false, None, t0), DEPTH);
-        assert_eq!(depth(false, Some(t0), t0 + FULL_LINE_MEMORY / 2), 1);
-        assert_eq!(depth(false, Some(t0), t0 + FULL_LINE_MEMORY), DEPTH, "then two again");
-        assert_eq!(depth(true, Some(t0), t0), DEPTH, "a seeder keeps two");
+        let clock = move || t0;
+        let conn = Conn::over(socket.clone(), "127.0.0.8:5000".parse().unwrap(), ctx.io_timeout).unwrap();
+        let mut fetcher = Fetcher::new(ctx, conn, peer, check, &bad, &clock);
+        let ended = std::sync::atomic::AtomicBool::new(false);
+        let end = thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while !ended.load(Ordering::Relaxed) && !done(&unchecked, socket) && Instant::now() < give_up
+                {
+                    thread::sleep(Duration::from_millis(2));
+                }
+                ctx.cancel.store(true, Ordering::Relaxed);
+            });
+            let end = fetcher.run();
+            ended.store(true, Ordering::Relaxed);
+            watcher.join().unwrap();
+            end
+        });
+        let got = unchecked.try_iter().map(|u| u.index.get()).collect();
+        (end, fetcher.state, got)
+    }
+
+    fn chunk_reply(data: &[u8]) -> PeerReply {
+        PeerReply::Chunk { index: 0, len: data.len() as u32 }
+    }
+
+    const SEEDER: PeerReply = PeerReply::Have { complete: true, bitfield: String::new(), later: false };
+
+    fn turn_req(ctx: &DownloadCtx) -> PeerRequest {
+        PeerRequest::Turn { content_id: ctx.store.content_id, mine: Some("00".into()) }
+    }
+
+    fn chunk_req(ctx: &DownloadCtx) -> PeerRequest {
+        PeerRequest::Chunk { content_id: ctx.store.content_id, index: 0 }
+    }
+
+    fn have_req(ctx: &DownloadCtx) -> PeerRequest {
+        PeerRequest::Have { content_id: ctx.store.content_id, mine: Some("00".into()) }
     }
 
     #[test]
-    fn an_idle_source_thread_wakes_when_the_rest_ends_and_otherwise_polls_slowly() {
-        let t0 = Instant::now();
-        assert_eq!(nap(None, t0), IDLE_POLL);
-        assert_eq!(nap(Some(t0 + Duration::from_millis(30)), t0), Duration::from_millis(30));
-        assert_eq!(nap(Some(t0 + 2 * IDLE_POLL), t0), IDLE_POLL);
-        assert_eq!(nap(Some(t0), t0 + Duration::from_secs(1)), IDLE_POLL, "a rest that ended");
+    fn a_seeder_is_asked_for_chunks_and_never_again_what_it_has() {
+        let (_dir, ctx, data) = one_chunk();
+        let socket = script(&[(SEEDER, &[]), (chunk_reply(&data), &data)]);
+        let (end, state, got) = fetch(&ctx, &socket, Abilities::ALL, |rx, _| !rx.is_empty());
+        assert!(matches!(end, SourceEnd::Finished), "{end}");
+        assert_eq!((state, got), (State::Pipelined, vec![0]));
+        assert_eq!(asked(&socket), vec![have_req(&ctx), chunk_req(&ctx)]);
     }
 
     #[test]
-    fn a_turned_away_chunk_is_asked_elsewhere_for_a_while() {
-        let t0 = Instant::now();
-        let mut shunned = Shunned::default();
-        shunned.add(3, t0);
-        let mut have = Bitfield::full(8);
-        shunned.mask(&mut have, t0 + SHUN / 2);
-        assert!(!have.get(3), "still shunned");
-        assert_eq!(have.count(), 7);
-        let mut have = Bitfield::full(8);
-        shunned.mask(&mut have, t0 + SHUN);
-        assert_eq!(have.count(), 8, "asked of it again");
+    fn a_busy_source_is_asked_in_turns_and_the_chunk_is_named_when_the_place_comes() {
+        let (_dir, ctx, data) = one_chunk();
+        let later = PeerReply::Have { complete: true, bitfield: String::new(), later: true };
+        let socket = script(&[
+            (SEEDER, &[]),
+            (PeerReply::Busy { index: 0 }, &[]),
+            (later, &[]),
+            (SEEDER, &[]),
+            (chunk_reply(&data), &data),
+        ]);
+        let (end, state, got) = fetch(&ctx, &socket, Abilities::ALL, |rx, _| !rx.is_empty());
+        assert!(matches!(end, SourceEnd::Finished), "{end}");
+        assert_eq!((state, got), (State::InTurns, vec![0]));
+        // The place had not come at the first turn request: asked again, it kept it; the
+        // chunk was asked for only once the place came.
+        let want = vec![have_req(&ctx), chunk_req(&ctx), turn_req(&ctx), turn_req(&ctx), chunk_req(&ctx)];
+        assert_eq!(asked(&socket), want);
     }
 
     #[test]
-    fn the_resting_constants_keep_their_order() {
-        // PROTOCOL.md section 5: a rest is shorter than a shunned chunk stays shunned, which
-        // is shorter than the refresh of what a source has; an idle source is asked sooner.
-        assert!(MIN_REST < SHUN && SHUN < REFRESH && MAX_REST <= REFRESH);
-        assert!(IDLE_REFRESH < REFRESH && IDLE_POLL < IDLE_REFRESH);
+    fn busy_in_a_place_that_came_or_from_a_source_without_turns_drops_the_source() {
+        let (_dir, ctx, _) = one_chunk();
+        let busy = PeerReply::Busy { index: 0 };
+        let socket = script(&[(SEEDER, &[]), (busy.clone(), &[]), (SEEDER, &[]), (busy.clone(), &[])]);
+        let (end, state, _) = fetch(&ctx, &socket, Abilities::ALL, |_, _| false);
+        assert!(matches!(end, SourceEnd::Lying(_)), "{end}");
+        assert_eq!(state, State::InTurns);
+        assert_eq!(asked(&socket).len(), 4, "have, chunk, turn, chunk");
+
+        let (_dir, ctx, _) = one_chunk();
+        let socket = script(&[(SEEDER, &[]), (busy, &[])]);
+        let (end, state, _) = fetch(&ctx, &socket, Abilities { offers: true, turns: false }, |_, _| false);
+        assert!(matches!(end, SourceEnd::Lying(_)), "{end}");
+        assert_eq!(state, State::Pipelined);
+    }
+
+    #[test]
+    fn a_chunk_offered_elsewhere_is_not_asked_of_the_source_again_while_shunned() {
+        let (_dir, ctx, _) = one_chunk();
+        let partial = |bits: &str| PeerReply::Have { complete: false, bitfield: bits.into(), later: false };
+        let offer = PeerReply::Offer { bitfield: "80".into(), later: false };
+        let socket = script(&[(partial("80"), &[]), (PeerReply::Elsewhere { index: 0 }, &[]), (offer, &[])]);
+        // Three requests: what it has, the chunk, and at once what it offers now.
+        let (end, state, _) = fetch(&ctx, &socket, Abilities::ALL, |_, s| asked(s).len() >= 3);
+        assert!(matches!(end, SourceEnd::Finished), "{end}");
+        assert_eq!(state, State::Pipelined);
+        assert_eq!(asked(&socket), vec![have_req(&ctx), chunk_req(&ctx), have_req(&ctx)]);
+        // It offers the chunk again within SHUN: another source is asked for it meanwhile.
+        assert!(!ctx.sched.lock().has_unfetched_at("127.0.0.8:5000".parse().unwrap(), Instant::now()));
+    }
+
+    #[test]
+    fn a_source_that_refuses_what_it_claimed_is_dropped_on_the_third_refusal() {
+        let (_dir, ctx, _) = one_chunk();
+        let no = (PeerReply::Error { reason: "not here".into() }, &[][..]);
+        let socket = script(&[(SEEDER, &[]), no.clone(), no.clone(), no]);
+        let (end, _, got) = fetch(&ctx, &socket, Abilities::ALL, |_, _| false);
+        assert!(matches!(end, SourceEnd::Lying(ref why) if why.contains("(3)")), "{end}");
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn news_is_asked_when_the_pipe_is_not_full_and_at_least_every_refresh() {
+        assert!(wants_news(1, Duration::ZERO), "after a chunk, with the pipe not full");
+        assert!(!wants_news(DEPTH, REFRESH), "a full pipe: not yet");
+        assert!(wants_news(DEPTH, REFRESH + Duration::from_millis(1)));
+        assert!(!wants_news(0, IDLE_REFRESH), "nothing flows: every IDLE_REFRESH");
+        assert!(wants_news(0, IDLE_REFRESH + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn the_refresh_constants_keep_their_order() {
+        // PROTOCOL.md section 5: a shunned chunk is shunned for less than a refresh; an
+        // idle source is asked sooner; a turn's pause is shorter than a poll.
+        assert!(crate::download::shunned::SHUN < REFRESH);
+        assert!(IDLE_REFRESH < REFRESH && IDLE_POLL < IDLE_REFRESH && PASS_PAUSE < IDLE_POLL);
     }
 }

@@ -3,11 +3,12 @@
 //! second, none banned, failed ones retried after their back-off (see `backoff`).
 
 use super::backoff::Backoff;
+use super::ctx::{Arrival, BufferPool, DownloadCtx, SourceEnd};
 use super::dht_feed::DhtFeed;
 use super::error::disk;
 use super::reassembler::{self, Assembly};
 use super::scheduler::Scheduler;
-use super::source::{self, Arrival, BufferPool, SourceEnd};
+use super::{bt_source, source};
 use super::{candidates, Context, DownloadError, Options};
 use crate::chunk_store::ChunkStore;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
@@ -90,7 +91,7 @@ fn is_me(addr: SocketAddr, me: SocketAddr) -> bool {
 /// The source threads and the reassembler of one download.
 pub(super) struct Swarm<'a> {
     ctx: &'a Context<'a>,
-    shared: Arc<source::DownloadCtx>,
+    shared: Arc<DownloadCtx>,
     from: Option<SocketAddr>,
     opts: &'a Options,
     started: Instant,
@@ -114,7 +115,7 @@ impl<'a> Swarm<'a> {
         if let Some(seed) = seed {
             sched = sched.with_random_picks(seed);
         }
-        let shared = source::DownloadCtx {
+        let shared = DownloadCtx {
             store,
             sched: Mutex::new(sched),
             cancel: Default::default(),
@@ -212,7 +213,7 @@ impl<'a> Swarm<'a> {
         thread::Builder::new()
             .name(format!("source-{addr}"))
             .spawn(move || {
-                let end = source::run(&shared, addr, &tx);
+                let end = fetch_from(&shared, addr, &tx);
                 let _ = ev_tx.send((addr, end));
             })
             .is_ok()
@@ -272,6 +273,21 @@ impl<'a> Swarm<'a> {
             }
         }
     }
+}
+
+/// Fetches from `addr` until nothing is left to fetch there; its chunks go back to the
+/// others when it ends. Sources from the tracker are p2p-share peers and speak our
+/// protocol. A source given directly (`--peer`, `x.pe`) may be a BitTorrent client: it is
+/// greeted in BitTorrent, and fetched from over BitTorrent unless its peer id says it is a
+/// p2p-share peer (`PROTOCOL.md` section 6).
+fn fetch_from(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
+    let end = if ctx.direct.lock().contains(&addr) {
+        bt_source::run(ctx, addr, tx).unwrap_or_else(|| source::run(ctx, addr, tx))
+    } else {
+        source::run(ctx, addr, tx)
+    };
+    ctx.sched.lock().remove_source(addr);
+    end
 }
 
 #[cfg(test)]

@@ -3,11 +3,10 @@
 //! run at once. A chunk reaches the reassembler only after its check; one that fails is
 //! counted against its source, which is dropped after [`MAX_BAD_CHUNKS`].
 
-use super::source::{Arrival, DownloadCtx, MAX_BAD_CHUNKS};
-use crate::hash::Sha1Hash;
+use super::check::{check, Verdict};
+use super::ctx::{Arrival, DownloadCtx, MAX_BAD_CHUNKS};
 use crate::manifest::ChunkIndex;
 use crossbeam_channel::{Receiver, Sender};
-use log::warn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -29,23 +28,16 @@ pub fn run(
     tx: &Sender<Arrival>,
     bad: &AtomicU32,
 ) {
-    let m = &shared.store.manifest;
     for Unchecked { index, buf } in rx {
-        let i = index.get();
-        if Sha1Hash::of(&buf) != m.chunk_hash(index) {
-            shared.pool.put(buf);
-            let n = shared.sched.lock().failed(addr, i);
-            bad.store(n, Ordering::Relaxed);
-            warn!("chunk {i} of '{}' from {addr} failed its SHA-1 check ({n} so far)", m.name);
-            if n >= MAX_BAD_CHUNKS {
-                return;
+        match check(shared, addr, index, buf, tx) {
+            Verdict::Failed(n) => {
+                bad.store(n, Ordering::Relaxed);
+                if n >= MAX_BAD_CHUNKS {
+                    return;
+                }
             }
-        } else if shared.sched.lock().completed(addr, i) {
-            if tx.send(Arrival { index, buf, from: addr }).is_err() {
-                return; // the reassembler is done
-            }
-        } else {
-            shared.pool.put(buf); // an end-game copy another source delivered first
+            Verdict::Closed => return,
+            Verdict::Passed | Verdict::Duplicate => {}
         }
     }
 }

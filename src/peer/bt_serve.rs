@@ -10,6 +10,7 @@
 
 use super::open_files::{open_for_chunk, OpenFiles, Refusal};
 use super::options::ServerOptions;
+use super::upload::{Turn, QUANTUM};
 use crate::bitfield::Bitfield;
 use crate::bt::choke::Slots;
 use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
@@ -42,6 +43,10 @@ pub const DIALED_IDLE: Duration = Duration::from_secs(20);
 /// Metadata requests past those answered that are rejected before the connection is
 /// closed: a peer that keeps asking after it was refused only makes us work.
 const METADATA_REJECTS: usize = 8;
+/// Under an upload limit, a connection keeps its place in the upload line while its next
+/// request comes within this (a pipelining client's is already here), up to [`QUANTUM`]
+/// bytes; else it leaves the line to the others. Shorter than `upload::STUCK`.
+const TURN_GRACE: Duration = Duration::from_millis(20);
 
 /// What one BitTorrent connection needs from its server.
 pub struct BtServer<'a> {
@@ -79,6 +84,8 @@ struct Session<'a, S: Socket> {
     last_sent: Instant,
     out: Vec<u8>,
     block: Vec<u8>,
+    /// Its place in the upload line, and the bytes sent in it.
+    turn: Option<(Turn, usize)>,
 }
 
 /// Serves one BitTorrent connection until it closes, idles out, gives way or breaks the
@@ -148,6 +155,7 @@ fn run<S: Socket>(
         last_sent: Instant::now(),
         out: Vec::with_capacity(64),
         block: Vec::new(),
+        turn: None,
     };
     info!("BitTorrent peer {peer} connected for '{}'", m.name);
     if dialed.is_none() {
@@ -219,6 +227,7 @@ impl<S: Socket> Session<'_, S> {
                 let secs = DIALED_IDLE.as_secs();
                 return Err(BtError::Protocol(format!("dialed to upload, it wanted nothing for {secs} s")));
             }
+            self.keep_turn_while_asked()?;
             self.chores()?;
             let now = Instant::now();
             self.reader.get_mut().set_deadline(now + TICK);
@@ -237,6 +246,23 @@ impl<S: Socket> Session<'_, S> {
             let m = msg::read_message(&mut self.reader)?;
             self.last_heard = Instant::now();
             self.handle(m, files)?;
+        }
+    }
+
+    /// Keeps this connection's place in the upload line only if its next request comes
+    /// within [`TURN_GRACE`].
+    fn keep_turn_while_asked(&mut self) -> Result<(), BtError> {
+        if self.turn.is_none() || !self.reader.buffer().is_empty() {
+            return Ok(());
+        }
+        self.reader.get_mut().set_deadline(Instant::now() + TURN_GRACE);
+        match self.reader.fill_buf() {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                self.turn = None;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -266,6 +292,7 @@ impl<S: Socket> Session<'_, S> {
             self.send(&Message::Unchoke)?;
         } else if !self.choked && !slots.check(self.server.conn_id, now) {
             self.choked = true;
+            self.turn = None;
             self.send(&Message::Choke)?;
         }
         if self.last_sent.elapsed() > KEEPALIVE_EVERY {
@@ -340,14 +367,22 @@ impl<S: Socket> Session<'_, S> {
         };
         self.block.resize(b.length as usize, 0);
         file.read_exact_at(&mut self.block, idx.offset() + u64::from(b.begin))?;
-        if let Some(limit) = &self.server.opts.upload_limit {
-            limit.take(self.block.len());
+        let server = self.server;
+        if let Some(limit) = &server.opts.upload_limit {
+            // Blocks wait in the one upload line with native chunks, up to QUANTUM bytes a turn.
+            let (turn, sent) = self.turn.get_or_insert_with(|| (limit.turn(), 0));
+            turn.take(self.block.len());
+            *sent += self.block.len();
+            turn.left(QUANTUM.saturating_sub(*sent));
         }
         self.out.clear();
         msg::encode(&Message::Piece(b), &mut self.out);
         self.out.extend_from_slice(&self.block);
         self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
+        if self.turn.as_ref().is_some_and(|(_, sent)| *sent >= QUANTUM) {
+            self.turn = None; // to the back of the line
+        }
         Ok(())
     }
 
@@ -443,6 +478,7 @@ mod tests {
     use super::*;
     use crate::holdings::shares::FileIdentity;
     use crate::manifest::hash_file;
+    use crate::peer::upload::UploadLine;
     use crate::wire::mem::MemSocket;
     use std::io::{Cursor, Read};
     use std::sync::atomic::AtomicUsize;
@@ -481,10 +517,17 @@ mod tests {
     /// Serves `input` on one in-memory connection; returns how it ended and the messages
     /// written after our handshake.
     fn exchange(shares: &Shares, input: Vec<u8>) -> (Result<(), BtError>, Written) {
+        exchange_with(shares, input, &ServerOptions::default())
+    }
+
+    fn exchange_with(
+        shares: &Shares,
+        input: Vec<u8>,
+        opts: &ServerOptions,
+    ) -> (Result<(), BtError>, Written) {
         let socket = MemSocket::new(input);
-        let opts = ServerOptions::default();
         let slots = Slots::new(4);
-        let server = BtServer { shares, opts: &opts, slots: &slots, peer_id: [1; 20], conn_id: 7 };
+        let server = BtServer { shares, opts, slots: &slots, peer_id: [1; 20], conn_id: 7 };
         let total = AtomicUsize::new(0);
         let ended =
             run(socket.clone(), FROM.parse().unwrap(), None, &server, &mut OpenFiles::new(&total), None);
@@ -545,5 +588,33 @@ mod tests {
         assert!(reject < unchoke && unchoke < piece && piece.is_some(), "{kinds:?}");
         let start = (2 << 20) + 16384;
         assert!(msgs[piece.unwrap()].1 == data[start..start + 16384], "the block's bytes");
+    }
+
+    #[test]
+    fn blocks_wait_in_the_one_upload_line_behind_a_chunk_being_sent() {
+        let (_dir, shares, id, _) = shared_file();
+        let line = UploadLine::new(16 << 20);
+        let opts = ServerOptions { upload_limit: Some(Arc::clone(&line)), ..Default::default() };
+        // A native chunk has the line: 2 MiB at 16 MiB/s, an eighth of a second.
+        let chunk = line.turn();
+        chunk.take(64 << 10);
+        let asks: Vec<Message> = std::iter::once(Message::Interested)
+            .chain((0..4).map(|b| Message::Request(Block { index: 0, begin: b * 16384, length: 16384 })))
+            .collect();
+        let (chunk_done, blocks_done, msgs) = std::thread::scope(|s| {
+            let sender = s.spawn(move || {
+                (0..32).for_each(|_| chunk.take(64 << 10));
+                Instant::now()
+            });
+            let (ended, msgs) = exchange_with(&shares, opening(id, &asks), &opts);
+            let blocks_done = Instant::now();
+            assert!(ended.is_ok(), "{ended:?}");
+            (sender.join().unwrap(), blocks_done, msgs)
+        });
+        let pieces = msgs.iter().filter(|(m, _)| matches!(m, Message::Piece(_))).count();
+        assert_eq!(pieces, 4);
+        // Taking tokens beside the line, the blocks (64 KiB, 4 ms) went out long before.
+        assert!(blocks_done >= chunk_done, "the blocks went out while the chunk had the line");
+        assert_eq!(line.waiting(), 0, "the connection left the line when it ended");
     }
 }

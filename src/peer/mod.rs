@@ -6,5 +6,6 @@ pub mod node;
 pub mod open_files;
 pub mod options;
 pub mod server;
+pub mod upload;
 
 pub use node::{Node, NodeConfig, NodeError};

@@ -8,7 +8,7 @@ use crate::dht::{DhtConfig, PeerDht};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
-use crate::rate_limit::RateLimiter;
+use crate::peer::upload::UploadLine;
 use crate::tracker_client::{TrackerClient, TrackerError};
 use crossbeam_channel::{bounded, select, tick, Sender};
 use log::{info, warn};
@@ -214,7 +214,7 @@ impl Node {
             }
         };
         let opts = ServerOptions {
-            upload_limit: cfg.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            upload_limit: cfg.upload_limit.map(UploadLine::new),
             dht: dht.clone(),
             max_conns_per_ip: cfg.max_conns_per_ip,
             ..Default::default()

@@ -3,7 +3,7 @@
 //! the native server.
 
 use crate::dht::PeerDht;
-use crate::rate_limit::RateLimiter;
+use crate::peer::upload::UploadLine;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub struct ServerOptions {
     /// A request must arrive whole within this once its first byte came.
     pub message_deadline: Duration,
     /// Caps the sum of all uploads.
-    pub upload_limit: Option<Arc<RateLimiter>>,
+    pub upload_limit: Option<Arc<UploadLine>>,
     /// Our DHT node, when the DHT is on: its port is told to BitTorrent peers, and the
     /// nodes their `port` messages name join its routing table (BEP 5).
     pub dht: Option<PeerDht>,

@@ -2,7 +2,7 @@
 //!
 //! Every message is a frame ([`frame`]): a 4-byte big-endian length, then a JSON body.
 //! Requests travel in an envelope that names the protocol version,
-//! `{"version":2,"msg":{"type":"search","name":"a.pdf"}}`; replies are the bare tagged
+//! `{"version":3,"msg":{"type":"search","name":"a.pdf"}}`; replies are the bare tagged
 //! message. Chunk bytes follow a `chunk` reply raw, outside any frame (see [`peer_msg`]).
 //! A peer that sends an oversized frame, truncated input, invalid JSON, an unknown message
 //! or an unknown version gets an `error` reply with a one-line reason, and is disconnected.
@@ -24,7 +24,7 @@ use std::fmt;
 pub use frame::{FrameError, MAX_CONTROL_FRAME};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Why a message could not be read.
 #[derive(Debug)]
@@ -145,7 +145,7 @@ mod tests {
         let mut out = Vec::new();
         encode_request(&mut out, &TrackerRequest::Search { name: "a.pdf".into() });
         let text = std::str::from_utf8(body(&out)).unwrap();
-        assert_eq!(text, r#"{"version":2,"msg":{"type":"search","name":"a.pdf"}}"#);
+        assert_eq!(text, r#"{"version":3,"msg":{"type":"search","name":"a.pdf"}}"#);
         let back: TrackerRequest = decode_request(body(&out)).unwrap();
         assert_eq!(back, TrackerRequest::Search { name: "a.pdf".into() });
     }
@@ -155,7 +155,7 @@ mod tests {
         let err =
             decode_request::<TrackerRequest>(br#"{"version":7,"msg":{"type":"list_files"}}"#).unwrap_err();
         assert!(matches!(err, WireError::UnsupportedVersion(7)));
-        assert_eq!(err.to_string(), "unsupported protocol version 7 (this side speaks 2)");
+        assert_eq!(err.to_string(), "unsupported protocol version 7 (this side speaks 3)");
     }
 
     #[test]
@@ -168,10 +168,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_message_and_missing_fields() {
-        let err = decode_request::<TrackerRequest>(br#"{"version":2,"msg":{"type":"explode"}}"#).unwrap_err();
+        let err = decode_request::<TrackerRequest>(br#"{"version":3,"msg":{"type":"explode"}}"#).unwrap_err();
         assert!(matches!(err, WireError::BadMessage(_)), "{err}");
         assert!(err.to_string().contains("explode"), "{err}");
-        let err = decode_request::<TrackerRequest>(br#"{"version":2,"msg":{"type":"search"}}"#).unwrap_err();
+        let err = decode_request::<TrackerRequest>(br#"{"version":3,"msg":{"type":"search"}}"#).unwrap_err();
         assert!(err.to_string().contains("name"), "{err}");
         let err = decode_request::<TrackerRequest>(br#"{"msg":{"type":"list_files"}}"#).unwrap_err();
         assert!(err.to_string().contains("version"), "{err}");

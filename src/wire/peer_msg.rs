@@ -6,40 +6,39 @@
 //! is followed by exactly `len` raw bytes (at most one chunk, 1 MiB), and a `manifest` reply
 //! by the manifest text (at most 64 MiB, so files up to 1 TiB fit). Each reply means one
 //! thing: `have` what the peer has, `offer` what it offers, `elsewhere` a chunk offered to
-//! another, `busy` a full upload line.
+//! another, `busy` a full upload line (ask for a turn instead).
 
 use crate::hash::ContentId;
 use serde::{Deserialize, Serialize};
 
 /// What one side of a connection understands, said once in `hello`: on the wire, a list of
-/// names (`"offers"`, `"busy"`, `"turns"`); names this build does not know are ignored.
+/// names (`"offers"`, `"turns"`); names this build does not know are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(from = "Vec<String>", into = "Vec<String>")]
 pub struct Abilities {
     /// Takes (downloader) or makes (peer) offers: a have request carrying `mine` may be
     /// answered `offer`, and a chunk offered to another `elsewhere`.
     pub offers: bool,
-    /// Understands (downloader) or sends (peer) `busy` when the upload line is full.
-    pub busy: bool,
-    /// Sends (downloader) or takes (peer) `turn` requests.
+    /// Sends (downloader) or takes (peer) `turn` requests: a chunk request that finds the
+    /// upload line full may be answered `busy`, and then the asker waits for its turns.
     pub turns: bool,
 }
 
 impl Abilities {
     /// Everything this build understands.
-    pub const ALL: Abilities = Abilities { offers: true, busy: true, turns: true };
+    pub const ALL: Abilities = Abilities { offers: true, turns: true };
 }
 
 impl From<Vec<String>> for Abilities {
     fn from(names: Vec<String>) -> Abilities {
         let has = |n: &str| names.iter().any(|x| x == n);
-        Abilities { offers: has("offers"), busy: has("busy"), turns: has("turns") }
+        Abilities { offers: has("offers"), turns: has("turns") }
     }
 }
 
 impl From<Abilities> for Vec<String> {
     fn from(a: Abilities) -> Vec<String> {
-        [(a.offers, "offers"), (a.busy, "busy"), (a.turns, "turns")]
+        [(a.offers, "offers"), (a.turns, "turns")]
             .into_iter()
             .filter(|(on, _)| *on)
             .map(|(_, n)| n.to_string())
@@ -121,12 +120,11 @@ pub enum PeerReply {
     Elsewhere {
         index: u32,
     },
-    /// The peer's upload line is full and others have this chunk: ask it for no chunk for
-    /// about `retry_ms` (or, when it takes turns, wait for a place with a turn request).
-    /// Only to an asker that understands `busy`.
+    /// The peer's upload line is full and others have this chunk: ask others for it, and
+    /// this peer from now on for turns (`PROTOCOL.md` section 4.3). Only to an asker that
+    /// takes turns.
     Busy {
         index: u32,
-        retry_ms: u32,
     },
     Error {
         reason: String,
@@ -156,10 +154,10 @@ mod tests {
     #[test]
     fn abilities_travel_as_names_and_unknown_ones_are_ignored() {
         let json = serde_json::to_string(&PeerRequest::Hello { abilities: Abilities::ALL }).unwrap();
-        assert_eq!(json, r#"{"type":"hello","abilities":["offers","busy","turns"]}"#);
+        assert_eq!(json, r#"{"type":"hello","abilities":["offers","turns"]}"#);
         let r: PeerRequest =
-            serde_json::from_str(r#"{"type":"hello","abilities":["busy","teleport"]}"#).unwrap();
-        assert_eq!(r, PeerRequest::Hello { abilities: Abilities { busy: true, ..Abilities::default() } });
+            serde_json::from_str(r#"{"type":"hello","abilities":["turns","teleport"]}"#).unwrap();
+        assert_eq!(r, PeerRequest::Hello { abilities: Abilities { turns: true, ..Abilities::default() } });
         let none: PeerReply = serde_json::from_str(r#"{"type":"hello","abilities":[]}"#).unwrap();
         assert_eq!(none, PeerReply::Hello { abilities: Abilities::default() });
     }

@@ -112,7 +112,7 @@ fn answer(conn: &mut Conn, req: PeerRequest, manifest: &str, info: &FileInfo, li
                 }
                 Lie::Silent => false,
                 Lie::Busy => {
-                    let busy = PeerReply::Busy { index, retry_ms: 0 };
+                    let busy = PeerReply::Busy { index };
                     conn.send_reply(&busy).is_ok()
                 }
                 Lie::Drip => {

@@ -2,7 +2,7 @@
 //! handling. Nothing may panic; every rejection is a one-line reason. `make test` runs the
 //! default number of cases; `make fuzz` runs many more (PROPTEST_CASES).
 
-use p2p_share::hash::ContentId;
+use p2p_share::hash::{ContentId, Sha1Hash};
 use p2p_share::manifest::{chunks_for, Manifest, CHUNK_SIZE};
 use p2p_share::names::validate_name;
 use p2p_share::tracker::state::{TrackerConfig, TrackerState};
@@ -22,11 +22,11 @@ fn one_line(e: &impl std::fmt::Display) -> bool {
 
 fn valid_request_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        Just(br#"{"version":2,"msg":{"type":"search","name":"test.pdf"}}"#.to_vec()),
-        Just(br#"{"version":2,"msg":{"type":"register","port":6000}}"#.to_vec()),
-        Just(br#"{"version":2,"msg":{"type":"list_files"}}"#.to_vec()),
-        Just(format!(r#"{{"version":2,"msg":{{"type":"announce","port":6000,"added":[{{"name":"a","size":1,"content_id":"{}"}}]}}}}"#, ContentId::of(b"a")).into_bytes()),
-        Just(format!(r#"{{"version":2,"msg":{{"type":"chunk","content_id":"{}","index":3}}}}"#, ContentId::of(b"a")).into_bytes()),
+        Just(br#"{"version":3,"msg":{"type":"search","name":"test.pdf"}}"#.to_vec()),
+        Just(br#"{"version":3,"msg":{"type":"register","port":6000}}"#.to_vec()),
+        Just(br#"{"version":3,"msg":{"type":"list_files"}}"#.to_vec()),
+        Just(format!(r#"{{"version":3,"msg":{{"type":"announce","port":6000,"added":[{{"name":"a","size":1,"content_id":"{}"}}]}}}}"#, ContentId::of(b"a")).into_bytes()),
+        Just(format!(r#"{{"version":3,"msg":{{"type":"chunk","content_id":"{}","index":3}}}}"#, ContentId::of(b"a")).into_bytes()),
     ]
 }
 
@@ -36,8 +36,8 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn sample_manifest() -> Manifest {
-    let chunks = (0..3u8).map(|i| ContentId::of(&[i])).collect();
-    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: Some(ContentId::of(b"w")), chunks }
+    let chunks = (0..3u8).map(|i| Sha1Hash::of(&[i])).collect();
+    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: Some(Sha1Hash::of(b"w")), chunks }
 }
 
 fn check_manifest(text: &str) {

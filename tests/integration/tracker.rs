@@ -161,14 +161,14 @@ fn malformed_input_gets_an_error_and_tracker_keeps_serving() {
     let oversized = ((1u32 << 20) + 1).to_be_bytes();
     assert!(error_for(&t, &oversized).contains("exceeds the limit"));
     assert!(error_for(&t, &framed(b"{not json")).starts_with("invalid JSON"));
-    assert!(error_for(&t, &framed(br#"{"version":2,"msg":{"type":"explode"}}"#))
+    assert!(error_for(&t, &framed(br#"{"version":3,"msg":{"type":"explode"}}"#))
         .contains("unknown variant `explode`"));
     assert!(error_for(&t, &framed(br#"{"version":1,"msg":{"type":"list_files"}}"#))
-        .contains("unsupported protocol version 1 (this side speaks 2)"));
+        .contains("unsupported protocol version 1 (this side speaks 3)"));
     assert!(
-        error_for(&t, &framed(br#"{"version":2,"msg":{"type":"search"}}"#)).contains("missing field `name`")
+        error_for(&t, &framed(br#"{"version":3,"msg":{"type":"search"}}"#)).contains("missing field `name`")
     );
-    let bad_name = framed(format!(r#"{{"version":2,"msg":{{"type":"announce","port":{},"token":"{}","added":[{{"name":"../../etc/passwd","size":1,"content_id":"{}"}}]}}}}"#, a.port, a.token, ContentId::of(b"x")).as_bytes());
+    let bad_name = framed(format!(r#"{{"version":3,"msg":{{"type":"announce","port":{},"token":"{}","added":[{{"name":"../../etc/passwd","size":1,"content_id":"{}"}}]}}}}"#, a.port, a.token, ContentId::of(b"x")).as_bytes());
     let mut conn = t.conn();
     conn.write_raw(&bad_name).unwrap();
     let reply: TrackerReply = conn.read_reply().unwrap();

@@ -10,7 +10,7 @@ use crate::holdings::shares::{Holding, Share, Shares};
 use crate::names::validate_name;
 use crate::peer::open_files::{open_for_chunk, OpenFiles, Refusal};
 use crate::peer::options::ServerOptions;
-use crate::rate_limit::{RateLimiter, Turn};
+use crate::peer::upload::{Turn, UploadLine};
 use crate::wire::conn::Conn;
 use crate::wire::deadline::Socket;
 use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
@@ -35,12 +35,7 @@ pub(super) fn serve_requests<S: Socket>(
     // Files this connection was offered chunks of: its offers end with it.
     let mut offered: Vec<ContentId> = Vec::new();
     let mut last_offer: Option<Instant> = None;
-    let mut asker = Standing {
-        id: conn_id,
-        abilities: Abilities::default(),
-        turned_away: 0,
-        answer_time: Duration::ZERO,
-    };
+    let mut asker = Standing { id: conn_id, abilities: Abilities::default(), answer_time: Duration::ZERO };
     // A request read after a turn's place came that was not a chunk request.
     let mut next: Option<PeerRequest> = None;
     loop {
@@ -82,7 +77,7 @@ pub(super) fn serve_requests<S: Socket>(
             }
         }
         let plan = decide(&req, shares, files, conn.peer_addr(), &asker);
-        if let Err(e) = send(conn, plan, opts.upload_limit.as_deref(), &mut asker, None) {
+        if let Err(e) = send(conn, plan, opts.upload_limit.as_ref(), &mut asker, None) {
             debug!("peer server: {}: {e}", conn.peer_addr());
             break;
         }
@@ -95,57 +90,34 @@ pub(super) fn serve_requests<S: Socket>(
 }
 
 /// One connection's standing with this server. Under an upload limit, a peer keeps one
-/// place to wait in its upload line, right behind the chunk being sent. A chunk request
+/// place to wait in its upload line, right behind the upload being sent. A chunk request
 /// that finds that place taken, or that does not get its turn within one chunk's sending
-/// time, is answered `busy` with the time until a place should be free, when other peers
-/// have the chunk too (this peer is still downloading, or has sent that chunk before). The
-/// asker fetches the chunk from one of them and asks this peer again after that time. In a
-/// crowd, everyone asks a peer for the chunk it just got: queued there, their requests held
-/// chunks that idle peers could have sent; sent away for a fixed while, they left the peer
-/// idle once its line emptied.
+/// time, is answered `busy` when other peers have the chunk too (this peer is still
+/// downloading, or has sent that chunk before) and the asker takes turns. In a crowd,
+/// everyone asks a peer for the chunk it just got: queued there, their requests would hold
+/// chunks that idle peers could send.
 ///
-/// So this peer takes *turns* (its `hello` says so): an asker that got `busy` waits for a
-/// place in the line with a turn request, holding no chunk, and names the chunk when its
-/// turn comes, picked from what this peer has then (the turn's answer is the have-set).
-/// The line never empties while someone waits, and a chunk this peer just got goes out in
-/// the next turn, not behind one named a chunk's time earlier.
-/// `cargo bench --bench bench -- crowd` measures it.
+/// From then on the asker waits for a place in the line with a turn request, holding no
+/// chunk, and names the chunk when its place comes, picked from what this peer has then
+/// (the turn's answer is the have-set). The line never empties while someone waits, and a
+/// chunk this peer just got goes out in the next turn, not behind one named a chunk's time
+/// earlier. `PROTOCOL.md` sections 4.3 and 4.4; `cargo bench --bench bench -- crowd`
+/// measures it.
 struct Standing {
     /// Names the connection to super-seeding.
     id: u64,
     /// What it said it understands (`hello`); nothing until it says.
     abilities: Abilities,
-    /// Requests turned away since it was last served.
-    turned_away: u32,
     /// How long it took to name a chunk when its last turn came (a round trip and its
     /// pick): its next turn comes that much before the chunk ahead of it is sent, so the
     /// upload does not pause for the round trip.
     answer_time: Duration,
 }
 
-impl Standing {
-    /// Whether the next chunk request may be turned away: after [`MAX_TURNED_AWAY`] in a
-    /// row, one waits its turn, so a connection that always finds a full line still gets
-    /// chunks.
-    fn may_turn_away(&self) -> bool {
-        self.abilities.busy && self.turned_away < MAX_TURNED_AWAY
-    }
-}
-
-/// Chunk requests of one connection turned away in a row, at most. With 4, askers in a
-/// crowd soon waited in line again and held their chunks there (median finish 17.8-18.0 s
-/// in four runs of the bench's crowd scenario, against 17.4-17.9 s in eight with 16; 64
-/// did no better than 16).
-const MAX_TURNED_AWAY: u32 = 16;
-
-/// Whether a chunk request in `turn` must go elsewhere (see [`Standing`]), and if so, how long
-/// until a place to wait should be free: the chunks ahead of it but the one being sent,
-/// one `chunk_time` each.
-fn line_full(turn: &Turn, chunk_time: Duration) -> Option<Duration> {
-    if turn.ahead() < 2 && turn.wait_until(Instant::now() + chunk_time) {
-        return None;
-    }
-    Some(chunk_time * turn.ahead().saturating_sub(1) as u32)
+/// Whether a chunk request in `turn` must go elsewhere (see [`Standing`]): more than one
+/// upload is ahead of it, or its turn did not come within `chunk_time`.
+fn line_full(turn: &Turn, chunk_time: Duration) -> bool {
+    turn.ahead() >= 2 || !turn.wait_until(Instant::now() + chunk_time)
 }
 
 /// How long a turn request waits for its place before it is answered `later` (well inside
@@ -176,7 +148,7 @@ fn serve_turn<S: Socket>(
         conn.send_reply(&PeerReply::Error { reason })?;
         return Ok(None);
     };
-    let limit = opts.upload_limit.as_deref();
+    let limit = opts.upload_limit.as_ref();
     let turn = limit.map(|l| l.turn());
     let mut mine = mine.map(str::to_string);
     loop {
@@ -315,12 +287,12 @@ fn plan_chunk<'f>(shared: &Arc<Share>, index: u32, files: &'f mut OpenFiles) -> 
 }
 
 /// Sends what [`decide`] planned.
-fn send<'l, S: Socket>(
+fn send<S: Socket>(
     conn: &mut Conn<S>,
     plan: Plan,
-    limit: Option<&'l RateLimiter>,
+    limit: Option<&Arc<UploadLine>>,
     asker: &mut Standing,
-    place: Option<Turn<'l>>,
+    place: Option<Turn>,
 ) -> Result<(), WireError> {
     match plan {
         Plan::Reply(reply) => conn.send_reply(&reply),
@@ -335,15 +307,10 @@ fn send<'l, S: Socket>(
             if let (Some(turn), Some(limit), false) = (&turn, limit, in_place) {
                 // Only a chunk others have too: a seeder's chunk that never went out waits.
                 let elsewhere = !complete || shared.seeding.lock().times_sent(index) > 0;
-                if elsewhere && asker.may_turn_away() {
-                    if let Some(retry) = line_full(turn, limit.time_for(len)) {
-                        asker.turned_away += 1;
-                        let retry_ms = u32::try_from(retry.as_millis()).unwrap_or(u32::MAX);
-                        return conn.send_reply(&PeerReply::Busy { index, retry_ms });
-                    }
+                if elsewhere && asker.abilities.turns && line_full(turn, limit.time_for(len)) {
+                    return conn.send_reply(&PeerReply::Busy { index });
                 }
             }
-            asker.turned_away = 0;
             if complete {
                 shared.seeding.lock().sent(index, asker.id);
             }
@@ -574,7 +541,7 @@ mod tests {
     fn the_upload_limit_paces_chunks_but_sends_them_whole() {
         let f = complete();
         // 4 MiB/s with a burst of 204.8 KiB: two chunks (2 MiB) take at least 0.45 s.
-        let limit = Some(Arc::new(RateLimiter::new(4 << 20)));
+        let limit = Some(UploadLine::new(4 << 20));
         let opts = ServerOptions { upload_limit: limit, ..Default::default() };
         let ask = |index| PeerRequest::Chunk { content_id: f.id, index };
         let started = Instant::now();
@@ -587,55 +554,48 @@ mod tests {
     }
 
     #[test]
-    fn a_downloading_peer_with_a_full_line_turns_requests_away_but_not_every_one() {
+    fn a_downloading_peer_with_a_full_line_sends_an_asker_that_takes_turns_elsewhere() {
         let f = complete();
         let (_chunks, partial) = only_chunk_one(&f);
-        let chunk = CHUNK_SIZE as usize;
-        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let limit = UploadLine::new(16 << 20);
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
-        let run = |hello: bool| {
+        let run = |abilities: Option<Abilities>| {
             let mut reqs = vec![PeerRequest::Have { content_id: f.id, mine: Some("00".into()) }];
-            if hello {
-                reqs.insert(0, PeerRequest::Hello { abilities: Abilities::ALL });
+            if let Some(abilities) = abilities {
+                reqs.insert(0, PeerRequest::Hello { abilities });
             }
             let skip = reqs.len();
-            reqs.extend((0..=MAX_TURNED_AWAY).map(|_| ask.clone()));
-            let t = Instant::now();
-            let replies = behind_a_line(&partial, &limit, &reqs, Line::Full)[skip..].to_vec();
-            (replies, t.elapsed())
+            reqs.push(ask.clone());
+            behind_a_line(&partial, &limit, &reqs, Line::Full)[skip..].to_vec()
         };
-        let sent = PeerReply::Chunk { index: 1, len: chunk as u32 };
-        // One chunk is being sent and another waits: a downloader that understands `busy`
-        // is sent elsewhere at once, told to ask again when the waiting place is free (after
-        // the chunk being sent: at most one chunk's time, 62 ms at 16 MiB/s)...
-        let (replies, took) = run(true);
-        let away = PeerReply::Busy { index: 1, retry_ms: 62 };
-        assert_eq!(replies[..MAX_TURNED_AWAY as usize], vec![away; MAX_TURNED_AWAY as usize]);
-        // ... but after MAX_TURNED_AWAY in a row, the next request waits its turn.
-        assert_eq!(replies[MAX_TURNED_AWAY as usize], sent);
-        assert!(took >= Duration::from_millis(500), "it waited behind the line ({took:?})");
-        // A client that did not say it understands `busy` waits in line.
-        assert!(run(false).0.iter().all(|r| *r == sent));
+        // One chunk is being sent and another waits: a downloader that takes turns is
+        // sent elsewhere.
+        assert_eq!(run(Some(Abilities::ALL)), vec![PeerReply::Busy { index: 1 }]);
+        // One that takes no turns, or did not say, waits in line and gets the chunk.
+        let sent = PeerReply::Chunk { index: 1, len: CHUNK_SIZE as u32 };
+        let offers_only = Abilities { offers: true, turns: false };
+        assert_eq!(run(Some(offers_only)), vec![sent.clone()]);
+        assert_eq!(run(None), vec![sent]);
     }
 
     #[test]
     fn a_request_in_the_waiting_place_goes_elsewhere_when_its_turn_does_not_come() {
         let f = complete();
         let (_chunks, partial) = only_chunk_one(&f);
-        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let limit = UploadLine::new(16 << 20);
         let hello = PeerRequest::Hello { abilities: Abilities::ALL };
         let ask = PeerRequest::Chunk { content_id: f.id, index: 1 };
         let t = Instant::now();
         let replies = behind_a_line(&partial, &limit, &[hello, ask], Line::Sending);
         // It waited one chunk's sending time (62.5 ms), and a place is free now.
-        assert_eq!(replies[1], PeerReply::Busy { index: 1, retry_ms: 0 });
+        assert_eq!(replies[1], PeerReply::Busy { index: 1 });
         assert!(t.elapsed() >= Duration::from_millis(62), "{:?}", t.elapsed());
     }
 
     #[test]
     fn a_seeder_with_a_long_line_sends_away_only_chunks_it_sent_before() {
         let f = complete();
-        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let limit = UploadLine::new(16 << 20);
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
         let hello = PeerRequest::Hello { abilities: Abilities::ALL };
         let ask = |index| PeerRequest::Chunk { content_id: f.id, index };
@@ -645,14 +605,14 @@ mod tests {
         exchange(&f.shares, &[ask(1), ask(2)], &opts);
         // Every chunk went out once: now chunk 0 can be had from the peer that got it.
         let replies = behind_a_line(&f.shares, &limit, &[hello, ask(0)], Line::Full);
-        assert_eq!(replies[1], PeerReply::Busy { index: 0, retry_ms: 62 });
+        assert_eq!(replies[1], PeerReply::Busy { index: 0 });
     }
 
     #[test]
     fn a_turn_request_is_answered_when_its_place_comes_and_its_chunk_goes_in_it() {
         let f = complete();
         let (_chunks, partial) = only_chunk_one(&f);
-        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let limit = UploadLine::new(16 << 20);
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
         let reqs = [
             PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) },
@@ -686,7 +646,7 @@ mod tests {
     fn a_turn_not_come_is_answered_later_and_asked_again_keeps_its_place() {
         let f = complete();
         let (_chunks, partial) = only_chunk_one(&f);
-        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let limit = UploadLine::new(16 << 20);
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
         let turn = PeerRequest::Turn { content_id: f.id, mine: Some("00".into()) };
         let reqs = [turn.clone(), turn, PeerRequest::Chunk { content_id: f.id, index: 1 }];
@@ -722,7 +682,7 @@ mod tests {
     #[test]
     fn a_place_given_up_serves_the_request_that_came_instead() {
         let f = complete();
-        let limit = Arc::new(RateLimiter::new(16 << 20));
+        let limit = UploadLine::new(16 << 20);
         let opts = ServerOptions { upload_limit: Some(Arc::clone(&limit)), ..Default::default() };
         let reqs = [
             PeerRequest::Turn { content_id: f.id, mine: None },
@@ -749,7 +709,7 @@ mod tests {
     /// chunk's turn is due within 62.5 ms).
     fn behind_a_line(
         shares: &Shares,
-        limit: &Arc<RateLimiter>,
+        limit: &Arc<UploadLine>,
         reqs: &[PeerRequest],
         line: Line,
     ) -> Vec<PeerReply> {
@@ -810,7 +770,7 @@ mod tests {
         // PROTOCOL.md section 5: a first in line that stalls loses its turn before a turn may
         // come early, which is before a turn request is answered `later`, which is before
         // the downloader gives up on the reply.
-        assert!(crate::rate_limit::STUCK < MAX_LEAD);
+        assert!(crate::peer::upload::STUCK < MAX_LEAD);
         assert!(MAX_LEAD < TURN_WAIT);
         assert!(TURN_WAIT < crate::download::Options::default().io_timeout);
         assert!(MAX_LEAD < TURN_ANSWER, "a place waits longer than a round trip may take");
