@@ -23,6 +23,8 @@ use crate::hash::{ContentId, Sha1Hash};
 use crate::names::{validate_name, BadName};
 use configparser::ini::{Ini, IniDefault};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -148,9 +150,9 @@ impl Manifest {
         s
     }
 
-    /// The file's id: its BitTorrent v1 info-hash (see [`torrent`](crate::torrent)).
+    /// The file's id: its BitTorrent v1 info-hash (see [`info_bytes`]).
     pub fn content_id(&self) -> ContentId {
-        crate::torrent::info_hash(self)
+        ContentId::of(&info_bytes(self))
     }
 
     /// Parses and checks a `file.ini` text: a valid name, sizes and counts that agree,
@@ -290,6 +292,30 @@ fn hash_sequential(mut file: &File, size: u64) -> io::Result<(Sha1Hash, Vec<Sha1
     Ok((Sha1Hash::from_hasher(whole), chunks))
 }
 
+/// The info dictionary of a single-file torrent, as BEP 3 names its keys: `{length, name,
+/// piece length, pieces}`, bencoded with sorted keys. It is a file's identity: its SHA-1,
+/// the info-hash, is the content id, the same number libtorrent's `create_torrent` (v1,
+/// 1 MiB pieces) or `mktorrent -l 20` gives the same file and name.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Info {
+    pub length: u64,
+    pub name: String,
+    #[serde(rename = "piece length")]
+    pub piece_length: u64,
+    pub pieces: ByteBuf,
+}
+
+/// The info dictionary of `m`.
+pub(crate) fn info_of(m: &Manifest) -> Info {
+    let pieces: Vec<u8> = m.chunks.iter().flat_map(|h| h.0).collect();
+    Info { length: m.size, name: m.name.clone(), piece_length: CHUNK_SIZE, pieces: ByteBuf::from(pieces) }
+}
+
+/// The bencoded info dictionary of `m`.
+pub fn info_bytes(m: &Manifest) -> Vec<u8> {
+    serde_bencode::to_bytes(&info_of(m)).expect("an info dictionary always encodes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,7 +351,7 @@ mod tests {
         assert!(text.contains("chunks_count = 1\n"));
         let back = Manifest::parse(&text).unwrap();
         assert_eq!(back, m);
-        assert_eq!(back.content_id(), crate::torrent::info_hash(&m), "the id is the info-hash");
+        assert_eq!(back.content_id(), ContentId::of(&info_bytes(&m)), "the id is the info-hash");
         let mut no_sha1 = m.clone();
         no_sha1.sha1 = None;
         assert_eq!(no_sha1.content_id(), m.content_id(), "the whole-file SHA-1 is not part of the id");

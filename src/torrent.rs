@@ -1,18 +1,14 @@
-//! A shared file as a BitTorrent v1 torrent: one file, 1 MiB pieces (our chunks). The
-//! bencoded info dictionary `{length, name, piece length, pieces}` is the file's identity:
-//! its SHA-1, the info-hash, is the content id, the same number libtorrent's
-//! `create_torrent` (v1, 1 MiB pieces) or `mktorrent -l 20` gives the same file and name.
-//!
-//! Bencode is `serde_bencode`'s; what comes from others (a `.torrent`, ut_metadata) is
-//! checked here: nesting depth, size, a valid name, 1 MiB pieces, one file, and that our
-//! own encoding of it gives back the very bytes that were hashed.
+//! Torrents from others, read and checked: an info dictionary received over ut_metadata or
+//! in a `.torrent` becomes a manifest only after its nesting depth, size, name, piece length
+//! and file count are checked, and our own encoding of it gives back the very bytes that
+//! were hashed. The info dictionary of a manifest and its info-hash (the content id) live
+//! with the manifest (`manifest.rs`); this file also writes `.torrent` files.
 
-use crate::hash::{ContentId, Sha1Hash};
-use crate::manifest::{chunks_for, Manifest, CHUNK_SIZE, MAX_CHUNKS};
+use crate::hash::Sha1Hash;
+use crate::manifest::{chunks_for, info_bytes, info_of, Info, Manifest, CHUNK_SIZE, MAX_CHUNKS};
 use crate::names::{validate_name, BadName};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_bencode::value::Value;
-use serde_bytes::ByteBuf;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -22,16 +18,6 @@ pub const MAX_INFO_BYTES: usize = MAX_CHUNKS as usize * 20 + 64 * 1024;
 pub const MAX_TORRENT_BYTES: usize = MAX_INFO_BYTES + 64 * 1024;
 /// Deepest nesting of lists and dictionaries accepted in bencode from others.
 const MAX_DEPTH: usize = 16;
-
-/// The info dictionary of a single-file torrent, as BEP 3 names its keys.
-#[derive(Debug, Serialize, Deserialize)]
-struct Info {
-    length: u64,
-    name: String,
-    #[serde(rename = "piece length")]
-    piece_length: u64,
-    pieces: ByteBuf,
-}
 
 /// A `.torrent` file as this side writes it.
 #[derive(Serialize)]
@@ -91,22 +77,6 @@ impl std::error::Error for TorrentError {}
 
 fn bencode_error(e: serde_bencode::Error) -> TorrentError {
     TorrentError::Bencode(e.to_string())
-}
-
-/// The info dictionary of `m`.
-fn info_of(m: &Manifest) -> Info {
-    let pieces: Vec<u8> = m.chunks.iter().flat_map(|h| h.0).collect();
-    Info { length: m.size, name: m.name.clone(), piece_length: CHUNK_SIZE, pieces: ByteBuf::from(pieces) }
-}
-
-/// The bencoded info dictionary of `m`.
-pub fn info_bytes(m: &Manifest) -> Vec<u8> {
-    serde_bencode::to_bytes(&info_of(m)).expect("an info dictionary always encodes")
-}
-
-/// The info-hash of `m`: its content id.
-pub fn info_hash(m: &Manifest) -> ContentId {
-    ContentId::of(&info_bytes(m))
 }
 
 /// The manifest an info dictionary describes (as received over ut_metadata, or from a
@@ -301,6 +271,6 @@ mod tests {
         let t = read_torrent(&bytes).unwrap();
         assert_eq!(t.manifest, m);
         assert_eq!(t.trackers, vec!["http://127.0.0.1:8080/announce".to_string()]);
-        assert_eq!(info_hash(&t.manifest), info_hash(&m));
+        assert_eq!(t.manifest.content_id(), m.content_id());
     }
 }

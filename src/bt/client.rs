@@ -6,8 +6,8 @@
 use super::metadata::{self, ExtHandshake, MetadataMsg, METADATA_PIECE, OUR_UT_METADATA};
 use super::msg::{self, reserved, BtError, Handshake, Message};
 use crate::hash::ContentId;
-use crate::wire::conn::MIN_PAYLOAD_RATE;
 use crate::wire::deadline::DeadlineStream;
+use crate::wire::deadline::MIN_PAYLOAD_RATE;
 use crate::wire::send_deadline::DeadlineWriter;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};

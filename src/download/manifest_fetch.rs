@@ -2,8 +2,9 @@
 //! checked against the content id.
 
 use super::backoff::Backoff;
+use super::context::{candidates, Options};
 use super::dht_feed::DhtFeed;
-use super::{candidates, DownloadError, Options};
+use super::error::DownloadError;
 use crate::bt::client::BtConn;
 use crate::bt::msg::BtError;
 use crate::bt::new_peer_id;

@@ -6,14 +6,17 @@
 //! looking the id up there (`dht_feed`); get the manifest (`file.ini` from a p2p-share
 //! peer, the info dictionary from a BitTorrent client), rebuild the info dictionary and
 //! check its info-hash against the content id; open the partial state (resuming verified
-//! chunks); start one [`source`] thread per peer, each with a checker thread that verifies
-//! every chunk's SHA-1; the [`reassembler`] writes chunks in place; every second ask the
+//! chunks); start one thread per peer (`swarm` picks the protocol: `source` for ours,
+//! `bt_source` for BitTorrent; what they share is in [`ctx`]), every chunk passing the one
+//! check in `check` (for native sources on a checker thread, `verify`); the [`reassembler`]
+//! writes chunks in place; every second ask the
 //! tracker again and take every source that may help; at the end move the file atomically
 //! into `DIR/files`. No whole-file hash: the chunk hashes are what the content id covers.
 
 mod backoff;
 mod bt_source;
 mod check;
+mod context;
 pub mod ctx;
 mod dht_feed;
 mod error;
@@ -25,7 +28,10 @@ mod source;
 pub mod swarm;
 mod verify;
 
+pub use context::{Context, Options};
 pub use error::DownloadError;
+
+use context::candidates;
 
 use dht_feed::DhtFeed;
 use error::disk;
@@ -33,61 +39,22 @@ use manifest_fetch::{local_manifest, manifest_until};
 use swarm::Swarm;
 
 use crate::chunk_store::ChunkStore;
-use crate::dht::PeerDht;
 use crate::hash::ContentId;
-use crate::holdings::manifest_cache::{ManifestCache, Stamp};
-use crate::holdings::shares::{FileIdentity, Shares};
+use crate::holdings::manifest_cache::Stamp;
+use crate::holdings::shares::FileIdentity;
 use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::validate_name;
 use crate::torrent::{read_torrent, TorrentFile, MAX_TORRENT_BYTES};
-use crate::tracker_client::{Sources, TrackerClient, TrackerError};
+use crate::tracker_client::{TrackerClient, TrackerError};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
 use log::{debug, info, warn};
-use reassembler::{Assembly, ProgressFn};
+use reassembler::Assembly;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a download needs from its peer.
-pub struct Context<'a> {
-    pub tracker: &'a TrackerClient,
-    pub shares: &'a Arc<Shares>,
-    pub cache: &'a ManifestCache,
-    pub files_dir: &'a Path,
-    pub chunks_dir: &'a Path,
-    /// The DHT, when this peer is on it: another source of sources.
-    pub dht: Option<&'a PeerDht>,
-    /// This peer's own server address (never a source to itself).
-    pub me: Option<SocketAddr>,
-}
-
-/// Knobs of a download.
-#[derive(Clone)]
-pub struct Options {
-    /// Read/write time-out on a source; a source silent this long loses its chunks.
-    pub io_timeout: Duration,
-    /// Give up when the sources together sent less than [`swarm::STALL_PROGRESS`] bytes
-    /// in this long (however many connections they hold open).
-    pub stall_timeout: Duration,
-    pub progress: Option<ProgressFn>,
-    /// Sources given directly (`--peer`, a magnet link's `x.pe`): p2p-share peers or
-    /// BitTorrent clients, asked beside the tracker's.
-    pub peers: Vec<SocketAddr>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            io_timeout: Duration::from_secs(10),
-            stall_timeout: Duration::from_secs(30),
-            progress: None,
-            peers: Vec::new(),
-        }
-    }
-}
 
 /// A finished download.
 #[derive(Debug, Clone)]
@@ -405,16 +372,6 @@ fn random_seed() -> u64 {
     (nanos ^ (std::process::id() as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// The peers to fetch from: `--from` (or else every holder), every other downloader, and
-/// the BitTorrent clients of the swarm.
-fn candidates(from: Option<SocketAddr>, s: Sources) -> Vec<SocketAddr> {
-    let first: Vec<SocketAddr> = match from {
-        Some(f) => vec![f],
-        None => s.holders,
-    };
-    first.into_iter().chain(s.downloaders).chain(s.bt_peers).collect()
-}
-
 /// Moves the complete file into `DIR/files` atomically (every chunk was verified).
 fn finish(
     ctx: &Context,
@@ -456,16 +413,14 @@ fn finish(
 mod tests {
     use super::*;
 
-    fn a(port: u16) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 1], port))
-    }
-
     #[test]
     fn a_target_is_a_magnet_an_id_or_a_name() {
         let id = ContentId::of(b"x");
         assert!(matches!(Target::parse(&id.to_hex()), Ok(Target::Id(got)) if got == id));
         let link = format!("magnet:?xt=urn:btih:{id}&x.pe=10.0.0.1:6881");
-        assert!(matches!(Target::parse(&link), Ok(Target::Magnet(m)) if m.peers == vec![a(6881)]));
+        assert!(
+            matches!(Target::parse(&link), Ok(Target::Magnet(m)) if m.peers == vec![SocketAddr::from(([10, 0, 0, 1], 6881))])
+        );
         assert!(matches!(Target::parse("report.pdf"), Ok(Target::Name(n)) if n == "report.pdf"));
         // A name ending in .torrent that is no file here is a name, not an error.
         assert!(matches!(Target::parse("no such.torrent"), Ok(Target::Name(_))));
@@ -482,13 +437,5 @@ mod tests {
         assert!(with_peer.needs_no_tracker(0, false), "its x.pe is a source");
         assert!(Target::Id(id).needs_no_tracker(0, true) && !Target::Id(id).needs_no_tracker(3, false));
         assert!(!Target::Name("a".into()).needs_no_tracker(3, true), "a name is resolved at the tracker");
-    }
-
-    #[test]
-    fn from_replaces_the_holders_and_the_others_still_help() {
-        let s =
-            Sources { file: None, holders: vec![a(1), a(2)], downloaders: vec![a(3)], bt_peers: vec![a(4)] };
-        assert_eq!(candidates(None, s.clone()), vec![a(1), a(2), a(3), a(4)]);
-        assert_eq!(candidates(Some(a(9)), s), vec![a(9), a(3), a(4)]);
     }
 }

@@ -3,13 +3,14 @@
 //! second, none banned, failed ones retried after their back-off (see `backoff`).
 
 use super::backoff::Backoff;
+use super::context::{candidates, Context, Options};
 use super::ctx::{Arrival, BufferPool, DownloadCtx, SourceEnd};
 use super::dht_feed::DhtFeed;
 use super::error::disk;
+use super::error::DownloadError;
 use super::reassembler::{self, Assembly};
 use super::scheduler::Scheduler;
 use super::{bt_source, source};
-use super::{candidates, Context, DownloadError, Options};
 use crate::chunk_store::ChunkStore;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use log::{info, warn};

@@ -17,7 +17,7 @@ use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
 use crate::bt::msg::{self, reserved, Block, BtError, Handshake, Message, MAX_BLOCK};
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Share, Shares};
-use crate::torrent::info_bytes;
+use crate::manifest::info_bytes;
 use crate::wire::deadline::{gave_way, DeadlineStream, GiveWay, Socket};
 use crate::wire::send_deadline::DeadlineWriter;
 use log::{debug, info, warn};

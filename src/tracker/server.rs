@@ -8,7 +8,7 @@ use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::conn_limit::ConnLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
-use crate::wire::send_deadline::cap_send_buffer;
+use crate::wire::send_deadline::{cap_send_buffer, SMALL_REPLIES_SEND_BUFFER};
 use crate::wire::tracker_msg::{TrackerReply, TrackerRequest};
 use crossbeam_channel::{select, tick};
 use log::{debug, info};
@@ -19,11 +19,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// What the kernel holds of a tracker connection's replies (see [`cap_send_buffer`]): a
-/// client that does not read blocks its worker, which then gives way under pressure, after
-/// this much instead of the 4 MiB the kernel would let it grow to.
-pub const SEND_BUFFER: usize = 64 * 1024;
 
 /// How the tracker runs.
 #[derive(Debug, Clone)]
@@ -142,7 +137,7 @@ impl Tracker {
             let (idle, message) = (self.opts.idle_timeout, self.opts.message_deadline);
             WorkerPool::new(workers, workers * 2, "tracker-worker", move |job: Admitted| {
                 let Admitted { stream, hold, .. } = job;
-                let _ = cap_send_buffer(&stream, SEND_BUFFER);
+                let _ = cap_send_buffer(&stream, SMALL_REPLIES_SEND_BUFFER);
                 let Ok(conn) = Conn::new(stream, idle) else { return };
                 let conn = conn.with_message_deadline(message).with_give_way(hold.guard.give_way_test());
                 serve_connection(conn, &state, &metrics, http_port);

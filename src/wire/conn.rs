@@ -15,8 +15,7 @@ use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// The slowest rate a raw payload may arrive at: 1 MiB gets 64 s on top of the time-out.
-pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
+use super::deadline::MIN_PAYLOAD_RATE;
 
 /// One connection that speaks frames: over TCP, or over any [`Socket`] in tests.
 pub struct Conn<S: Socket = TcpStream> {

@@ -11,6 +11,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The slowest rate a raw payload may arrive, or be written, at: 1 MiB gets 64 s on top of
+/// the time-out.
+pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
+
 /// A byte stream a connection can run over: a `TcpStream`, or an in-memory pair in tests
 /// (see [`mem`](super::mem)).
 pub trait Socket: Read + Write + Send + Sized {

@@ -8,12 +8,18 @@
 //! every [`POLL`]: a connection blocked because its peer does not read holds a slot like
 //! one that sends nothing, and gives it up under pressure (see `conn_limit`).
 
-use super::conn::MIN_PAYLOAD_RATE;
+use super::deadline::MIN_PAYLOAD_RATE;
 use super::deadline::{gave_way, GiveWay, Socket, POLL};
 use std::fs::File;
 use std::io;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+/// What the kernel holds of a small-reply server's connection (the tracker, native and
+/// HTTP; see [`cap_send_buffer`]): a client that does not read blocks its worker, which
+/// then gives way under pressure, after this much instead of the 4 MiB the kernel would
+/// let it grow to.
+pub const SMALL_REPLIES_SEND_BUFFER: usize = 64 * 1024;
 
 /// Caps what the kernel holds for `stream` on its way out at about `bytes` (Linux doubles
 /// the figure for its bookkeeping). Without it a socket's send buffer grows to 4 MiB, and a

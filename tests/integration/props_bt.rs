@@ -6,8 +6,9 @@
 use p2p_share::bt::metadata::{self, MetadataMsg};
 use p2p_share::bt::msg::{encode, read_message, Block, Message};
 use p2p_share::hash::{ContentId, Sha1Hash};
+use p2p_share::manifest::info_bytes;
 use p2p_share::manifest::{Manifest, CHUNK_SIZE};
-use p2p_share::torrent::{info_bytes, manifest_from_info, read_torrent, torrent_file};
+use p2p_share::torrent::{manifest_from_info, read_torrent, torrent_file};
 use proptest::prelude::*;
 use std::io::Cursor;
 

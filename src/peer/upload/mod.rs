@@ -1,6 +1,6 @@
 //! The peer's one upload line: every upload under `--upload-limit`, native chunks and
 //! BitTorrent blocks alike, waits its turn here, and the first in line gets the bandwidth
-//! until it is done (`PROTOCOL.md` section 4.3). The rules live in [`line`] with the time
+//! until it is done (`PROTOCOL.md` section 4.3). The rules live in [`line`](mod@line) with the time
 //! passed in; this wrapper shares them between connection threads and waits with the real
 //! clock.
 //!

@@ -9,9 +9,8 @@ use crate::conn_limit::ConnLimiter;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::tracker::metrics::{Gauges, Metrics};
 use crate::tracker::pool::WorkerPool;
-use crate::tracker::server::SEND_BUFFER;
 use crate::tracker::state::TrackerState;
-use crate::wire::send_deadline::cap_send_buffer;
+use crate::wire::send_deadline::{cap_send_buffer, SMALL_REPLIES_SEND_BUFFER};
 use log::{debug, info};
 use parking_lot::RwLock;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -93,7 +92,7 @@ pub fn spawn(
                 WorkerPool::new(opts.workers, opts.workers * 2, "tracker-http", move |job: Admitted| {
                     let Admitted { stream, peer, hold } = job;
                     let give_way = hold.guard.give_way_test();
-                    let _ = cap_send_buffer(&stream, SEND_BUFFER);
+                    let _ = cap_send_buffer(&stream, SMALL_REPLIES_SEND_BUFFER);
                     if let Ok(conn) =
                         HttpConn::new(stream, opts.idle_timeout, opts.message_deadline, Some(give_way))
                     {
