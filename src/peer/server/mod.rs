@@ -3,7 +3,8 @@
 //! serves manifests, have-sets (offers, when super-seeding) and chunks of complete and
 //! partial files, under the upload limit in turns; and a dialer that opens uploads to
 //! BitTorrent leechers that will not dial us.
-//! The native protocol's requests are answered in `native`.
+//! The native protocol's requests are answered in `native` (the loop), `decide` (which
+//! reply), `send` (the bytes, `busy`) and `turn` (a place in the upload line).
 
 use super::bt_serve::{self, BtServer, Greeting};
 use super::open_files::OpenFiles;
@@ -28,7 +29,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+mod decide;
 mod native;
+mod send;
+mod turn;
 
 use native::serve_requests;
 

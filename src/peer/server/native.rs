@@ -1,27 +1,21 @@
 //! The native side of the peer server: one connection's requests answered in order. Each
-//! request is first *decided* ([`decide`]: which reply, which bytes from which file, from
-//! the shares alone) and then *sent* ([`send`]: the bytes copied, under the upload limit, in
-//! turns when the line is full; `PROTOCOL.md` sections 3 and 4). Both work over any
-//! [`Socket`], so the unit tests below run them in memory.
+//! request is first *decided* (`decide`: which reply, which bytes from which file, from the
+//! shares alone) and then *sent* (`send`: the bytes copied, under the upload limit, `busy`
+//! when the line is full); a turn request waits for its place (`turn`). `PROTOCOL.md`
+//! sections 3 and 4. All of it works over any [`Socket`], so the tests below run whole
+//! connections in memory.
 
-use crate::bitfield::Bitfield;
+use super::decide::{decide, Standing};
+use super::send::send;
+use super::turn::serve_turn;
 use crate::hash::ContentId;
-use crate::holdings::shares::{Holding, Share, Shares};
-use crate::names::validate_name;
-use crate::peer::open_files::{open_for_chunk, OpenFiles, Refusal};
+use crate::holdings::shares::Shares;
+use crate::peer::open_files::OpenFiles;
 use crate::peer::options::ServerOptions;
-use crate::peer::upload::{Turn, UploadLine};
 use crate::wire::conn::Conn;
 use crate::wire::deadline::Socket;
 use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
-use crate::wire::send_deadline::DeadlineWriter;
-use crate::wire::{FrameError, WireError};
-use log::{debug, info};
-use std::fs::File;
-use std::io;
-use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use log::debug;
 use std::time::{Duration, Instant};
 
 /// Answers requests on one connection until it closes, idles out, gives way or misbehaves.
@@ -89,94 +83,6 @@ pub(super) fn serve_requests<S: Socket>(
     }
 }
 
-/// One connection's standing with this server. Under an upload limit, a peer keeps one
-/// place to wait in its upload line, right behind the upload being sent. A chunk request
-/// that finds that place taken, or that does not get its turn within one chunk's sending
-/// time, is answered `busy` when other peers have the chunk too (this peer is still
-/// downloading, or has sent that chunk before) and the asker takes turns. In a crowd,
-/// everyone asks a peer for the chunk it just got: queued there, their requests would hold
-/// chunks that idle peers could send.
-///
-/// From then on the asker waits for a place in the line with a turn request, holding no
-/// chunk, and names the chunk when its place comes, picked from what this peer has then
-/// (the turn's answer is the have-set). The line never empties while someone waits, and a
-/// chunk this peer just got goes out in the next turn, not behind one named a chunk's time
-/// earlier. `PROTOCOL.md` sections 4.3 and 4.4; `cargo bench --bench bench -- crowd`
-/// measures it.
-struct Standing {
-    /// Names the connection to super-seeding.
-    id: u64,
-    /// What it said it understands (`hello`); nothing until it says.
-    abilities: Abilities,
-    /// How long it took to name a chunk when its last turn came (a round trip and its
-    /// pick): its next turn comes that much before the chunk ahead of it is sent, so the
-    /// upload does not pause for the round trip.
-    answer_time: Duration,
-}
-
-/// Whether a chunk request in `turn` must go elsewhere (see [`Standing`]): more than one
-/// upload is ahead of it, or its turn did not come within `chunk_time`.
-fn line_full(turn: &Turn, chunk_time: Duration) -> bool {
-    turn.ahead() >= 2 || !turn.wait_until(Instant::now() + chunk_time)
-}
-
-/// How long a turn request waits for its place before it is answered `later` (well inside
-/// a downloader's 10 s reply time-out): the asker hears what this peer has now, and keeps
-/// its place by asking for the same turn again.
-const TURN_WAIT: Duration = Duration::from_secs(2);
-/// The most a turn comes before the chunk ahead of it is sent: a round trip that long
-/// is a slow link, and the place holds the chunk named no longer than this ahead.
-const MAX_LEAD: Duration = Duration::from_millis(500);
-/// How long a place that came is kept for the chunk request that names its chunk.
-const TURN_ANSWER: Duration = Duration::from_secs(2);
-
-/// Answers a turn request (see [`Standing`]): waits until the asker is first in the upload
-/// line, or second while the chunk being sent is due within the asker's answer time;
-/// answers with what this peer has; and sends the chunk the next request names in that
-/// place. Returns the next request when it is not a chunk request (the place is given up).
-fn serve_turn<S: Socket>(
-    conn: &mut Conn<S>,
-    shares: &Shares,
-    opts: &ServerOptions,
-    files: &mut OpenFiles,
-    asker: &mut Standing,
-    content_id: &ContentId,
-    mine: Option<&str>,
-) -> Result<Option<PeerRequest>, WireError> {
-    let Some(shared) = shares.get(content_id) else {
-        let Refusal(reason) = not_shared(content_id);
-        conn.send_reply(&PeerReply::Error { reason })?;
-        return Ok(None);
-    };
-    let limit = opts.upload_limit.as_ref();
-    let turn = limit.map(|l| l.turn());
-    let mut mine = mine.map(str::to_string);
-    loop {
-        let came = turn.as_ref().is_none_or(|t| t.wait_place(asker.answer_time, Instant::now() + TURN_WAIT));
-        let mut reply = have_reply(&shared, mine.as_deref(), asker)
-            .unwrap_or_else(|Refusal(reason)| PeerReply::Error { reason });
-        if let PeerReply::Have { later, .. } | PeerReply::Offer { later, .. } = &mut reply {
-            *later = !came;
-        }
-        let answered = Instant::now();
-        conn.send_reply(&reply)?;
-        let req: PeerRequest = conn.read_request_within(TURN_ANSWER)?;
-        asker.answer_time = answered.elapsed().min(MAX_LEAD);
-        match req {
-            // Not yet its place: the same turn asked again keeps it.
-            PeerRequest::Turn { content_id: again, mine: now_mine } if !came && again == *content_id => {
-                mine = now_mine;
-            }
-            PeerRequest::Chunk { .. } if came => {
-                let plan = decide(&req, shares, files, conn.peer_addr(), asker);
-                send(conn, plan, limit, asker, turn)?;
-                return Ok(None);
-            }
-            other => return Ok(Some(other)),
-        }
-    }
-}
-
 /// The shortest time between two offers on one connection.
 const OFFER_GAP: Duration = Duration::from_millis(10);
 
@@ -184,187 +90,21 @@ const OFFER_GAP: Duration = Duration::from_millis(10);
 /// of more files lapse after `super_seed::PRESENT`.
 const MAX_OFFERED_FILES: usize = 16;
 
-/// What to send for one request, decided from the shares alone; no byte moved yet.
-enum Plan<'f> {
-    /// A reply alone (a have-set, or a refusal: the connection stays open).
-    Reply(PeerReply),
-    /// The manifest reply, then its text.
-    Manifest { content_id: ContentId, text: String },
-    /// The chunk reply, then `len` bytes of `file` from `offset`.
-    /// `shared` counts what went out (super-seeding) and says whether others have it.
-    Chunk { index: u32, file: &'f File, offset: u64, len: usize, shared: Arc<Share> },
-}
-
-/// Decides the answer to `req` from `asker`.
-fn decide<'f>(
-    req: &PeerRequest,
-    shares: &Shares,
-    files: &'f mut OpenFiles,
-    from: SocketAddr,
-    asker: &Standing,
-) -> Plan<'f> {
-    let planned = match req {
-        PeerRequest::Hello { .. } => Ok(Plan::Reply(PeerReply::Hello { abilities: Abilities::ALL })),
-        PeerRequest::Manifest { content_id, name } => {
-            find(shares, content_id.as_ref(), name.as_deref()).map(|shared| {
-                info!("Sending file.ini of '{}' to {from}", shared.manifest.name);
-                Plan::Manifest { content_id: shared.content_id, text: shared.manifest.to_ini() }
-            })
-        }
-        PeerRequest::Have { content_id, mine } | PeerRequest::Turn { content_id, mine } => {
-            let shared = shares.get(content_id).ok_or_else(|| not_shared(content_id));
-            shared.and_then(|shared| have_reply(&shared, mine.as_deref(), asker)).map(Plan::Reply)
-        }
-        PeerRequest::Chunk { content_id, index } => match shares.get(content_id) {
-            None => Err(not_shared(content_id)),
-            Some(shared) if shared.is_complete() => {
-                if !shared.seeding.lock().may_send(*index, asker.id) {
-                    return Plan::Reply(PeerReply::Elsewhere { index: *index });
-                }
-                plan_chunk(&shared, *index, files)
-            }
-            Some(shared) => plan_chunk(&shared, *index, files),
-        },
-    };
-    planned.unwrap_or_else(|Refusal(reason)| {
-        debug!("peer server: {from}: {reason}");
-        Plan::Reply(PeerReply::Error { reason })
-    })
-}
-
-/// Which chunks we have: a partial file's bitfield; for a complete file, `complete`, or,
-/// to an asker that takes offers and says what it has, an offer (super-seeding).
-fn have_reply(shared: &Share, mine: Option<&str>, asker: &Standing) -> Result<PeerReply, Refusal> {
-    Ok(match (&shared.holding, mine) {
-        (Holding::Partial(store), _) => {
-            PeerReply::Have { complete: false, bitfield: store.bitfield().to_hex(), later: false }
-        }
-        (Holding::Complete(..), Some(mine)) if asker.abilities.offers => {
-            let has = Bitfield::from_hex(mine, shared.manifest.chunk_count())
-                .map_err(|e| Refusal(format!("the have-set sent: {e}")))?;
-            let offer = shared.seeding.lock().offer(asker.id, &has, Instant::now());
-            debug!(
-                "super-seeding '{}': connection {} has {}, is offered {}",
-                shared.manifest.name,
-                asker.id,
-                has.count(),
-                offer.count()
-            );
-            PeerReply::Offer { bitfield: offer.to_hex(), later: false }
-        }
-        (Holding::Complete(..), _) => {
-            PeerReply::Have { complete: true, bitfield: String::new(), later: false }
-        }
-    })
-}
-
-fn not_shared(id: &ContentId) -> Refusal {
-    Refusal(format!("file {id} is not shared here"))
-}
-
-fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<Arc<Share>, Refusal> {
-    match (id, name) {
-        (Some(id), _) => shares.get(id).ok_or_else(|| not_shared(id)),
-        (None, Some(name)) => {
-            validate_name(name).map_err(|e| Refusal(e.to_string()))?;
-            shares.complete_by_name(name).ok_or_else(|| Refusal(format!("'{name}' is not shared here")))
-        }
-        (None, None) => Err(Refusal("a manifest request must name a file".into())),
-    }
-}
-
-fn plan_chunk<'f>(shared: &Arc<Share>, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
-    let m = &shared.manifest;
-    let Some(idx) = m.index(index) else {
-        return Err(Refusal(format!(
-            "chunk {index} is out of range: '{}' has {} chunks",
-            m.name,
-            m.chunk_count()
-        )));
-    };
-    let file = open_for_chunk(shared, idx, files)?;
-    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx), shared: Arc::clone(shared) })
-}
-
-/// Sends what [`decide`] planned.
-fn send<S: Socket>(
-    conn: &mut Conn<S>,
-    plan: Plan,
-    limit: Option<&Arc<UploadLine>>,
-    asker: &mut Standing,
-    place: Option<Turn>,
-) -> Result<(), WireError> {
-    match plan {
-        Plan::Reply(reply) => conn.send_reply(&reply),
-        Plan::Manifest { content_id, text } => {
-            conn.send_reply(&PeerReply::Manifest { content_id, len: text.len() as u32 })?;
-            Ok(conn.write_raw(text.as_bytes())?)
-        }
-        Plan::Chunk { index, file, offset, len, shared } => {
-            let complete = shared.is_complete();
-            let in_place = place.is_some();
-            let turn = place.or_else(|| limit.map(|l| l.turn()));
-            if let (Some(turn), Some(limit), false) = (&turn, limit, in_place) {
-                // Only a chunk others have too: a seeder's chunk that never went out waits.
-                let elsewhere = !complete || shared.seeding.lock().times_sent(index) > 0;
-                if elsewhere && asker.abilities.turns && line_full(turn, limit.time_for(len)) {
-                    return conn.send_reply(&PeerReply::Busy { index });
-                }
-            }
-            if complete {
-                shared.seeding.lock().sent(index, asker.id);
-            }
-            conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
-            let sent = match turn {
-                None => conn.writer().send_file(file, offset, len),
-                Some(turn) => copy_range_limited(file, offset, len, conn.writer(), &turn),
-            };
-            match sent? {
-                n if n == len => Ok(()),
-                // The file shrank under us: the promised bytes cannot be sent, so close.
-                n => Err(WireError::Frame(FrameError::Truncated { expected: len, got: n })),
-            }
-        }
-    }
-}
-
-/// Copies a file range in slices, taking tokens from the shared upload limit first, in
-/// its turn.
-fn copy_range_limited<S: Socket>(
-    file: &File,
-    offset: u64,
-    len: usize,
-    out: &mut DeadlineWriter<S>,
-    turn: &Turn,
-) -> io::Result<usize> {
-    const SLICE: usize = 64 * 1024;
-    let mut buf = vec![0u8; SLICE];
-    let mut done = 0;
-    while done < len {
-        let n = SLICE.min(len - done);
-        turn.take(n);
-        turn.left(len - done - n);
-        let got = file.read_at(&mut buf[..n], offset + done as u64)?;
-        if got == 0 {
-            break;
-        }
-        out.send(&buf[..got])?;
-        done += got;
-    }
-    Ok(done)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bitfield::Bitfield;
     use crate::chunk_store::ChunkStore;
     use crate::holdings::shares::FileIdentity;
     use crate::manifest::{hash_file, Manifest, CHUNK_SIZE};
+    use crate::peer::server::turn::{MAX_LEAD, TURN_ANSWER, TURN_WAIT};
+    use crate::peer::upload::{Turn, UploadLine};
     use crate::wire::frame::read_frame;
     use crate::wire::mem::MemSocket;
     use crate::wire::{decode_reply, encode_request, MAX_CONTROL_FRAME};
     use std::io::{Cursor, Read};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     const FROM: &str = "127.0.0.9:4000";
 
