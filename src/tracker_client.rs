@@ -70,9 +70,31 @@ struct Session {
 /// What a peer tells a tracker that forgot it: every file it holds whole.
 pub type FullList = Box<dyn Fn() -> Vec<FileInfo> + Send + Sync>;
 
+/// How one request reaches the tracker and its reply comes back.
+pub trait Transport: Send + Sync {
+    fn call(&self, addr: SocketAddr, req: &TrackerRequest) -> Result<TrackerReply, TrackerError>;
+}
+
+/// One short TCP connection per request, within [`TRACKER_TIMEOUT`].
+struct Tcp;
+
+impl Transport for Tcp {
+    fn call(&self, addr: SocketAddr, req: &TrackerRequest) -> Result<TrackerReply, TrackerError> {
+        let mut conn =
+            Conn::connect(addr, TRACKER_TIMEOUT).map_err(|err| TrackerError::Unreachable { addr, err })?;
+        match conn.call(req) {
+            Ok(TrackerReply::Error { reason }) => Err(TrackerError::Refused(reason)),
+            Ok(reply) => Ok(reply),
+            Err(err) if speaks_another_protocol(&err) => Err(TrackerError::NotATracker { addr, err }),
+            Err(err) => Err(TrackerError::Protocol { addr, err }),
+        }
+    }
+}
+
 /// Talks to one tracker on behalf of one peer.
 pub struct TrackerClient {
     addr: SocketAddr,
+    transport: Box<dyn Transport>,
     session: Mutex<Option<Session>>,
     interval: Mutex<Duration>,
     /// Called on re-joining, to announce everything again.
@@ -92,8 +114,14 @@ impl TrackerClient {
     /// A client for the tracker at `addr`; `full_list` gives the files to announce when
     /// the tracker forgot this peer and it registers again.
     pub fn new(addr: SocketAddr, full_list: FullList) -> TrackerClient {
+        TrackerClient::over(Box::new(Tcp), addr, full_list)
+    }
+
+    /// A client whose requests go over `transport` (a test's script).
+    pub fn over(transport: Box<dyn Transport>, addr: SocketAddr, full_list: FullList) -> TrackerClient {
         TrackerClient {
             addr,
+            transport,
             session: Mutex::new(None),
             interval: Mutex::new(Duration::from_secs(10)),
             full_list,
@@ -126,15 +154,7 @@ impl TrackerClient {
     }
 
     fn call(&self, req: &TrackerRequest) -> Result<TrackerReply, TrackerError> {
-        let addr = self.addr;
-        let mut conn =
-            Conn::connect(addr, TRACKER_TIMEOUT).map_err(|err| TrackerError::Unreachable { addr, err })?;
-        match conn.call(req) {
-            Ok(TrackerReply::Error { reason }) => Err(TrackerError::Refused(reason)),
-            Ok(reply) => Ok(reply),
-            Err(err) if speaks_another_protocol(&err) => Err(TrackerError::NotATracker { addr, err }),
-            Err(err) => Err(TrackerError::Protocol { addr, err }),
-        }
+        self.transport.call(self.addr, req)
     }
 
     /// Registers with `port` (or lets the tracker assign one); returns this peer's address
@@ -276,4 +296,133 @@ fn speaks_another_protocol(e: &WireError) -> bool {
         e,
         WireError::Frame(FrameError::TooLarge { .. }) | WireError::InvalidJson(_) | WireError::BadMessage(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    /// A tracker that answers from a script and keeps what it was asked.
+    #[derive(Clone, Default)]
+    struct Script {
+        replies: Arc<Mutex<VecDeque<TrackerReply>>>,
+        asked: Arc<Mutex<Vec<TrackerRequest>>>,
+    }
+
+    impl Transport for Script {
+        fn call(&self, _: SocketAddr, req: &TrackerRequest) -> Result<TrackerReply, TrackerError> {
+            self.asked.lock().push(req.clone());
+            self.replies.lock().pop_front().ok_or_else(|| TrackerError::Unexpected("script ended".into()))
+        }
+    }
+
+    const ME: &str = "127.0.0.5:6001";
+
+    fn registered(interval: u64) -> TrackerReply {
+        TrackerReply::Registered {
+            peer: ME.parse().unwrap(),
+            announce_interval_secs: interval,
+            token: "t1".into(),
+            http_announce: None,
+        }
+    }
+
+    fn file(name: &str) -> FileInfo {
+        FileInfo { name: name.into(), size: 1, content_id: ContentId::of(name.as_bytes()) }
+    }
+
+    /// A client over `replies`, whose full list is one file, "held.bin".
+    fn client(replies: Vec<TrackerReply>) -> (TrackerClient, Script) {
+        let script = Script::default();
+        script.replies.lock().extend(replies);
+        let tracker = "127.0.0.1:5000".parse().unwrap();
+        let c = TrackerClient::over(Box::new(script.clone()), tracker, Box::new(|| vec![file("held.bin")]));
+        (c, script)
+    }
+
+    #[test]
+    fn a_tracker_that_forgot_the_peer_hears_everything_again_and_then_the_request() {
+        let (c, script) = client(vec![
+            registered(10),
+            TrackerReply::UnknownPeer,
+            registered(10),
+            TrackerReply::Ok,
+            TrackerReply::Ok,
+        ]);
+        c.register(None).unwrap();
+        c.announce(vec![file("new.bin")], vec![]).unwrap();
+        let asked = script.asked.lock().clone();
+        let announce = |full: Option<Vec<FileInfo>>, added: Vec<FileInfo>| TrackerRequest::Announce {
+            port: 6001,
+            token: "t1".into(),
+            full,
+            added,
+            removed: vec![],
+        };
+        assert_eq!(
+            asked,
+            vec![
+                TrackerRequest::Register { port: None, token: None },
+                announce(None, vec![file("new.bin")]),
+                // The same port with its token: the tracker may keep the address for us.
+                TrackerRequest::Register { port: Some(6001), token: Some("t1".into()) },
+                announce(Some(vec![file("held.bin")]), vec![]),
+                announce(None, vec![file("new.bin")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tracker_that_forgets_the_peer_twice_in_a_row_is_an_error_not_a_loop() {
+        let (c, script) = client(vec![
+            registered(10),
+            TrackerReply::UnknownPeer,
+            registered(10),
+            TrackerReply::Ok,
+            TrackerReply::UnknownPeer,
+        ]);
+        c.register(None).unwrap();
+        let e = c.start_download(ContentId::of(b"x")).unwrap_err();
+        assert!(e.to_string().contains("forgot this peer again"), "{e}");
+        assert_eq!(script.asked.lock().len(), 5);
+    }
+
+    #[test]
+    fn the_announce_interval_is_kept_within_a_second_and_an_hour() {
+        for (said, kept) in [(0, 1), (30, 30), (1_000_000, 3600)] {
+            let (c, _) = client(vec![registered(said)]);
+            c.register(None).unwrap();
+            assert_eq!(c.announce_interval(), Duration::from_secs(kept));
+        }
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_kind_is_named_by_its_kind_and_a_short_total_is_raised() {
+        let (c, _) = client(vec![TrackerReply::Ok]);
+        let e = c.list().unwrap_err();
+        assert_eq!(e.to_string(), "unexpected answer from the tracker: a 'ok' reply where another was due");
+        let (c, _) = client(vec![TrackerReply::Files { files: vec![], total: 0 }]);
+        assert_eq!(c.search("x").unwrap().total, 0);
+        let listing = FileListing { info: file("a"), holders: vec![], holder_count: 0, hosts: 0 };
+        let (c, _) = client(vec![TrackerReply::Files { files: vec![listing], total: 0 }]);
+        assert_eq!(c.list().unwrap().total, 1, "never fewer than were sent");
+    }
+
+    #[test]
+    fn requests_for_the_peer_need_a_registration_first() {
+        let (c, script) = client(vec![]);
+        assert!(c.leave().is_err());
+        assert!(script.asked.lock().is_empty(), "nothing was sent without a session");
+    }
+
+    #[test]
+    fn text_where_a_frame_was_due_means_another_protocol() {
+        assert!(speaks_another_protocol(&WireError::Frame(FrameError::TooLarge {
+            len: 1_213_486_160,
+            limit: 1 << 20
+        })));
+        assert!(!speaks_another_protocol(&WireError::Frame(FrameError::Truncated { expected: 4, got: 1 })));
+    }
 }

@@ -35,6 +35,28 @@ struct Fetching {
     missing: usize,
 }
 
+impl Fetching {
+    /// Whether `b` is a block of this piece that was asked for and has not come yet: at a
+    /// block boundary, of the block's length (the last may be short), not a repeat.
+    fn awaits(&self, b: &Block) -> bool {
+        let n = (b.begin / BLOCK) as usize;
+        b.begin.is_multiple_of(BLOCK)
+            && n < self.got.len()
+            && !self.got[n]
+            && b.length == BLOCK.min(self.buf.len() as u32 - b.begin)
+    }
+}
+
+/// The requests for every block of piece `index` of `len` bytes, in order.
+fn block_requests(index: u32, len: u32) -> Vec<Message> {
+    (0..len.div_ceil(BLOCK))
+        .map(|b| {
+            let begin = b * BLOCK;
+            Message::Request(Block { index, begin, length: BLOCK.min(len - begin) })
+        })
+        .collect()
+}
+
 /// Fetches from a BitTorrent source at `addr` until nothing is left to fetch there;
 /// `None` when the other side turns out to be a p2p-share peer (fetch natively instead).
 pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
@@ -115,13 +137,8 @@ impl<'a> BtFetcher<'a> {
             let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
             let Some(idx) = self.shared.store.manifest.index(i) else { break };
             let len = self.shared.store.manifest.chunk_len(idx) as u32;
-            let blocks = len.div_ceil(BLOCK);
-            let requests: Vec<Message> = (0..blocks)
-                .map(|b| {
-                    let begin = b * BLOCK;
-                    Message::Request(Block { index: i, begin, length: BLOCK.min(len - begin) })
-                })
-                .collect();
+            let requests = block_requests(i, len);
+            let blocks = requests.len() as u32;
             self.conn.send_all(&requests)?;
             let mut buf = self.shared.pool.get();
             buf.resize(len as usize, 0);
@@ -201,14 +218,7 @@ impl<'a> BtFetcher<'a> {
     /// Reads one block's data into its piece; a complete piece is checked and passed on.
     fn block(&mut self, b: Block, tx: &Sender<Arrival>) -> Result<Option<SourceEnd>, BtError> {
         let pos = self.fetching.iter().position(|f| f.index == b.index);
-        let fits = |f: &Fetching| {
-            let n = b.begin / BLOCK;
-            b.begin.is_multiple_of(BLOCK)
-                && (n as usize) < f.got.len()
-                && !f.got[n as usize]
-                && b.length == BLOCK.min(f.buf.len() as u32 - b.begin)
-        };
-        let Some(pos) = pos.filter(|p| fits(&self.fetching[*p])) else {
+        let Some(pos) = pos.filter(|p| self.fetching[*p].awaits(&b)) else {
             let mut sink = vec![0u8; b.length as usize];
             self.conn.read_data(&mut sink)?;
             self.unasked += 1;
@@ -235,5 +245,42 @@ impl<'a> BtFetcher<'a> {
             Verdict::Closed => Some(SourceEnd::Finished),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(begin: u32, length: u32) -> Block {
+        Block { index: 4, begin, length }
+    }
+
+    #[test]
+    fn a_piece_is_asked_for_in_16_kib_blocks_the_last_one_short() {
+        let reqs = block_requests(4, 2 * BLOCK + 100);
+        assert_eq!(
+            reqs,
+            vec![
+                Message::Request(block(0, BLOCK)),
+                Message::Request(block(BLOCK, BLOCK)),
+                Message::Request(block(2 * BLOCK, 100)),
+            ]
+        );
+        assert_eq!(block_requests(4, BLOCK).len(), 1);
+    }
+
+    #[test]
+    fn only_blocks_asked_for_and_not_yet_come_are_taken() {
+        let len = 2 * BLOCK + 100;
+        let mut f = Fetching { index: 4, buf: vec![0; len as usize], got: vec![false; 3], missing: 3 };
+        assert!(f.awaits(&block(0, BLOCK)) && f.awaits(&block(2 * BLOCK, 100)));
+        assert!(!f.awaits(&block(1, BLOCK)), "not at a block boundary");
+        assert!(!f.awaits(&block(BLOCK, 100)), "short of a whole block");
+        assert!(!f.awaits(&block(2 * BLOCK, BLOCK)), "past the piece's end");
+        assert!(!f.awaits(&block(3 * BLOCK, 1)), "no such block");
+        assert!(!f.awaits(&block(u32::MAX / BLOCK * BLOCK, 10)), "far past the end");
+        f.got[0] = true;
+        assert!(!f.awaits(&block(0, BLOCK)), "a repeat");
     }
 }
