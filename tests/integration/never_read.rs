@@ -3,7 +3,7 @@
 //! did, from a few loopback addresses, and checks what an honest user notices: answers
 //! within the targets, and no serving thread held past its write deadline.
 
-use crate::helpers::{peer_dir, test_bytes, wait_until, PeerProc, TrackerProc, IO};
+use crate::helpers::{attack_bound, peer_dir, test_bytes, wait_until, PeerProc, TrackerProc, IO};
 use crate::http_tracker::http_tracker;
 use p2p_share::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
 use p2p_share::bt::msg::{self, Handshake, Message};
@@ -100,21 +100,17 @@ fn slowest_of(n: usize, mut probe: impl FnMut() -> Result<(), String>) -> Durati
 }
 
 /// Item 1: 16 connections from each of 16 addresses (the report used 2) pipeline
-/// `GET /status.js` and never read; honest HTTP announces are still answered within 2 s.
+/// `GET /status.js` and never read; honest HTTP announces are still answered about as fast
+/// as before (`attack_bound`).
 #[test]
 fn http_clients_that_never_read_cannot_stop_announces() {
     let (t, http) = http_tracker();
-    let stop = Arc::new(AtomicBool::new(false));
-    let get = b"GET /status.js HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
-    let attackers = never_reading(http, 40..56, 16, Vec::new(), get, &stop);
-    assert!(wait_until(Duration::from_secs(10), || attackers.load(Ordering::SeqCst) >= 256));
-    thread::sleep(Duration::from_secs(2)); // every reply queue full, every writer blocked
     let id = ContentId::of(b"an honest torrent");
     let query = format!(
         "/announce?info_hash={}&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=5&compact=1",
         id.as_bytes().iter().map(|b| format!("%{b:02x}")).collect::<String>()
     );
-    let slowest = slowest_of(6, || {
+    let announce = || {
         let mut s = TcpStream::connect(http).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(s, "GET {query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
@@ -125,14 +121,21 @@ fn http_clients_that_never_read_cannot_stop_announces() {
             true => Ok(()),
             false => Err(text.into_owned()),
         }
-    });
+    };
+    let before = slowest_of(3, announce);
+    let stop = Arc::new(AtomicBool::new(false));
+    let get = b"GET /status.js HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let attackers = never_reading(http, 40..56, 16, Vec::new(), get, &stop);
+    assert!(wait_until(Duration::from_secs(10), || attackers.load(Ordering::SeqCst) >= 256));
+    thread::sleep(Duration::from_secs(2)); // every reply queue full, every writer blocked
+    let slowest = slowest_of(6, announce);
     stop.store(true, Ordering::SeqCst);
-    assert!(slowest < Duration::from_secs(2), "an honest announce took {slowest:?}");
+    assert!(slowest < attack_bound(before), "an honest announce took {slowest:?} ({before:?} before)");
     drop(t);
 }
 
 /// Item 4: a wave of 16 addresses at their cap asking for the file list and never reading
-/// the answers; an honest `peer list` is answered within 2 s from the start of the wave.
+/// the answers; an honest `peer list` is answered about as fast as before the wave.
 #[test]
 fn tracker_clients_that_never_read_cannot_hold_every_worker() {
     let t = TrackerProc::start(&[]);
@@ -146,12 +149,7 @@ fn tracker_clients_that_never_read_cannot_hold_every_worker() {
         matches!(c.call(&TrackerRequest::ListFiles), Ok(TrackerReply::Files { files, .. }) if files.len() == 300)
     };
     assert!(wait_until(IO, listed), "the 300 files were announced");
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut list = Vec::new();
-    encode_request(&mut list, &TrackerRequest::ListFiles);
-    let attackers = never_reading(t.addr, 50..66, 16, Vec::new(), list, &stop);
-    assert!(wait_until(Duration::from_secs(10), || attackers.load(Ordering::SeqCst) >= 256));
-    let slowest = slowest_of(8, || {
+    let peer_list = || {
         let out = Command::new(env!("CARGO_BIN_EXE_peer"))
             .args(["--tracker", &t.addr.to_string(), "list"])
             .output()
@@ -161,9 +159,16 @@ fn tracker_clients_that_never_read_cannot_hold_every_worker() {
             true => Ok(()),
             false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
         }
-    });
+    };
+    let before = slowest_of(3, peer_list);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut list = Vec::new();
+    encode_request(&mut list, &TrackerRequest::ListFiles);
+    let attackers = never_reading(t.addr, 50..66, 16, Vec::new(), list, &stop);
+    assert!(wait_until(Duration::from_secs(10), || attackers.load(Ordering::SeqCst) >= 256));
+    let slowest = slowest_of(8, peer_list);
     stop.store(true, Ordering::SeqCst);
-    assert!(slowest < Duration::from_secs(2), "an honest list took {slowest:?}");
+    assert!(slowest < attack_bound(before), "an honest list took {slowest:?} ({before:?} before)");
 }
 
 /// A BitTorrent client's opening for `id` with the extension protocol, then its extension
@@ -177,8 +182,8 @@ fn bt_opening(id: ContentId) -> Vec<u8> {
 }
 
 /// Item 2: 16 addresses at their cap ask a peer for chunks (native) or for the metadata
-/// (BitTorrent, ut_metadata) and never read; honest probes are answered within 2 s and a
-/// download from the besieged peer starts and ends within 5 s.
+/// (BitTorrent, ut_metadata) and never read; honest probes are answered, and a download from
+/// the besieged peer starts and ends, about as fast as before the siege.
 #[test]
 fn peer_clients_that_never_read_cannot_hold_every_slot() {
     let t = TrackerProc::start(&[]);
@@ -192,6 +197,22 @@ fn peer_clients_that_never_read_cannot_hold_every_slot() {
         }
         other => panic!("{other:?}"),
     };
+    let probe = || {
+        let mut c = Conn::connect(target, IO).map_err(|e| e.to_string())?;
+        match c.call(&PeerRequest::Have { content_id: id, mine: None }) {
+            Ok(PeerReply::Have { complete: true, .. }) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    let download = |name: &str| {
+        let dir = peer_dir(root.path(), name, &[]);
+        let started = Instant::now();
+        let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "x.bin"]).finish(LONG);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(std::fs::read(dir.join("files/x.bin")).unwrap() == data);
+        started.elapsed()
+    };
+    let (probe_before, download_before) = (slowest_of(3, probe), download("before"));
     let stop = Arc::new(AtomicBool::new(false));
     let mut chunk = Vec::new();
     encode_request(&mut chunk, &PeerRequest::Chunk { content_id: id, index: 1 });
@@ -205,23 +226,15 @@ fn peer_clients_that_never_read_cannot_hold_every_slot() {
     let all_in = || native.load(Ordering::SeqCst) + bt.load(Ordering::SeqCst) >= 256;
     assert!(wait_until(Duration::from_secs(10), all_in), "the siege never had its connections");
     thread::sleep(Duration::from_secs(4)); // every writer blocked
-    let slowest = slowest_of(6, || {
-        let mut c = Conn::connect(target, IO).map_err(|e| e.to_string())?;
-        match c.call(&PeerRequest::Have { content_id: id, mine: None }) {
-            Ok(PeerReply::Have { complete: true, .. }) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    });
-    let dir = peer_dir(root.path(), "down", &[]);
-    let started = Instant::now();
-    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "x.bin"]).finish(LONG);
-    let took = started.elapsed();
+    let slowest = slowest_of(6, probe);
+    let took = download("during");
     stop.store(true, Ordering::SeqCst);
-    eprintln!("the download from the besieged peer took {took:?}");
-    assert!(slowest < Duration::from_secs(2), "an honest probe took {slowest:?}");
-    assert_eq!(code, Some(0), "{out}");
-    assert!(std::fs::read(dir.join("files/x.bin")).unwrap() == data);
-    assert!(took < Duration::from_secs(5), "the download took {took:?}");
+    eprintln!("the download from the besieged peer took {took:?} ({download_before:?} before)");
+    assert!(
+        slowest < attack_bound(probe_before),
+        "an honest probe took {slowest:?} ({probe_before:?} before)"
+    );
+    assert!(took < attack_bound(download_before), "the download took {took:?} ({download_before:?} before)");
 }
 
 /// Item 3: a reader that takes 8 KiB every second (far below the payload floor of

@@ -1,6 +1,6 @@
 //! The real `tracker` binary driven over TCP.
 
-use crate::helpers::{wait_until, TrackerProc, IO};
+use crate::helpers::{attack_bound, wait_until, TrackerProc, IO};
 use p2p_share::hash::ContentId;
 use p2p_share::wire::conn::Conn;
 use p2p_share::wire::tracker_msg::{FileInfo, TrackerReply, TrackerRequest};
@@ -187,7 +187,8 @@ fn malformed_input_gets_an_error_and_tracker_keeps_serving() {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).expect("the tracker closes the connection (not a time-out)");
     assert!(rest.is_empty(), "nothing is answered to half a frame: {rest:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "closed at once, not at a deadline");
+    // Half the 10 s message deadline it must not wait for.
+    assert!(started.elapsed() < Duration::from_secs(5), "closed at once, not at a deadline");
 
     assert_eq!(search(&mut t.conn(), "keep.bin"), vec![("keep.bin".to_string(), vec![6000])]);
     assert!(t.proc.output().contains("exceeds the limit"), "the tracker logs what it refused");
@@ -198,6 +199,13 @@ fn idle_flood_from_one_address_does_not_block_another() {
     let t = TrackerProc::start(&[]);
     let a = register(&t, None);
     announce(&t, &a, vec![file("x", "1")]);
+    let searched = || {
+        let started = Instant::now();
+        let mut conn = Conn::connect(t.addr, IO).unwrap();
+        assert_eq!(search(&mut conn, "x"), vec![("x".to_string(), vec![6000])]);
+        started.elapsed()
+    };
+    let before = searched();
     let flooder: SocketAddr = "127.0.0.2:0".parse().unwrap();
     let mut idle = Vec::new();
     for _ in 0..200 {
@@ -208,11 +216,11 @@ fn idle_flood_from_one_address_does_not_block_another() {
         }
     }
     assert!(idle.len() >= 100, "the flood connected");
-    let started = Instant::now();
-    let mut conn = Conn::connect(t.addr, IO).unwrap();
-    assert_eq!(search(&mut conn, "x"), vec![("x".to_string(), vec![6000])]);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "served in {took:?} despite 200 idle connections");
+    let took = searched();
+    assert!(
+        took < attack_bound(before),
+        "served in {took:?} despite 200 idle connections ({before:?} before)"
+    );
     t.proc.wait_for_line("too many connections from 127.0.0.2", IO);
 }
 

@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 pub const IO: Duration = Duration::from_secs(5);
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
+/// The most an honest request may take during an attack, from what the same request took
+/// in the same test before the attack began: ten times that, and a second. Each attack these
+/// tests repeat made honest requests wait out a server's 10 s deadline, or fail; a loaded
+/// machine slows the baseline as much as the measurement under attack, so the bound moves
+/// with it instead of being a fixed number of seconds.
+pub fn attack_bound(baseline: Duration) -> Duration {
+    baseline * 10 + Duration::from_secs(1)
+}
+
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
