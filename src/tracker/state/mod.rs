@@ -14,7 +14,12 @@
 //! - `per_ip` counts exactly the peers, and the files they claim, of each address.
 
 mod bridge;
+mod caps;
+mod console;
+pub mod invariants;
 mod view;
+
+use caps::{CapExceeded, Limits, Wanted};
 
 use super::status::{FileRow, PeerRow, Status, Totals, MAX_ROWS};
 use super::swarms::{AnnounceAnswer, AnnounceQuery, Refused, ScrapeCounts, Swarms};
@@ -23,7 +28,6 @@ use crate::names::{validate_name, MAX_NAME_LEN};
 use crate::text::peer_label;
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -37,8 +41,6 @@ pub const MAX_REPLY_BYTES: usize = 768 * 1024;
 /// (beside the [`MAX_REPLY_BYTES`] of p2p-share files), so junk info-hashes cannot crowd
 /// out a reply.
 pub const MAX_BT_LISTING_BYTES: usize = 64 * 1024;
-/// Peers named in a console line before "and N more".
-const MAX_LABELS_SHOWN: usize = 10;
 
 /// Settings of the tracker's rules.
 #[derive(Debug, Clone)]
@@ -138,48 +140,6 @@ pub struct TrackerState {
     tokens: TokenSource,
     /// BitTorrent clients that announced over HTTP, by info-hash.
     bt: Swarms,
-}
-
-/// `'6000', '6001'`, cut after a few with "and N more" so a log line stays short.
-fn labels<'a>(addrs: impl ExactSizeIterator<Item = &'a SocketAddr>, quote: bool) -> String {
-    let n = addrs.len();
-    let shown: Vec<String> = addrs
-        .take(MAX_LABELS_SHOWN)
-        .map(|a| if quote { format!("'{}'", peer_label(a)) } else { peer_label(a) })
-        .collect();
-    let more =
-        if n > MAX_LABELS_SHOWN { format!(", ... and {} more", n - MAX_LABELS_SHOWN) } else { String::new() };
-    format!("{}{more}", shown.join(", "))
-}
-
-/// A request that would pass one of the tracker's caps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CapExceeded {
-    PerPeer { files: usize, limit: usize },
-    PerAddress { ip: IpAddr, files: usize, limit: usize },
-    Index { limit: usize },
-}
-
-impl fmt::Display for CapExceeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CapExceeded::PerPeer { files, limit } => write!(f, "too many files: {files} (limit {limit})"),
-            CapExceeded::PerAddress { ip, files, limit } => {
-                write!(f, "too many files from {ip}: {files} (limit {limit} per address)")
-            }
-            CapExceeded::Index { limit } => write!(f, "the tracker's index is full ({limit} files)"),
-        }
-    }
-}
-
-/// Which invariant of the tracker's tables broke (a bug; found by the property tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenInvariant(pub String);
-
-impl fmt::Display for BrokenInvariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 fn error(reason: impl Into<String>) -> Outcome {
@@ -319,7 +279,7 @@ impl TrackerState {
 
     /// `There are 2 clients now: ['6000', '6001']`, as the original printed (cut after a few).
     pub fn clients_line(&self) -> String {
-        format!("There are {} clients now: [{}]", self.peers.len(), labels(self.peers.keys(), true))
+        format!("There are {} clients now: [{}]", self.peers.len(), console::labels(self.peers.keys(), true))
     }
 
     pub fn peer_count(&self) -> usize {
@@ -459,19 +419,19 @@ impl TrackerState {
         current: &HashMap<ContentId, FileInfo>,
         next: &HashMap<ContentId, FileInfo>,
     ) -> Result<(), CapExceeded> {
-        if next.len() > self.cfg.max_files_per_peer {
-            return Err(CapExceeded::PerPeer { files: next.len(), limit: self.cfg.max_files_per_peer });
-        }
-        let on_ip = self.per_ip.get(&addr.ip()).map_or(0, |u| u.files) - current.len() + next.len();
-        if on_ip > self.cfg.max_files_per_ip {
-            let limit = self.cfg.max_files_per_ip;
-            return Err(CapExceeded::PerAddress { ip: addr.ip(), files: on_ip, limit });
-        }
-        let fresh = next.values().filter(|i| !self.claims.contains_key(*i)).count();
-        if fresh > 0 && self.claims.len() + fresh > self.cfg.max_claims {
-            return Err(CapExceeded::Index { limit: self.cfg.max_claims });
-        }
-        Ok(())
+        let wanted = Wanted {
+            ip: addr.ip(),
+            peer_files: next.len(),
+            ip_files: self.per_ip.get(&addr.ip()).map_or(0, |u| u.files) - current.len() + next.len(),
+            new_claims: next.values().filter(|i| !self.claims.contains_key(*i)).count(),
+            claims: self.claims.len(),
+        };
+        let limits = Limits {
+            files_per_peer: self.cfg.max_files_per_peer,
+            files_per_ip: self.cfg.max_files_per_ip,
+            claims: self.cfg.max_claims,
+        };
+        caps::check(&wanted, &limits)
     }
 
     fn add_holder(&mut self, addr: SocketAddr, info: FileInfo) {
@@ -576,7 +536,7 @@ impl TrackerState {
         if d.peers.insert(addr) {
             notes.push("Adding client to the downloading list...".to_string());
             notes.push("Add success!".to_string());
-            notes.push(downloading_line(d, &id));
+            notes.push(console::downloading_line(d.info.as_ref(), &id, d.peers.iter()));
         }
         if let Some(p) = self.peers.get_mut(&addr) {
             p.downloading.insert(id);
@@ -617,7 +577,8 @@ impl TrackerState {
             notes.push("Remove success!".to_string());
             self.drop_downloader(addr, id);
             let empty = Downloads { info: None, peers: BTreeSet::new() };
-            notes.push(downloading_line(self.downloads.get(&id).unwrap_or(&empty), &id));
+            let d = self.downloads.get(&id).unwrap_or(&empty);
+            notes.push(console::downloading_line(d.info.as_ref(), &id, d.peers.iter()));
         }
         Outcome { reply: TrackerReply::Ok, notes }
     }
@@ -657,66 +618,6 @@ impl TrackerState {
         }
         TrackerReply::Files { files, total }
     }
-
-    /// Checks every invariant in the module comment; says which one broke.
-    pub fn check_invariants(&self) -> Result<(), BrokenInvariant> {
-        for (info, claim) in &self.claims {
-            if claim.holders.is_empty() {
-                return Err(BrokenInvariant(format!("claim {info:?} has no holder")));
-            }
-            for h in &claim.holders {
-                if self.peers.get(h).and_then(|p| p.files.get(&info.content_id)) != Some(info) {
-                    return Err(BrokenInvariant(format!("holder {h} of {info:?} does not claim it")));
-                }
-            }
-            if !self.by_id.get(&info.content_id).is_some_and(|s| s.contains(info))
-                || !self.by_name.get(&info.name).is_some_and(|s| s.contains(info))
-            {
-                return Err(BrokenInvariant(format!("claim {info:?} missing from an index")));
-            }
-        }
-        let indexed: usize = self.by_id.values().map(BTreeSet::len).sum();
-        let named: usize = self.by_name.values().map(BTreeSet::len).sum();
-        if indexed != self.claims.len() || named != self.claims.len() {
-            return Err(BrokenInvariant(format!(
-                "indexes hold {indexed} and {named} claims, not {}",
-                self.claims.len()
-            )));
-        }
-        let mut use_by_ip: HashMap<IpAddr, IpUse> = HashMap::new();
-        for (addr, p) in &self.peers {
-            let u = use_by_ip.entry(addr.ip()).or_default();
-            u.peers += 1;
-            u.files += p.files.len();
-            for info in p.files.values() {
-                if !self.claims.get(info).is_some_and(|c| c.holders.contains(addr)) {
-                    return Err(BrokenInvariant(format!("{addr} claims {info:?} but is not its holder")));
-                }
-            }
-            for id in &p.downloading {
-                if !self.downloads.get(id).is_some_and(|d| d.peers.contains(addr)) {
-                    return Err(BrokenInvariant(format!("{addr} downloads {id} but is not listed")));
-                }
-            }
-        }
-        for (id, d) in &self.downloads {
-            if d.peers.is_empty() {
-                return Err(BrokenInvariant(format!("download list of {id} is empty")));
-            }
-            if let Some(a) =
-                d.peers.iter().find(|a| !self.peers.get(a).is_some_and(|p| p.downloading.contains(id)))
-            {
-                return Err(BrokenInvariant(format!("{a} listed as downloading {id} but does not")));
-            }
-        }
-        if use_by_ip != self.per_ip {
-            return Err(BrokenInvariant(format!(
-                "per-address counts {:?} are not {:?}",
-                self.per_ip, use_by_ip
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// Takes `info` out of `index[key]`, and the key out when its set is empty.
@@ -732,11 +633,6 @@ fn unindex<K: Eq + std::hash::Hash>(index: &mut HashMap<K, BTreeSet<FileInfo>>, 
 /// Distinct addresses among `holders`.
 fn hosts(holders: &BTreeSet<SocketAddr>) -> usize {
     holders.iter().map(SocketAddr::ip).collect::<HashSet<_>>().len()
-}
-
-fn downloading_line(d: &Downloads, id: &ContentId) -> String {
-    let name = d.info.as_ref().map_or_else(|| id.to_hex(), |i| i.name.clone());
-    format!("Now downloading clients are [{}] for '{name}'", labels(d.peers.iter(), false))
 }
 
 #[cfg(test)]
