@@ -86,7 +86,9 @@ fn ours(swarm: &mut Swarm, file: &Path, peer: &Path) -> Vec<f64> {
     for i in 0..DOWNLOADERS {
         let dir = swarm.dir(&format!("d{i}"));
         let mut cmd = peer_cmd_of(peer, swarm.tracker, &dir);
-        cmd.args(caps).args(["download", "crowd.bin", "--stay"]).stdout(Stdio::piped()).stderr(Stdio::null());
+        // Its log goes to a file, so a downloader that never finishes can say why.
+        let log = std::fs::File::create(dir.join("stderr.log")).expect("a log file");
+        cmd.args(caps).args(["download", "crowd.bin", "--stay"]).stdout(Stdio::piped()).stderr(log);
         let mut child = cmd.spawn().expect("start a downloader");
         let out = child.stdout.take().unwrap();
         swarm.children.push(child);
@@ -100,11 +102,26 @@ fn ours(swarm: &mut Swarm, file: &Path, peer: &Path) -> Vec<f64> {
         });
         dirs.push(dir);
     }
-    let mut times = Vec::new();
+    let (mut times, mut done) = (Vec::new(), Vec::new());
     while times.len() < DOWNLOADERS {
         let left = GIVE_UP.checked_sub(start.elapsed()).unwrap_or_default();
-        let (_, t) = rx.recv_timeout(left).expect("every downloader finishes");
-        times.push(t);
+        match rx.recv_timeout(left) {
+            Ok((i, t)) => {
+                done.push(i);
+                times.push(t);
+            }
+            Err(_) => {
+                let logs: Vec<String> = (0..DOWNLOADERS)
+                    .filter(|i| !done.contains(i))
+                    .map(|i| {
+                        let text = std::fs::read_to_string(dirs[i].join("stderr.log")).unwrap_or_default();
+                        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                        format!("downloader {i}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+                    })
+                    .collect();
+                panic!("{} downloaders did not finish:\n{}", logs.len(), logs.join("\n"));
+            }
+        }
     }
     let want = Sha1Hash::of(&std::fs::read(file).unwrap());
     for d in &dirs {
