@@ -14,6 +14,11 @@ pub fn bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// A number in [0, 1), for jitter.
+pub fn unit() -> f64 {
+    (u64::from_le_bytes(bytes::<8>()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// 128 random bits as 32 hex digits (a session token).
 pub fn token() -> String {
     bytes::<16>().iter().map(|b| format!("{b:02x}")).collect()

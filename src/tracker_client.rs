@@ -5,13 +5,18 @@ use crate::hash::ContentId;
 use crate::wire::conn::Conn;
 use crate::wire::tracker_msg::{FileInfo, FileListing, TrackerReply, TrackerRequest};
 use crate::wire::{FrameError, WireError};
-use log::info;
+use log::{debug, info};
 use parking_lot::Mutex;
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TRACKER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request is asked again while the tracker answers `busy` (it did not read the
+/// request, so asking again is safe): first after [`FIRST_RETRY`], then twice as long each
+/// time, with jitter so the peers behind one address do not come back together.
+const BUSY_PATIENCE: Duration = Duration::from_secs(10);
+const FIRST_RETRY: Duration = Duration::from_millis(20);
 
 /// A failed exchange with the tracker.
 #[derive(Debug)]
@@ -30,6 +35,8 @@ pub enum TrackerError {
         err: WireError,
     },
     Refused(String),
+    /// It stayed busy for [`BUSY_PATIENCE`].
+    Busy(String),
     Unexpected(String),
 }
 
@@ -42,6 +49,9 @@ impl fmt::Display for TrackerError {
                 write!(f, "{addr} does not speak the p2p-share tracker protocol ({err})")
             }
             TrackerError::Refused(reason) => write!(f, "the tracker refused: {reason}"),
+            TrackerError::Busy(reason) => {
+                write!(f, "the tracker stayed busy for {} s: {reason}", BUSY_PATIENCE.as_secs())
+            }
             TrackerError::Unexpected(what) => write!(f, "unexpected answer from the tracker: {what}"),
         }
     }
@@ -83,7 +93,6 @@ impl Transport for Tcp {
         let mut conn =
             Conn::connect(addr, TRACKER_TIMEOUT).map_err(|err| TrackerError::Unreachable { addr, err })?;
         match conn.call(req) {
-            Ok(TrackerReply::Error { reason }) => Err(TrackerError::Refused(reason)),
             Ok(reply) => Ok(reply),
             Err(err) if speaks_another_protocol(&err) => Err(TrackerError::NotATracker { addr, err }),
             Err(err) => Err(TrackerError::Protocol { addr, err }),
@@ -95,6 +104,8 @@ impl Transport for Tcp {
 pub struct TrackerClient {
     addr: SocketAddr,
     transport: Box<dyn Transport>,
+    /// [`BUSY_PATIENCE`], shorter in tests.
+    busy_patience: Duration,
     session: Mutex<Option<Session>>,
     interval: Mutex<Duration>,
     /// Called on re-joining, to announce everything again.
@@ -122,6 +133,7 @@ impl TrackerClient {
         TrackerClient {
             addr,
             transport,
+            busy_patience: BUSY_PATIENCE,
             session: Mutex::new(None),
             interval: Mutex::new(Duration::from_secs(10)),
             full_list,
@@ -153,8 +165,26 @@ impl TrackerClient {
         *self.interval.lock()
     }
 
+    /// Sends `req`; asks again while the tracker is busy, for up to [`BUSY_PATIENCE`].
     fn call(&self, req: &TrackerRequest) -> Result<TrackerReply, TrackerError> {
-        self.transport.call(self.addr, req)
+        let give_up = Instant::now() + self.busy_patience;
+        let mut wait = FIRST_RETRY;
+        loop {
+            match self.transport.call(self.addr, req)? {
+                TrackerReply::Error { reason } => return Err(TrackerError::Refused(reason)),
+                TrackerReply::Busy { reason } => {
+                    let now = Instant::now();
+                    if now >= give_up {
+                        return Err(TrackerError::Busy(reason));
+                    }
+                    debug!("the tracker is busy ({reason}); asking again");
+                    let jittered = wait.mul_f64(0.5 + crate::random::unit());
+                    std::thread::sleep(jittered.min(give_up - now));
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                reply => return Ok(reply),
+            }
+        }
     }
 
     /// Registers with `port` (or lets the tracker assign one); returns this peer's address
@@ -415,6 +445,25 @@ mod tests {
         let (c, script) = client(vec![]);
         assert!(c.leave().is_err());
         assert!(script.asked.lock().is_empty(), "nothing was sent without a session");
+    }
+
+    #[test]
+    fn a_busy_tracker_is_asked_again_until_it_answers_or_patience_ends() {
+        let busy = || TrackerReply::Busy { reason: "too many connections from 127.0.0.5 (limit 16)".into() };
+        let (c, script) = client(vec![busy(), busy(), registered(10)]);
+        assert_eq!(c.register(None).unwrap(), ME.parse().unwrap());
+        assert_eq!(script.asked.lock().len(), 3, "asked again twice");
+
+        let (mut c, script) = client((0..1000).map(|_| busy()).collect());
+        c.busy_patience = Duration::from_millis(200);
+        let e = c.list().unwrap_err();
+        assert!(matches!(e, TrackerError::Busy(ref why) if why.contains("too many")), "{e}");
+        let asked = script.asked.lock().len();
+        assert!((2..=10).contains(&asked), "asked {asked} times in 200 ms: backing off, not spinning");
+        // A refusal that is not `busy` is final at once.
+        let (c, script) = client(vec![TrackerReply::Error { reason: "wrong session token".into() }]);
+        assert!(matches!(c.list(), Err(TrackerError::Refused(_))));
+        assert_eq!(script.asked.lock().len(), 1);
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl Service for NativeService<'_> {
 
     fn refuse(&self, stream: TcpStream, reason: &str) {
         if let Ok(mut conn) = Conn::new(stream, REFUSE_TIMEOUT) {
-            let _ = conn.send_reply(&TrackerReply::Error { reason: reason.to_string() });
+            let _ = conn.send_reply(&TrackerReply::Busy { reason: reason.to_string() });
         }
     }
 

@@ -146,6 +146,11 @@ pub enum TrackerReply {
     Error {
         reason: String,
     },
+    /// The tracker did not read the request: it holds its most connections from this
+    /// address or in all, or every worker is taken. Ask again a little later.
+    Busy {
+        reason: String,
+    },
     /// BitTorrent downloaders of this peer's files: (content id, address).
     Leechers {
         peers: Vec<(ContentId, SocketAddr)>,
@@ -162,6 +167,7 @@ impl TrackerReply {
             TrackerReply::Files { .. } => "files",
             TrackerReply::Sources { .. } => "sources",
             TrackerReply::Error { .. } => "error",
+            TrackerReply::Busy { .. } => "busy",
             TrackerReply::Leechers { .. } => "leechers",
         }
     }

@@ -248,3 +248,25 @@ fn ctrl_c_stops_the_tracker_cleanly() {
     assert_eq!(t.proc.wait_exit(Duration::from_secs(5)), Some(0));
     assert!(t.proc.output().contains("Tracker stopped."));
 }
+
+/// A tracker at its cap for our address answers `busy`; the peer asks again a little later
+/// instead of failing the download (a crowd behind one address, or 16 peers on one
+/// machine, used to lose downloads to the per-address cap in the crowd bench).
+#[test]
+fn a_busy_tracker_is_asked_again_and_the_download_goes_on() {
+    use crate::helpers::{peer_dir, test_bytes, PeerProc};
+    let t = TrackerProc::start(&["--max-conns-per-ip", "2"]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(3 << 20, 41);
+    let (_src, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "src", &[("b.bin", &data)]), &[]);
+    // Two connections held from our address: the cap is reached.
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(t.addr).unwrap()).collect();
+    t.proc.wait_for_line("Client connected from 127.0.0.1", IO);
+    let dir = peer_dir(root.path(), "down", &[]);
+    let down = PeerProc::spawn(t.addr, &dir, &["download", "b.bin"]);
+    t.proc.wait_for_line("too many connections from 127.0.0.1", IO);
+    drop(held); // the tracker frees our address's places (the held ones idle out anyway)
+    let (code, out) = down.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(std::fs::read(dir.join("files/b.bin")).unwrap() == data);
+}
