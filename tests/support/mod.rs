@@ -17,12 +17,14 @@ pub const IO: Duration = Duration::from_secs(5);
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
 /// The most an honest request may take during an attack, from what the same request took
-/// in the same test before the attack began: ten times that, and a second. Each attack these
-/// tests repeat made honest requests wait out a server's 10 s deadline, or fail; a loaded
-/// machine slows the baseline as much as the measurement under attack, so the bound moves
-/// with it instead of being a fixed number of seconds.
+/// in the same test before the attack began: ten times that, and a quarter of the 10 s
+/// deadline that each attack these tests repeat used to make honest requests wait out (or
+/// fail at). A loaded machine slows the baseline as the measurement under attack, so the
+/// bound moves with it; the quarter deadline covers what the attack's own load adds to a
+/// sub-millisecond baseline (an honest probe took 1.9 s under siege once, with `make test`
+/// running the other tests beside it).
 pub fn attack_bound(baseline: Duration) -> Duration {
-    baseline * 10 + Duration::from_secs(1)
+    baseline * 10 + Duration::from_millis(2500)
 }
 
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
