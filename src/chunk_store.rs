@@ -70,14 +70,14 @@ impl ChunkStore {
 
     /// Writes a verified chunk in place, then marks it as present.
     pub fn write_chunk(&self, i: ChunkIndex, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, i.offset())?;
+        self.file.write_all_at(bytes, self.manifest.offset(i))?;
         self.have.write().set(i.get());
         Ok(())
     }
 
     /// Reads chunk `i` into `buf` (which must be the chunk's length).
     pub fn read_chunk(&self, i: ChunkIndex, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, i.offset())
+        self.file.read_exact_at(buf, self.manifest.offset(i))
     }
 
     /// Starts writing the chunks written so far to disk without waiting for it (and lets
@@ -117,7 +117,7 @@ fn verify_chunks(file: &File, manifest: &Manifest, hint: &Bitfield) -> Bitfield 
         .filter(|&i| {
             let Some(idx) = manifest.index(i) else { return false };
             let mut buf = vec![0u8; manifest.chunk_len(idx)];
-            file.read_exact_at(&mut buf, idx.offset()).is_ok()
+            file.read_exact_at(&mut buf, manifest.offset(idx)).is_ok()
                 && Sha1Hash::of(&buf) == manifest.chunk_hash(idx)
         })
         .collect();
@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(resumed, 0);
         for i in [0u32, 2] {
             let idx = m.index(i).unwrap();
-            let off = idx.offset() as usize;
+            let off = m.offset(idx) as usize;
             store.write_chunk(idx, &data[off..off + m.chunk_len(idx)]).unwrap();
         }
         store.save_have().unwrap();

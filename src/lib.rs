@@ -19,6 +19,7 @@ pub mod dht;
 pub mod download;
 pub mod hash;
 pub mod holdings;
+pub mod info_dict;
 pub mod logging;
 mod magnet;
 pub mod manifest;

@@ -14,26 +14,34 @@
 //! ```
 //!
 //! The file's content id is not the text's hash but the BitTorrent v1 info-hash of the same
-//! facts (name, size, chunk hashes; see [`torrent`](crate::torrent)): a peer that receives a
-//! `file.ini` rebuilds the info dictionary from it and checks that hash. The whole-file
-//! `sha1` line is informational (a torrent has none, so it may be missing). Chunks are
-//! hashed in parallel with rayon.
+//! facts (name, size, piece length, chunk hashes; see [`info_dict`](crate::info_dict)): a
+//! peer that receives a `file.ini` rebuilds the info dictionary from it and checks that
+//! hash. The whole-file `sha1` line is informational (a torrent has none, so it may be
+//! missing). Chunks are hashed in parallel with rayon.
+//!
+//! Our own files have 1 MiB chunks and the canonical info dictionary. A file that came from
+//! someone else's torrent keeps that torrent's piece length (`chunk_size`, any power of two
+//! from 16 KiB to 64 MiB) and, when its info dictionary is not the canonical one (extra keys
+//! such as `private` or `source`, a hybrid's v2 part), the dictionary's own bytes as hex in
+//! an `info` line; the `[chunks]` section is then left out, the piece hashes being in it.
 
 use crate::hash::{ContentId, Sha1Hash};
+use crate::info_dict::{self, InfoDict, InfoError, MAX_INFO_BYTES};
 use crate::names::{validate_name, BadName};
 use configparser::ini::{Ini, IniDefault};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 use sha1::{Digest, Sha1};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
-/// Every chunk is 1 MiB, but the last, which may be shorter.
+/// Our own files' chunks are 1 MiB, but the last, which may be shorter (a torrent's may be
+/// another power of two: [`Manifest::piece_length`]).
 pub const CHUNK_SIZE: u64 = 1 << 20;
 /// Largest file a manifest may describe: 2^20 chunks, 1 TiB.
 pub const MAX_CHUNKS: u64 = 1 << 20;
@@ -48,10 +56,6 @@ impl ChunkIndex {
     pub fn get(self) -> u32 {
         self.0
     }
-
-    pub fn offset(self) -> u64 {
-        self.0 as u64 * CHUNK_SIZE
-    }
 }
 
 impl fmt::Display for ChunkIndex {
@@ -60,7 +64,8 @@ impl fmt::Display for ChunkIndex {
     }
 }
 
-/// A file's name, size, whole-file SHA-1 (when known) and the SHA-1 of each chunk.
+/// A file's name, size, whole-file SHA-1 (when known), chunk length and the SHA-1 of each
+/// chunk; for a file from someone else's torrent, that torrent's info dictionary too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub name: String,
@@ -68,6 +73,23 @@ pub struct Manifest {
     /// Informational: known for a file hashed here, unknown for one from a torrent.
     pub sha1: Option<Sha1Hash>,
     pub chunks: Vec<Sha1Hash>,
+    /// [`CHUNK_SIZE`] for our own files; a torrent's piece length for others.
+    pub piece_length: u64,
+    /// The info dictionary's own bytes, when they are not the canonical form of the facts
+    /// above (the content id is their SHA-1).
+    pub info: Option<RawInfo>,
+    /// `private = 1` in that dictionary: peers come only from the torrent's own trackers.
+    pub private: bool,
+}
+
+/// An info dictionary's bytes as they came.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawInfo(pub Arc<[u8]>);
+
+impl fmt::Debug for RawInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawInfo({} bytes)", self.0.len())
+    }
 }
 
 /// Why a manifest text was refused.
@@ -75,12 +97,22 @@ pub struct Manifest {
 pub enum ManifestError {
     Syntax(String),
     Missing(&'static str),
-    BadValue { key: String, value: String },
+    BadValue {
+        key: String,
+        value: String,
+    },
     BadName(BadName),
-    CountMismatch { size: u64, chunks_count: u64 },
+    CountMismatch {
+        size: u64,
+        chunks_count: u64,
+    },
     TooManyChunks(u64),
     TooLarge(usize),
     UnsupportedChunkSize(u64),
+    /// Its `info` line does not hold a usable info dictionary.
+    Info(InfoError),
+    /// Its fields say other than its `info` line.
+    Disagrees(&'static str),
 }
 
 impl fmt::Display for ManifestError {
@@ -99,18 +131,48 @@ impl fmt::Display for ManifestError {
             ManifestError::TooManyChunks(n) => write!(f, "manifest has {n} chunks (limit {MAX_CHUNKS})"),
             ManifestError::TooLarge(n) => write!(f, "manifest of {n} bytes is over the limit"),
             ManifestError::UnsupportedChunkSize(n) => write!(f, "chunk size {n} is not supported"),
+            ManifestError::Info(e) => write!(f, "manifest's info dictionary: {e}"),
+            ManifestError::Disagrees(key) => write!(f, "manifest's {key} disagrees with its info dictionary"),
         }
     }
 }
 
 impl std::error::Error for ManifestError {}
 
-/// How many chunks a file of `size` bytes has.
+/// How many 1 MiB chunks a file of `size` bytes has.
 pub fn chunks_for(size: u64) -> u64 {
     size.div_ceil(CHUNK_SIZE)
 }
 
 impl Manifest {
+    /// One of our own files: 1 MiB chunks, the canonical info dictionary.
+    pub fn new(name: String, size: u64, sha1: Option<Sha1Hash>, chunks: Vec<Sha1Hash>) -> Manifest {
+        Manifest { name, size, sha1, chunks, piece_length: CHUNK_SIZE, info: None, private: false }
+    }
+
+    /// The file an info dictionary describes (received over ut_metadata, in a `.torrent` or
+    /// a peer's `file.ini`), checked by [`info_dict::parse`]. The bytes are kept unless they
+    /// are the canonical form of what they say.
+    pub fn from_info(raw: &[u8]) -> Result<Manifest, InfoError> {
+        let InfoDict { name, length, piece_length, pieces, private } = info_dict::parse(raw)?;
+        let canonical = info_dict::canonical(&name, length, piece_length, &pieces) == raw;
+        let info = (!canonical).then(|| RawInfo(Arc::from(raw)));
+        Ok(Manifest { name, size: length, sha1: None, chunks: pieces, piece_length, info, private })
+    }
+
+    /// The bencoded info dictionary: the bytes kept, or the canonical form.
+    pub fn info_bytes(&self) -> Cow<'_, [u8]> {
+        match &self.info {
+            Some(RawInfo(raw)) => Cow::Borrowed(raw),
+            None => Cow::Owned(info_dict::canonical(&self.name, self.size, self.piece_length, &self.chunks)),
+        }
+    }
+
+    /// Where chunk `i` starts in the file.
+    pub fn offset(&self, i: ChunkIndex) -> u64 {
+        u64::from(i.0) * self.piece_length
+    }
+
     pub fn chunk_count(&self) -> u32 {
         self.chunks.len() as u32
     }
@@ -122,7 +184,7 @@ impl Manifest {
 
     /// The length of chunk `i` (the last may be short).
     pub fn chunk_len(&self, i: ChunkIndex) -> usize {
-        (self.size - i.offset()).min(CHUNK_SIZE) as usize
+        (self.size - self.offset(i)).min(self.piece_length) as usize
     }
 
     pub fn chunk_hash(&self, i: ChunkIndex) -> Sha1Hash {
@@ -137,11 +199,19 @@ impl Manifest {
             "[file]\nname = {}\nsize = {}\nchunk_size = {}\nchunks_count = {}\n",
             self.name,
             self.size,
-            CHUNK_SIZE,
+            self.piece_length,
             self.chunks.len(),
         );
         if let Some(sha1) = self.sha1 {
             let _ = writeln!(s, "sha1 = {sha1}");
+        }
+        if let Some(RawInfo(raw)) = &self.info {
+            s.push_str("info = ");
+            for b in raw.iter() {
+                let _ = write!(s, "{b:02x}");
+            }
+            s.push('\n');
+            return s; // the piece hashes are in the info dictionary
         }
         s.push_str("\n[chunks]\n");
         for (i, h) in self.chunks.iter().enumerate() {
@@ -150,9 +220,9 @@ impl Manifest {
         s
     }
 
-    /// The file's id: its BitTorrent v1 info-hash (see [`info_bytes`]).
+    /// The file's id: its BitTorrent v1 info-hash (see [`info_bytes`](Self::info_bytes)).
     pub fn content_id(&self) -> ContentId {
-        ContentId::of(&info_bytes(self))
+        ContentId::of(&self.info_bytes())
     }
 
     /// Parses and checks a `file.ini` text: a valid name, sizes and counts that agree,
@@ -168,7 +238,6 @@ impl Manifest {
         let mut map =
             ini.read(text.to_string()).map_err(|e| ManifestError::Syntax(crate::text::one_line(&e)))?;
         let file = map.remove("file").ok_or(ManifestError::Missing("a [file] section"))?;
-        let chunks = map.remove("chunks").ok_or(ManifestError::Missing("a [chunks] section"))?;
         let get = |key: &'static str| -> Result<String, ManifestError> {
             file.get(key).cloned().flatten().ok_or(ManifestError::Missing(key))
         };
@@ -180,23 +249,52 @@ impl Manifest {
         validate_name(&name).map_err(ManifestError::BadName)?;
         let size = num("size")?;
         let chunk_size = num("chunk_size")?;
-        if chunk_size != CHUNK_SIZE {
+        if !info_dict::valid_piece_length(chunk_size) {
             return Err(ManifestError::UnsupportedChunkSize(chunk_size));
         }
         let count = num("chunks_count")?;
         if count > MAX_CHUNKS {
             return Err(ManifestError::TooManyChunks(count));
         }
-        if count != chunks_for(size) {
+        if count != info_dict::pieces_for(size, chunk_size) {
             return Err(ManifestError::CountMismatch { size, chunks_count: count });
         }
         let sha1 = match file.get("sha1").cloned().flatten() {
             Some(v) => Some(parse_hash("sha1", &v)?),
             None => None,
         };
+        if let Some(hex) = file.get("info").cloned().flatten() {
+            let mut m = Manifest::from_info(&from_hex(&hex)?).map_err(ManifestError::Info)?;
+            for (key, agrees) in [
+                ("name", m.name == name),
+                ("size", m.size == size),
+                ("chunk_size", m.piece_length == chunk_size),
+            ] {
+                if !agrees {
+                    return Err(ManifestError::Disagrees(key));
+                }
+            }
+            m.sha1 = sha1;
+            return Ok(m);
+        }
+        let chunks = map.remove("chunks").ok_or(ManifestError::Missing("a [chunks] section"))?;
         let chunks = chunk_list(chunks, count)?;
-        Ok(Manifest { name, size, sha1, chunks })
+        Ok(Manifest { name, size, sha1, chunks, piece_length: chunk_size, info: None, private: false })
     }
+}
+
+/// The bytes an `info` line spells in hex.
+fn from_hex(hex: &str) -> Result<Vec<u8>, ManifestError> {
+    let bad = || ManifestError::BadValue { key: "info".into(), value: hex.chars().take(60).collect() };
+    if !hex.len().is_multiple_of(2) || hex.len() > 2 * MAX_INFO_BYTES {
+        return Err(bad());
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    hex.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)
 }
 
 fn parse_hash(key: &str, value: &str) -> Result<Sha1Hash, ManifestError> {
@@ -240,8 +338,7 @@ pub fn hash_file(path: &Path, name: &str, parallel: bool) -> io::Result<Manifest
     } else {
         hash_sequential(&file, size)?
     };
-    let m = Manifest { name: name.to_string(), size, sha1: Some(sha1), chunks };
-    Ok(m)
+    Ok(Manifest::new(name.to_string(), size, Some(sha1), chunks))
 }
 
 fn chunk_range(size: u64, i: u64) -> (u64, usize) {
@@ -292,30 +389,6 @@ fn hash_sequential(mut file: &File, size: u64) -> io::Result<(Sha1Hash, Vec<Sha1
     Ok((Sha1Hash::from_hasher(whole), chunks))
 }
 
-/// The info dictionary of a single-file torrent, as BEP 3 names its keys: `{length, name,
-/// piece length, pieces}`, bencoded with sorted keys. It is a file's identity: its SHA-1,
-/// the info-hash, is the content id, the same number libtorrent's `create_torrent` (v1,
-/// 1 MiB pieces) or `mktorrent -l 20` gives the same file and name.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Info {
-    pub length: u64,
-    pub name: String,
-    #[serde(rename = "piece length")]
-    pub piece_length: u64,
-    pub pieces: ByteBuf,
-}
-
-/// The info dictionary of `m`.
-pub(crate) fn info_of(m: &Manifest) -> Info {
-    let pieces: Vec<u8> = m.chunks.iter().flat_map(|h| h.0).collect();
-    Info { length: m.size, name: m.name.clone(), piece_length: CHUNK_SIZE, pieces: ByteBuf::from(pieces) }
-}
-
-/// The bencoded info dictionary of `m`.
-pub fn info_bytes(m: &Manifest) -> Vec<u8> {
-    serde_bencode::to_bytes(&info_of(m)).expect("an info dictionary always encodes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +424,7 @@ mod tests {
         assert!(text.contains("chunks_count = 1\n"));
         let back = Manifest::parse(&text).unwrap();
         assert_eq!(back, m);
-        assert_eq!(back.content_id(), ContentId::of(&info_bytes(&m)), "the id is the info-hash");
+        assert_eq!(back.content_id(), ContentId::of(&m.info_bytes()), "the id is the info-hash");
         let mut no_sha1 = m.clone();
         no_sha1.sha1 = None;
         assert_eq!(no_sha1.content_id(), m.content_id(), "the whole-file SHA-1 is not part of the id");
@@ -367,12 +440,12 @@ mod tests {
     }
 
     fn good() -> Manifest {
-        Manifest {
-            name: "x".into(),
-            size: CHUNK_SIZE + 1,
-            sha1: Some(Sha1Hash::of(b"w")),
-            chunks: vec![Sha1Hash::of(b"0"), Sha1Hash::of(b"1")],
-        }
+        Manifest::new(
+            "x".into(),
+            CHUNK_SIZE + 1,
+            Some(Sha1Hash::of(b"w")),
+            vec![Sha1Hash::of(b"0"), Sha1Hash::of(b"1")],
+        )
     }
 
     #[test]
@@ -391,10 +464,40 @@ mod tests {
             (text.replace("\n1 = ", "\n1 = bad"), "bad chunk 1"),
             (text.replace("name = x\n", ""), "lacks name"),
             ("[file\nname".to_string(), "not INI"),
+            (text.replace("chunk_size = 1048576", "chunk_size = 3000000"), "not supported"),
         ];
         for (t, expect) in cases {
             let err = Manifest::parse(&t).unwrap_err().to_string();
             assert!(err.contains(expect), "expected {expect:?} in {err:?}");
         }
+    }
+
+    #[test]
+    fn a_torrents_piece_length_and_info_dictionary_travel_in_file_ini() {
+        let pieces: Vec<Sha1Hash> = (0..3u8).map(|i| Sha1Hash::of(&[i])).collect();
+        // Canonical but with 256 KiB pieces: no info line, the chunk size says it.
+        let canonical = info_dict::canonical("t.bin", 3 << 18, 1 << 18, &pieces);
+        let m = Manifest::from_info(&canonical).unwrap();
+        assert!(m.info.is_none());
+        let text = m.to_ini();
+        assert!(text.contains("chunk_size = 262144") && text.contains("[chunks]"), "{text}");
+        let back = Manifest::parse(&text).unwrap();
+        assert_eq!((back.content_id(), back.piece_length), (ContentId::of(&canonical), 1 << 18));
+        let idx = back.index(2).unwrap();
+        assert_eq!((back.offset(idx), back.chunk_len(idx)), (2 << 18, 1 << 18));
+        // With a key of its own (private): the bytes travel, and the id is theirs.
+        let private = [&canonical[..canonical.len() - 1], b"7:privatei1ee"].concat();
+        let m = Manifest::from_info(&private).unwrap();
+        assert!(m.private && m.info.is_some());
+        let back = Manifest::parse(&m.to_ini()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.content_id(), ContentId::of(&private));
+        // An info line whose facts differ from the fields is refused.
+        let lie = m.to_ini().replace("size = 786432", "size = 786431");
+        assert!(Manifest::parse(&lie).is_err());
+        let lie = m.to_ini().replace("name = t.bin", "name = u.bin");
+        assert_eq!(Manifest::parse(&lie), Err(ManifestError::Disagrees("name")));
+        let bad_hex = m.to_ini().replace("info = 64", "info = zz");
+        assert!(Manifest::parse(&bad_hex).unwrap_err().to_string().contains("bad info"));
     }
 }

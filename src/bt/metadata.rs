@@ -2,7 +2,7 @@
 //! dictionary sent in 16 KiB pieces, so a client that has only a magnet link gets it.
 
 use super::msg::BtError;
-use crate::torrent::{check_depth, MAX_INFO_BYTES};
+use crate::info_dict::{check_depth, MAX_INFO_BYTES};
 use serde::Serialize;
 use serde_bencode::value::Value;
 use std::collections::BTreeMap;

@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 /// Clients ask for, and serve, 16 KiB blocks.
 pub const BLOCK: u32 = 16 * 1024;
-/// Pieces requested at once from one source (every block of each).
-const DEPTH: usize = 8;
 /// Unasked-for blocks tolerated (late ones after a reject or choke) before giving up.
 const MAX_UNASKED: u32 = 256;
 
@@ -131,9 +129,10 @@ impl<'a> BtFetcher<'a> {
         }
     }
 
-    /// Asks for every block of new pieces until [`DEPTH`] are on the way.
+    /// Asks for every block of new pieces until the budget's pieces are on the way (eight
+    /// of 1 MiB; as many bytes' worth of smaller ones).
     fn request_more(&mut self) -> Result<(), BtError> {
-        while self.fetching.len() < DEPTH {
+        while self.fetching.len() < self.shared.budget.bt_depth {
             let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
             let Some(idx) = self.shared.store.manifest.index(i) else { break };
             let len = self.shared.store.manifest.chunk_len(idx) as u32;

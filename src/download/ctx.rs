@@ -2,6 +2,7 @@
 //! recycled buffers, a verified chunk, and why a source ended. Native and BitTorrent
 //! sources (`source`, `bt_source`) and the swarm that starts them all use these.
 
+use super::budget::Budget;
 use super::scheduler::Scheduler;
 use crate::chunk_store::ChunkStore;
 use crate::dht::PeerDht;
@@ -62,6 +63,8 @@ pub struct DownloadCtx {
     pub direct: Mutex<Vec<SocketAddr>>,
     /// Our DHT node, when on: BitTorrent sources are told its port and may name theirs.
     pub dht: Option<PeerDht>,
+    /// Counts that follow from the piece length.
+    pub budget: Budget,
 }
 
 /// Why a source thread ended.

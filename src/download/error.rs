@@ -37,6 +37,8 @@ pub enum DownloadError {
     Exists(PathBuf),
     Magnet(MagnetError),
     Torrent(TorrentError),
+    /// A private torrent (BEP 27): its peers may come only from its own trackers.
+    Private(String),
     /// No thread could be started for part of the download.
     Thread {
         what: &'static str,
@@ -66,6 +68,10 @@ impl fmt::Display for DownloadError {
             DownloadError::Exists(path) => write!(f, "{} already exists with different content", path.display()),
             DownloadError::Magnet(e) => write!(f, "{e}"),
             DownloadError::Torrent(e) => write!(f, "{e}"),
+            DownloadError::Private(name) => write!(
+                f,
+                "'{name}' is a private torrent: its peers may come only from its own trackers, which p2p-share does not ask yet"
+            ),
             DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
             DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),
         }

@@ -9,8 +9,8 @@ use crate::bt::client::BtConn;
 use crate::bt::msg::BtError;
 use crate::bt::new_peer_id;
 use crate::hash::ContentId;
+use crate::info_dict::InfoError;
 use crate::manifest::{Manifest, ManifestError, MAX_MANIFEST_BYTES};
-use crate::torrent::{manifest_from_info, TorrentError};
 use crate::tracker_client::TrackerClient;
 use crate::wire::conn::Conn;
 use crate::wire::peer_msg::{PeerReply, PeerRequest};
@@ -173,7 +173,7 @@ pub enum FetchError {
     NotUtf8,
     Invalid(ManifestError),
     Bt(BtError),
-    Torrent(TorrentError),
+    Info(InfoError),
 }
 
 impl fmt::Display for FetchError {
@@ -190,7 +190,7 @@ impl fmt::Display for FetchError {
             FetchError::NotUtf8 => write!(f, "its manifest is not UTF-8"),
             FetchError::Invalid(e) => write!(f, "{e}"),
             FetchError::Bt(e) => write!(f, "over BitTorrent: {e}"),
-            FetchError::Torrent(e) => write!(f, "{e}"),
+            FetchError::Info(e) => write!(f, "{e}"),
         }
     }
 }
@@ -216,7 +216,7 @@ fn manifest_from(
         return native_manifest(addr, id, timeout);
     }
     let info = conn.fetch_info(id, timeout).map_err(FetchError::Bt)?;
-    manifest_from_info(&info).map_err(FetchError::Torrent)
+    Manifest::from_info(&info).map_err(FetchError::Info)
 }
 
 fn native_manifest(addr: SocketAddr, id: ContentId, timeout: Duration) -> Result<Manifest, FetchError> {

@@ -15,6 +15,7 @@
 
 mod backoff;
 mod bt_source;
+mod budget;
 mod check;
 mod context;
 pub mod ctx;
@@ -93,7 +94,11 @@ impl Target {
         if s.to_ascii_lowercase().ends_with(".torrent") && Path::new(s).is_file() {
             let path = Path::new(s);
             let bytes = read_capped(path, MAX_TORRENT_BYTES).map_err(disk(path))?;
-            return read_torrent(&bytes).map(Target::Torrent).map_err(DownloadError::Torrent);
+            let t = read_torrent(&bytes).map_err(DownloadError::Torrent)?;
+            if t.manifest.private {
+                return Err(DownloadError::Private(t.manifest.name));
+            }
+            return Ok(Target::Torrent(t));
         }
         Ok(s.parse().map_or_else(|_| Target::Name(s.to_string()), Target::Id))
     }
@@ -332,6 +337,9 @@ fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Re
         Some(m) => m,
         None => manifest_until(ctx.tracker, id, from, initial.clone(), opts, dht.as_ref())?,
     };
+    if manifest.private {
+        return Err(DownloadError::Private(manifest.name));
+    }
     let dest = ctx.files_dir.join(&manifest.name);
     if dest.exists() {
         return Err(DownloadError::Exists(dest));
@@ -425,6 +433,22 @@ mod tests {
         // A name ending in .torrent that is no file here is a name, not an error.
         assert!(matches!(Target::parse("no such.torrent"), Ok(Target::Name(_))));
         assert!(Target::parse("magnet:?xt=urn:btih:nothex").is_err());
+    }
+
+    #[test]
+    fn a_private_torrent_is_refused_with_a_line_that_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let pieces = [crate::hash::Sha1Hash::of(b"p")];
+        let info = crate::info_dict::canonical("p.bin", 10, 1 << 14, &pieces);
+        let private = [&info[..info.len() - 1], b"7:privatei1ee"].concat();
+        let public = [&info[..info.len() - 1], b"7:privatei0ee"].concat();
+        let torrent = |info: &[u8]| [b"d4:info".as_slice(), info, b"e"].concat();
+        let (p, q) = (dir.path().join("p.torrent"), dir.path().join("q.torrent"));
+        std::fs::write(&p, torrent(&private)).unwrap();
+        std::fs::write(&q, torrent(&public)).unwrap();
+        let e = Target::parse(p.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("'p.bin' is a private torrent"), "{e}");
+        assert!(matches!(Target::parse(q.to_str().unwrap()), Ok(Target::Torrent(_))), "private: 0 is public");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use super::ctx::{Arrival, BufferPool};
 use crate::chunk_store::ChunkStore;
-use crate::manifest::CHUNK_SIZE;
 use crossbeam_channel::{bounded, Receiver};
 use std::collections::BTreeMap;
 use std::io;
@@ -87,7 +86,7 @@ pub fn run(
             }
             if let Some(p) = &progress {
                 let chunks_done = store.count();
-                let done_bytes = (chunks_done as u64 * CHUNK_SIZE).min(m.size);
+                let done_bytes = (chunks_done as u64 * m.piece_length).min(m.size);
                 let total_bytes = m.size;
                 let (name, chunks_total, elapsed) = (m.name.clone(), n, started.elapsed());
                 let sources = sources.load(Ordering::Relaxed);

@@ -18,8 +18,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Chunk requests kept in flight per source, so the link never idles between chunks.
-const DEPTH: usize = 2;
 /// A source that is not complete is asked what it has at least this often while chunks
 /// flow from it (a seeder's offer follows the crowd: see `super_seed`), ...
 const REFRESH: Duration = Duration::from_secs(1);
@@ -51,7 +49,7 @@ pub fn run(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<super::ctx::Arrival>
         Err(e) => return e.into(),
     };
     let bad = AtomicU32::new(0);
-    let (check, unchecked) = bounded(verify::AHEAD);
+    let (check, unchecked) = bounded(super::budget::AHEAD);
     let end = thread::scope(|s| {
         let checker = thread::Builder::new()
             .name(format!("verify-{addr}"))
@@ -71,7 +69,8 @@ pub fn run(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<super::ctx::Arrival>
 /// How a source is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Chunk requests up to [`DEPTH`] deep, and for a source still downloading a have
+    /// Chunk requests up to the budget's depth (two 1 MiB chunks, so the link never idles
+    /// between chunks; as many bytes' worth of smaller ones), and for a source still downloading a have
     /// request among them when news is due (section 4.1).
     Pipelined,
     /// Its upload line was full (`busy`): nothing more is asked until the replies to what
@@ -109,12 +108,12 @@ enum Pending {
     Have,
 }
 
-/// Whether to ask a source that is not complete what it has now, with `chunks` chunk
-/// requests in flight and `since` the last have-set: when its pipe cannot be filled to
-/// [`DEPTH`] (after each chunk that still flows; every [`IDLE_REFRESH`] when none flows),
-/// and at least every [`REFRESH`].
-fn wants_news(chunks: usize, since: Duration) -> bool {
-    (chunks < DEPTH && (chunks > 0 || since > IDLE_REFRESH)) || since > REFRESH
+/// Whether to ask a source that is not complete what it has now, with `chunks` of `depth`
+/// chunk requests in flight and `since` the last have-set: when its pipe cannot be filled
+/// (after each chunk that still flows; every [`IDLE_REFRESH`] when none flows), and at
+/// least every [`REFRESH`].
+fn wants_news(chunks: usize, depth: usize, since: Duration) -> bool {
+    (chunks < depth && (chunks > 0 || since > IDLE_REFRESH)) || since > REFRESH
 }
 
 struct Fetcher<'a, S: Socket> {
@@ -190,7 +189,7 @@ impl<'a, S: Socket> Fetcher<'a, S> {
     /// reply.
     fn pipeline_pass(&mut self) -> Result<(), SourceEnd> {
         if self.state == State::Pipelined {
-            while self.chunks_asked() < DEPTH {
+            while self.chunks_asked() < self.ctx.budget.native_depth {
                 let Some(i) = self.ctx.sched.lock().assign_at(self.addr, (self.clock)()) else { break };
                 let req = PeerRequest::Chunk { content_id: self.ctx.store.content_id, index: i };
                 self.conn.send_request(&req)?;
@@ -199,7 +198,7 @@ impl<'a, S: Socket> Fetcher<'a, S> {
             let since = (self.clock)().saturating_duration_since(self.last_have);
             if !self.complete
                 && !self.pending.contains(&Pending::Have)
-                && wants_news(self.chunks_asked(), since)
+                && wants_news(self.chunks_asked(), self.ctx.budget.native_depth, since)
             {
                 self.conn.send_request(&self.have_request())?;
                 self.pending.push_back(Pending::Have);
@@ -425,6 +424,7 @@ mod tests {
             peer_id: [0; 20],
             direct: Mutex::new(Vec::new()),
             dht: None,
+            budget: crate::download::budget::Budget::for_piece(1 << 20),
         };
         (dir, ctx, data)
     }
@@ -578,11 +578,11 @@ mod tests {
 
     #[test]
     fn news_is_asked_when_the_pipe_is_not_full_and_at_least_every_refresh() {
-        assert!(wants_news(1, Duration::ZERO), "after a chunk, with the pipe not full");
-        assert!(!wants_news(DEPTH, REFRESH), "a full pipe: not yet");
-        assert!(wants_news(DEPTH, REFRESH + Duration::from_millis(1)));
-        assert!(!wants_news(0, IDLE_REFRESH), "nothing flows: every IDLE_REFRESH");
-        assert!(wants_news(0, IDLE_REFRESH + Duration::from_millis(1)));
+        assert!(wants_news(1, 2, Duration::ZERO), "after a chunk, with the pipe not full");
+        assert!(!wants_news(2, 2, REFRESH), "a full pipe: not yet");
+        assert!(wants_news(2, 2, REFRESH + Duration::from_millis(1)));
+        assert!(!wants_news(0, 2, IDLE_REFRESH), "nothing flows: every IDLE_REFRESH");
+        assert!(wants_news(0, 2, IDLE_REFRESH + Duration::from_millis(1)));
     }
 
     #[test]

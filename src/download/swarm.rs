@@ -3,6 +3,7 @@
 //! second, none banned, failed ones retried after their back-off (see `backoff`).
 
 use super::backoff::Backoff;
+use super::budget::Budget;
 use super::context::{candidates, Context, Options};
 use super::ctx::{Arrival, BufferPool, DownloadCtx, SourceEnd};
 use super::dht_feed::DhtFeed;
@@ -23,8 +24,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// Most sources one download fetches from at once (one thread each).
-pub const MAX_SOURCES: usize = 32;
+pub use super::budget::MAX_SOURCES;
 /// Bytes the sources must send within the stall time-out for a download to go on.
 pub const STALL_PROGRESS: u64 = 64 * 1024;
 /// New source connections a second, at most: the DHT or a magnet link may name hundreds
@@ -32,8 +32,9 @@ pub const STALL_PROGRESS: u64 = 64 * 1024;
 pub const MAX_STARTS_PER_SEC: usize = 16;
 
 /// Which sources run, which are banned for this download, which wait to be retried.
-#[derive(Default)]
 pub struct Roster {
+    /// Sources at once, at most ([`MAX_SOURCES`], fewer for big pieces: `budget`).
+    most: usize,
     active: HashSet<SocketAddr>,
     banned: HashSet<SocketAddr>,
     backoff: Backoff,
@@ -41,7 +42,23 @@ pub struct Roster {
     starts: VecDeque<Instant>,
 }
 
+impl Default for Roster {
+    fn default() -> Self {
+        Roster::with_most(MAX_SOURCES)
+    }
+}
+
 impl Roster {
+    pub fn with_most(most: usize) -> Roster {
+        Roster {
+            most,
+            active: HashSet::new(),
+            banned: HashSet::new(),
+            backoff: Backoff::default(),
+            starts: VecDeque::new(),
+        }
+    }
+
     /// Whether a thread for `addr` may start now (`me` is this peer).
     pub fn admits(&self, addr: SocketAddr, me: Option<SocketAddr>, now: Instant) -> bool {
         let recent =
@@ -50,7 +67,7 @@ impl Roster {
             && !self.active.contains(&addr)
             && !self.banned.contains(&addr)
             && self.backoff.ready(addr, now)
-            && self.active.len() < MAX_SOURCES
+            && self.active.len() < self.most
             && recent.count() < MAX_STARTS_PER_SEC
     }
 
@@ -116,16 +133,18 @@ impl<'a> Swarm<'a> {
         if let Some(seed) = seed {
             sched = sched.with_random_picks(seed);
         }
+        let budget = Budget::for_piece(store.manifest.piece_length);
         let shared = DownloadCtx {
             store,
             sched: Mutex::new(sched),
             cancel: Default::default(),
-            pool: BufferPool::new(16),
+            pool: BufferPool::new(budget.pool),
             io_timeout: opts.io_timeout,
             received: Default::default(),
             peer_id: crate::bt::new_peer_id(),
             direct: Mutex::new(opts.peers.clone()),
             dht: ctx.dht.cloned(),
+            budget,
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }
@@ -134,11 +153,11 @@ impl<'a> Swarm<'a> {
     /// [`STALL_PROGRESS`] bytes in the stall time-out (a source that drips bytes, or that
     /// only holds a connection open, keeps nothing alive).
     pub(super) fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
-        let (tx, rx) = bounded(4);
+        let (tx, rx) = bounded(self.shared.budget.queue);
         let running = Arc::new(AtomicUsize::new(0));
         let reassembler = self.spawn_reassembler(rx, Arc::clone(&running))?;
         let (ev_tx, ev_rx) = unbounded::<(SocketAddr, SourceEnd)>();
-        let mut roster = Roster::default();
+        let mut roster = Roster::with_most(self.shared.budget.sources);
         let mut candidates = initial;
         let mut dht_seen = 0;
         let mut last_refresh = Instant::now();

@@ -10,9 +10,6 @@ use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Chunks read from a source and not yet checked, per source (bounds the buffers).
-pub const AHEAD: usize = 2;
-
 /// A chunk as the source sent it.
 pub struct Unchecked {
     pub index: ChunkIndex,

@@ -17,7 +17,6 @@ use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
 use crate::bt::msg::{self, reserved, Block, BtError, Handshake, Message, MAX_BLOCK};
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Share, Shares};
-use crate::manifest::info_bytes;
 use crate::wire::deadline::{gave_way, DeadlineStream, GiveWay, Socket};
 use crate::wire::send_deadline::DeadlineWriter;
 use log::{debug, info, warn};
@@ -144,7 +143,7 @@ fn run<S: Socket>(
         fast: theirs.supports(reserved::FAST),
         their_ut_metadata: None,
         metadata_asked: 0,
-        info: info_bytes(m),
+        info: m.info_bytes().into_owned(),
         pieces,
         interested: false,
         choked: true,
@@ -366,7 +365,7 @@ impl<S: Socket> Session<'_, S> {
             Err(Refusal(why)) => return self.refuse(b, &why),
         };
         self.block.resize(b.length as usize, 0);
-        file.read_exact_at(&mut self.block, idx.offset() + u64::from(b.begin))?;
+        file.read_exact_at(&mut self.block, m.offset(idx) + u64::from(b.begin))?;
         let server = self.server;
         if let Some(limit) = &server.opts.upload_limit {
             // Blocks wait in the one upload line with native chunks, up to QUANTUM bytes a turn.

@@ -3,8 +3,9 @@
 //! A downloader says what it understands (`hello`), then asks for the manifest, for the
 //! set of chunks a peer has (sending its own, it is offered chunks by a super-seeding peer),
 //! for chunks, and under an upload cap for a turn in the peer's upload line. A `chunk` reply
-//! is followed by exactly `len` raw bytes (at most one chunk, 1 MiB), and a `manifest` reply
-//! by the manifest text (at most 64 MiB, so files up to 1 TiB fit). Each reply means one
+//! is followed by exactly `len` raw bytes (one chunk: 1 MiB, or a torrent's piece length up
+//! to 64 MiB), and a `manifest` reply by the manifest text (at most 64 MiB, so files up to
+//! 1 TiB fit). Each reply means one
 //! thing: `have` what the peer has, `offer` what it offers, `elsewhere` a chunk offered to
 //! another, `busy` a full upload line (ask for a turn instead).
 

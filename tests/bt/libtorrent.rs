@@ -78,7 +78,7 @@ pub fn bin(name: &str) -> Command {
     })
 }
 
-fn tracker() -> (TrackerProc, SocketAddr) {
+pub fn tracker() -> (TrackerProc, SocketAddr) {
     let t = TrackerProc::start(&[]);
     let addr = t.addr;
     (t, addr)
@@ -90,7 +90,7 @@ pub fn serve(tracker: SocketAddr, dir: &Path, extra: &[&str]) -> (PeerProc, u16)
 }
 
 /// A libtorrent seeder of `torrent` over `dir`; returns it and its port.
-fn lt_seed(torrent: &Path, dir: &Path, rate: Option<u64>) -> (Killed, u16) {
+pub fn lt_seed(torrent: &Path, dir: &Path, rate: Option<u64>) -> (Killed, u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg(script).args(["seed", torrent.to_str().unwrap(), dir.to_str().unwrap(), "120"]);
@@ -107,7 +107,7 @@ pub fn sha1(bytes: &[u8]) -> p2p_share::hash::Sha1Hash {
 
 /// `peer download TORRENT --peer 127.0.0.1:LT_PORT` into `dir`, which must succeed; its
 /// output.
-fn download_torrent(tracker: &str, dir: &Path, torrent: &Path, lt_port: u16) -> String {
+pub fn download_torrent(tracker: &str, dir: &Path, torrent: &Path, lt_port: u16) -> String {
     let out = bin("peer")
         .args(["--tracker", tracker, "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
         .arg(torrent)
@@ -131,7 +131,7 @@ fn lt_bytes_from(out: &str) -> Vec<(u16, u64)> {
 }
 
 /// "Chunks: 4 from 6000, 3 from 6001" of `peer download`.
-fn chunks_from(out: &str) -> Vec<(u16, u32)> {
+pub fn chunks_from(out: &str) -> Vec<(u16, u32)> {
     let line =
         out.lines().find(|l| l.starts_with("Chunks: ")).unwrap_or_else(|| panic!("no Chunks line:\n{out}"));
     line["Chunks: ".len()..]

@@ -4,6 +4,10 @@
   lt.py infohash FILE                      v1 info-hash of FILE (1 MiB pieces), on stdout
   lt.py torrent FILE OUT.torrent [URL]     writes a v1 torrent of FILE (1 MiB pieces, announce URL),
                                            prints its info-hash
+  lt.py infohash-of TORRENT                the v1 info-hash of a .torrent file
+  lt.py torrent-default PATH OUT.torrent   writes a torrent of PATH as libtorrent does by default
+                                           (hybrid v1+v2, its own piece size); prints the v1
+                                           info-hash and the piece length
   lt.py seed TORRENT DIR SECONDS [RATE]    seeds FILE in DIR (uploads capped at RATE bytes/s,
                                            loopback peers included); prints "seeding PORT"
   lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link)
@@ -100,6 +104,17 @@ def main():
         t = make_torrent(sys.argv[2], sys.argv[4] if len(sys.argv) > 4 else None)
         open(sys.argv[3], "wb").write(lt.bencode(t))
         print(lt.torrent_info(t).info_hashes().v1)
+    elif cmd == "infohash-of":
+        print(lt.torrent_info(sys.argv[2]).info_hashes().v1)
+    elif cmd == "torrent-default":
+        fs = lt.file_storage()
+        lt.add_files(fs, sys.argv[2])
+        ct = lt.create_torrent(fs)
+        lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(sys.argv[2])))
+        t = ct.generate()
+        open(sys.argv[3], "wb").write(lt.bencode(t))
+        ti = lt.torrent_info(t)
+        print(ti.info_hashes().v1, ti.piece_length())
     elif cmd == "seed":
         ses = capped_session(int(sys.argv[5]) if len(sys.argv) > 5 else None)
         h = ses.add_torrent({"ti": lt.torrent_info(sys.argv[2]), "save_path": sys.argv[3]})

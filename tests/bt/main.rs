@@ -8,5 +8,6 @@ mod dht;
 mod libtorrent;
 #[path = "../support/mod.rs"]
 mod support;
+mod torrents;
 mod tracker_http;
 mod transmission;

@@ -65,12 +65,8 @@ fn liars_wrong_lengths_and_stalls_do_not_stop_the_download() {
 fn manifests_that_lie_are_refused_with_a_clear_error() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
-    let good = Manifest {
-        name: "m.bin".into(),
-        size: 3 * MIB as u64,
-        sha1: Some(Sha1Hash::of(b"w")),
-        chunks: vec![Sha1Hash::of(b"0"); 3],
-    };
+    let good =
+        Manifest::new("m.bin".into(), 3 * MIB as u64, Some(Sha1Hash::of(b"w")), vec![Sha1Hash::of(b"0"); 3]);
     let cases = [
         (
             good.to_ini().replace("size = 3145728", "size = 99999999"),

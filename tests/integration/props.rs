@@ -37,7 +37,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 
 fn sample_manifest() -> Manifest {
     let chunks = (0..3u8).map(|i| Sha1Hash::of(&[i])).collect();
-    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: Some(Sha1Hash::of(b"w")), chunks }
+    Manifest::new("a file.bin".into(), 2 * CHUNK_SIZE + 17, Some(Sha1Hash::of(b"w")), chunks)
 }
 
 fn check_manifest(text: &str) {

@@ -6,9 +6,8 @@
 use p2p_share::bt::metadata::{self, MetadataMsg};
 use p2p_share::bt::msg::{encode, read_message, Block, Message};
 use p2p_share::hash::{ContentId, Sha1Hash};
-use p2p_share::manifest::info_bytes;
 use p2p_share::manifest::{Manifest, CHUNK_SIZE};
-use p2p_share::torrent::{manifest_from_info, read_torrent, torrent_file};
+use p2p_share::torrent::{read_torrent, torrent_file};
 use proptest::prelude::*;
 use std::io::Cursor;
 
@@ -19,7 +18,7 @@ fn one_line(e: &impl std::fmt::Display) -> bool {
 
 fn sample() -> Manifest {
     let chunks = (0..3u8).map(|i| Sha1Hash::of(&[i])).collect();
-    Manifest { name: "a file.bin".into(), size: 2 * CHUNK_SIZE + 17, sha1: None, chunks }
+    Manifest::new("a file.bin".into(), 2 * CHUNK_SIZE + 17, None, chunks)
 }
 
 /// Changes, removes or adds bytes of `v` (also used by `props`).
@@ -97,14 +96,15 @@ proptest! {
 
     #[test]
     fn info_dicts_are_accepted_only_as_meant(e in edits()) {
-        let raw = mutate(info_bytes(&sample()), e);
-        match manifest_from_info(&raw) {
-            // Accepted: our encoding gives back the very bytes, so the info-hash we serve
-            // under is the one that was asked for.
+        let raw = mutate(sample().info_bytes().into_owned(), e);
+        match Manifest::from_info(&raw) {
+            // Accepted: the bytes we would serve are the very bytes, so the info-hash we
+            // serve under is the one that was asked for.
             Ok(m) => {
-                prop_assert_eq!(info_bytes(&m), raw.clone());
+                prop_assert_eq!(m.info_bytes().into_owned(), raw.clone());
                 prop_assert_eq!(m.content_id(), ContentId::of(&raw));
-                prop_assert_eq!(m.chunks.len() as u64, m.size.div_ceil(CHUNK_SIZE));
+                prop_assert_eq!(m.chunks.len() as u64, m.size.div_ceil(m.piece_length));
+                prop_assert_eq!(Manifest::parse(&m.to_ini()).map(|b| b.content_id()), Ok(m.content_id()));
             }
             Err(err) => prop_assert!(one_line(&err)),
         }
@@ -121,16 +121,16 @@ proptest! {
     fn extension_messages_never_panic(e in edits(), size in any::<i64>()) {
         let hs = format!("d1:md11:ut_metadatai3ee13:metadata_sizei{size}e1:v3:abce").into_bytes();
         match metadata::parse_handshake(&mutate(hs.clone(), e.clone())) {
-            Ok(h) => prop_assert!(h.metadata_size.is_none_or(|n| n <= p2p_share::torrent::MAX_INFO_BYTES)),
+            Ok(h) => prop_assert!(h.metadata_size.is_none_or(|n| n <= p2p_share::info_dict::MAX_INFO_BYTES)),
             Err(err) => prop_assert!(one_line(&err)),
         }
         // A 20 MB claim, or any other, never exceeds the cap that bounds what we collect.
         if let Ok(h) = metadata::parse_handshake(&hs) {
-            prop_assert!(h.metadata_size.is_none_or(|n| n <= p2p_share::torrent::MAX_INFO_BYTES));
+            prop_assert!(h.metadata_size.is_none_or(|n| n <= p2p_share::info_dict::MAX_INFO_BYTES));
         }
         let data = metadata::encode(&MetadataMsg::Data { piece: 0, total_size: 20_000_000, data: vec![1; 10] });
         match metadata::decode(&mutate(data, e)) {
-            Ok(MetadataMsg::Data { total_size, .. }) => prop_assert!(total_size <= p2p_share::torrent::MAX_INFO_BYTES),
+            Ok(MetadataMsg::Data { total_size, .. }) => prop_assert!(total_size <= p2p_share::info_dict::MAX_INFO_BYTES),
             Ok(_) => {}
             Err(err) => prop_assert!(one_line(&err)),
         }

@@ -138,5 +138,5 @@ fn plan_chunk<'f>(shared: &Arc<Share>, index: u32, files: &'f mut OpenFiles) -> 
         )));
     };
     let file = open_for_chunk(shared, idx, files)?;
-    Ok(Plan::Chunk { index, file, offset: idx.offset(), len: m.chunk_len(idx), shared: Arc::clone(shared) })
+    Ok(Plan::Chunk { index, file, offset: m.offset(idx), len: m.chunk_len(idx), shared: Arc::clone(shared) })
 }
