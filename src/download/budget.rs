@@ -19,9 +19,10 @@ const BT_IN_FLIGHT: u64 = 8 * MIB;
 const MAX_BT_PIECES: u64 = 256;
 /// Chunk buffers the sources of one download may hold in all.
 const SOURCE_BUFFERS: u64 = 512 * MIB;
-/// Recycled buffers kept, in bytes, and verified chunks queued for the reassembler.
+/// Recycled buffers kept, in bytes (enough for every piece in flight at a BitTorrent source
+/// and the queue), and verified chunks queued for the reassembler.
 const POOL_BYTES: u64 = 64 * MIB;
-const QUEUE_BYTES: u64 = 16 * MIB;
+const QUEUE_BYTES: u64 = 4 * MIB;
 
 /// The most sizes of these things, for a piece length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +49,8 @@ impl Budget {
             native_depth: count(NATIVE_IN_FLIGHT, 2, MAX_BT_PIECES),
             bt_depth: count(BT_IN_FLIGHT, 1, MAX_BT_PIECES),
             sources: (SOURCE_BUFFERS / per_native).clamp(2, MAX_SOURCES as u64) as usize,
-            pool: count(POOL_BYTES, 2, 16),
-            queue: count(QUEUE_BYTES, 1, 4),
+            pool: count(POOL_BYTES, 2, 4096),
+            queue: count(QUEUE_BYTES, 1, MAX_BT_PIECES),
         }
     }
 }
@@ -61,13 +62,19 @@ mod tests {
     #[test]
     fn our_own_chunks_keep_the_counts_they_always_had() {
         let b = Budget::for_piece(MIB);
-        assert_eq!(b, Budget { native_depth: 2, bt_depth: 8, sources: MAX_SOURCES, pool: 16, queue: 4 });
+        assert_eq!(b, Budget { native_depth: 2, bt_depth: 8, sources: MAX_SOURCES, pool: 64, queue: 4 });
     }
 
     #[test]
     fn small_pieces_ask_more_at_once_and_big_ones_hold_less() {
         let small = Budget::for_piece(16 * KIB);
         assert_eq!((small.native_depth, small.bt_depth), (128, 256), "megabytes in flight, not kilobytes");
+        for shift in 14..=26 {
+            // The pool holds every piece in flight at a BitTorrent source and the queue, so
+            // a steady download allocates no buffer.
+            let b = Budget::for_piece(1 << shift);
+            assert!(b.pool >= b.bt_depth + b.queue, "{shift}: {b:?}");
+        }
         let big = Budget::for_piece(64 * MIB);
         assert_eq!((big.native_depth, big.bt_depth, big.sources, big.pool, big.queue), (2, 1, 2, 2, 1));
         // What the sources and queues may hold in all stays well under a gigabyte.

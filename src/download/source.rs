@@ -418,7 +418,7 @@ mod tests {
             store: Arc::new(store),
             sched: Mutex::new(sched),
             cancel: Default::default(),
-            pool: BufferPool::new(2),
+            pool: BufferPool::new(2, 1 << 20),
             io_timeout: Duration::from_secs(1),
             received: Default::default(),
             peer_id: [0; 20],

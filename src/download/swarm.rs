@@ -133,12 +133,13 @@ impl<'a> Swarm<'a> {
         if let Some(seed) = seed {
             sched = sched.with_random_picks(seed);
         }
-        let budget = Budget::for_piece(store.manifest.piece_length);
+        let piece = store.manifest.piece_length;
+        let budget = Budget::for_piece(piece);
         let shared = DownloadCtx {
             store,
             sched: Mutex::new(sched),
             cancel: Default::default(),
-            pool: BufferPool::new(budget.pool),
+            pool: BufferPool::new(budget.pool, piece as usize),
             io_timeout: opts.io_timeout,
             received: Default::default(),
             peer_id: crate::bt::new_peer_id(),

@@ -2,8 +2,9 @@
 """libtorrent 2.0 (Debian python3-libtorrent) as the other side of the BitTorrent tests.
 
   lt.py infohash FILE                      v1 info-hash of FILE (1 MiB pieces), on stdout
-  lt.py torrent FILE OUT.torrent [URL]     writes a v1 torrent of FILE (1 MiB pieces, announce URL),
-                                           prints its info-hash
+  lt.py torrent FILE OUT.torrent [URL|- [PIECE]]
+                                           writes a v1 torrent of FILE (1 MiB pieces, or PIECE
+                                           bytes; announce URL), prints its info-hash
   lt.py infohash-of TORRENT                the v1 info-hash of a .torrent file
   lt.py torrent-default PATH OUT.torrent   writes a torrent of PATH as libtorrent does by default
                                            (hybrid v1+v2, its own piece size); prints the v1
@@ -31,10 +32,10 @@ SETTINGS = {
 }
 
 
-def make_torrent(path, tracker=None):
+def make_torrent(path, tracker=None, piece=1 << 20):
     fs = lt.file_storage()
     lt.add_files(fs, path)
-    ct = lt.create_torrent(fs, 1 << 20, lt.create_torrent.v1_only)
+    ct = lt.create_torrent(fs, piece, lt.create_torrent.v1_only)
     if tracker:
         ct.add_tracker(tracker)
     lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
@@ -101,7 +102,9 @@ def main():
     if cmd == "infohash":
         print(lt.torrent_info(make_torrent(sys.argv[2])).info_hashes().v1)
     elif cmd == "torrent":
-        t = make_torrent(sys.argv[2], sys.argv[4] if len(sys.argv) > 4 else None)
+        url = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+        piece = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 20
+        t = make_torrent(sys.argv[2], url, piece)
         open(sys.argv[3], "wb").write(lt.bencode(t))
         print(lt.torrent_info(t).info_hashes().v1)
     elif cmd == "infohash-of":
