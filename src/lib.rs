@@ -9,6 +9,7 @@
 // Public: what the binaries, the tests and the bench use. The rest is the library's own.
 
 mod accept;
+pub(crate) mod announce;
 mod atomic_file;
 pub mod bitfield;
 pub mod bt;

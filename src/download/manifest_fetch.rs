@@ -3,8 +3,8 @@
 
 use super::backoff::Backoff;
 use super::context::{candidates, Options};
-use super::dht_feed::DhtFeed;
 use super::error::DownloadError;
+use super::feed::PeerFeed;
 use crate::bt::client::BtConn;
 use crate::bt::msg::BtError;
 use crate::bt::new_peer_id;
@@ -46,7 +46,7 @@ pub(super) fn manifest_until(
     from: Option<SocketAddr>,
     sources: Vec<SocketAddr>,
     opts: &Options,
-    dht: Option<&DhtFeed>,
+    dht: Option<&PeerFeed>,
 ) -> Result<Manifest, DownloadError> {
     let deadline = Instant::now() + opts.stall_timeout;
     let mut rotation = Rotation::default();

@@ -3,7 +3,7 @@
 //! Anatomy of a download: resolve the name at the tracker (or take a content id, a magnet
 //! link or a `.torrent`); tell the tracker we download (it answers with the holders, the
 //! other downloaders and the BitTorrent clients of the swarm) and, with the DHT on, start
-//! looking the id up there (`dht_feed`); get the manifest (`file.ini` from a p2p-share
+//! looking the id up there (`feed`); get the manifest (`file.ini` from a p2p-share
 //! peer, the info dictionary from a BitTorrent client), rebuild the info dictionary and
 //! check its info-hash against the content id; open the partial state (resuming verified
 //! chunks); start one thread per peer (`swarm` picks the protocol: `source` for ours,
@@ -19,8 +19,8 @@ mod budget;
 mod check;
 mod context;
 pub mod ctx;
-mod dht_feed;
 mod error;
+mod feed;
 mod manifest_fetch;
 pub mod reassembler;
 pub mod scheduler;
@@ -34,8 +34,9 @@ pub use error::DownloadError;
 
 use context::candidates;
 
-use dht_feed::DhtFeed;
+use crate::announce::{Announce, Event};
 use error::disk;
+use feed::PeerFeed;
 use manifest_fetch::{local_manifest, manifest_until};
 use swarm::Swarm;
 
@@ -95,7 +96,9 @@ impl Target {
             let path = Path::new(s);
             let bytes = read_capped(path, MAX_TORRENT_BYTES).map_err(disk(path))?;
             let t = read_torrent(&bytes).map_err(DownloadError::Torrent)?;
-            if t.manifest.private {
+            if t.manifest.private
+                && !t.trackers.iter().any(|u| u.starts_with("http://") || u.starts_with("udp://"))
+            {
                 return Err(DownloadError::Private(t.manifest.name));
             }
             return Ok(Target::Torrent(t));
@@ -107,8 +110,8 @@ impl Target {
     /// some source is known without asking one, or the DHT can name sources.
     pub fn needs_no_tracker(&self, direct_peers: usize, dht: bool) -> bool {
         match self {
-            Target::Magnet(m) => dht || direct_peers + m.peers.len() > 0,
-            Target::Torrent(_) => dht || direct_peers > 0,
+            Target::Magnet(m) => dht || direct_peers + m.peers.len() + m.trackers.len() > 0,
+            Target::Torrent(t) => dht || direct_peers + t.trackers.len() > 0,
             Target::Id(_) => dht,
             Target::Name(_) => false,
         }
@@ -139,22 +142,24 @@ pub fn download(
         Target::Name(_) => download_listed(ctx, target, from, opts),
         // An id no p2p-share peer names may still be a swarm of BitTorrent clients.
         Target::Id(id) => match download_listed(ctx, target, from, opts) {
-            Err(DownloadError::NotFound(_)) if from.is_none() => download_by_hash(ctx, id, None, None, opts),
+            Err(DownloadError::NotFound(_)) if from.is_none() => {
+                download_by_hash(ctx, id, None, None, opts, vec![])
+            }
             // With the DHT, the tracker is not the only way to find sources.
             Err(DownloadError::Tracker(e)) if from.is_none() && ctx.dht.is_some() => {
                 warn!("{e}; looking on the DHT");
-                download_by_hash(ctx, id, None, None, opts)
+                download_by_hash(ctx, id, None, None, opts, vec![])
             }
             other => other,
         },
         Target::Magnet(m) => {
             let mut opts = opts.clone();
             opts.peers.extend(m.peers.iter().copied());
-            download_by_hash(ctx, m.id, None, m.name.as_deref(), &opts)
+            download_by_hash(ctx, m.id, None, m.name.as_deref(), &opts, m.trackers.clone())
         }
         Target::Torrent(t) => {
             let (id, name) = (t.manifest.content_id(), t.manifest.name.clone());
-            download_by_hash(ctx, id, Some(t.manifest), Some(&name), opts)
+            download_by_hash(ctx, id, Some(t.manifest), Some(&name), opts, t.trackers)
         }
     }
 }
@@ -187,7 +192,7 @@ fn download_listed(
     let mut initial = candidates(from, sources);
     initial.extend(opts.peers.iter().copied());
     let by_id = target.parse::<ContentId>().is_ok();
-    let job = Job { listing: &listing, from, initial, late, by_id, known: None };
+    let job = Job { listing: &listing, from, initial, late, by_id, known: None, trackers: Vec::new() };
     let result = fetch(ctx, job, &opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
@@ -269,6 +274,7 @@ fn download_by_hash(
     known: Option<Manifest>,
     name: Option<&str>,
     opts: &Options,
+    trackers: Vec<String>,
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
     if let Some(s) = ctx.shares.get(&id).filter(|s| s.is_complete()) {
@@ -279,14 +285,21 @@ fn download_by_hash(
         validate_name(name).map_err(DownloadError::BadName)?;
     }
     let mut opts = opts.clone();
-    let (mut initial, late) = match ctx.tracker.start_download(id) {
+    let private = known.as_ref().is_some_and(|m| m.private);
+    // A private torrent (BEP 27) is not told to our tracker: its own trackers name its peers.
+    let ours = if private {
+        Err(TrackerError::Unexpected("a private torrent".into()))
+    } else {
+        ctx.tracker.start_download(id)
+    };
+    let (mut initial, late) = match ours {
         Ok(s) => {
             let late = !s.downloaders.is_empty();
             opts.peers.extend(s.bt_peers.iter().copied());
             (candidates(None, s), late)
         }
-        Err(e) if !opts.peers.is_empty() || ctx.dht.is_some() => {
-            warn!("{e}; going on with the peers given directly and the DHT");
+        Err(e) if !opts.peers.is_empty() || ctx.dht.is_some() || !trackers.is_empty() => {
+            warn!("{e}; going on with the peers given directly, the torrent's trackers and the DHT");
             (Vec::new(), false)
         }
         // Nobody in the swarm yet (a BitTorrent seeder may announce any moment): keep
@@ -303,13 +316,15 @@ fn download_by_hash(
         None => FileInfo { name: name.unwrap_or_default().to_string(), size: 0, content_id: id },
     };
     let listing = FileListing { info, holders: Vec::new(), holder_count: 0, hosts: 0 };
-    let job = Job { listing: &listing, from: None, initial, late, by_id: true, known };
+    let job = Job { listing: &listing, from: None, initial, late, by_id: true, known, trackers };
     let result = fetch(ctx, job, &opts, started);
     if result.is_err() {
         ctx.shares.remove_partial(&id);
     }
-    if let Err(e) = ctx.tracker.stop_download(id) {
-        debug!("could not tell the tracker the download of {id} ended: {e}");
+    if !private {
+        if let Err(e) = ctx.tracker.stop_download(id) {
+            debug!("could not tell the tracker the download of {id} ended: {e}");
+        }
     }
     result
 }
@@ -326,18 +341,40 @@ struct Job<'a> {
     by_id: bool,
     /// The manifest, when a `.torrent` gave it.
     known: Option<Manifest>,
+    /// The torrent's own trackers (a `.torrent`'s `announce` and `announce-list`, a magnet
+    /// link's `tr`).
+    trackers: Vec<String>,
 }
 
 fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Report, DownloadError> {
-    let Job { listing, from, initial, late, by_id, known } = job;
+    let Job { listing, from, initial, late, by_id, known, trackers } = job;
     let id = listing.info.content_id;
-    // The DHT is asked from the start, before the manifest, until the download ends.
-    let dht = ctx.dht.map(|d| DhtFeed::start(d.clone(), id));
+    // The DHT and the torrent's trackers are asked from the start, before the manifest,
+    // until the download ends.
+    let feed = PeerFeed::new();
+    let private = known.as_ref().is_some_and(|m| m.private);
+    if let (Some(d), false) = (ctx.dht, private) {
+        feed.add_dht(d.clone(), id);
+    }
+    let port = ctx.me.or_else(|| ctx.tracker.me()).map_or(0, |a| a.port());
+    let left = known.as_ref().map_or(1, |m| m.size);
+    let first = Announce {
+        info_hash: id,
+        peer_id: crate::bt::new_peer_id(),
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left,
+        event: Event::Started,
+    };
+    feed.add_trackers(trackers, first);
+    let dht = Some(&feed);
     let manifest = match known.or_else(|| local_manifest(ctx.chunks_dir, id)) {
         Some(m) => m,
-        None => manifest_until(ctx.tracker, id, from, initial.clone(), opts, dht.as_ref())?,
+        None => manifest_until(ctx.tracker, id, from, initial.clone(), opts, dht)?,
     };
-    if manifest.private {
+    if manifest.private && !private {
+        // Learnt from the metadata (a magnet link): it was asked for in public already.
         return Err(DownloadError::Private(manifest.name));
     }
     let dest = ctx.files_dir.join(&manifest.name);
@@ -368,9 +405,10 @@ fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Re
     let store = Arc::new(store);
     ctx.shares.add_partial(Arc::clone(&store));
     let seed = late.then(random_seed);
-    let assembly =
-        Swarm::new(ctx, Arc::clone(&store), from, opts, started, seed, dht.as_ref()).run(initial)?;
-    finish(ctx, &store, assembly, resumed, started)
+    let assembly = Swarm::new(ctx, Arc::clone(&store), from, opts, started, seed, dht).run(initial)?;
+    let report = finish(ctx, &store, assembly, resumed, started)?;
+    feed.completed();
+    Ok(report)
 }
 
 /// A seed for a late joiner's random chunk picks (clock and process id; no crypto needed).
@@ -401,7 +439,9 @@ fn finish(
     let identity = FileIdentity::of(&fs::symlink_metadata(&dest).map_err(disk(&dest))?);
     ctx.shares.add_complete(Arc::new(m.clone()), id, dest.clone(), identity);
     let info = FileInfo { name: m.name.clone(), size: m.size, content_id: id };
-    if let Err(e) = ctx.tracker.announce(vec![info], vec![]) {
+    if m.private {
+        info!("'{}' is a private torrent: not announced to our tracker", m.name);
+    } else if let Err(e) = ctx.tracker.announce(vec![info], vec![]) {
         warn!("could not announce '{}' to the tracker: {e}", m.name);
     }
     Ok(Report {
@@ -447,8 +487,16 @@ mod tests {
         std::fs::write(&p, torrent(&private)).unwrap();
         std::fs::write(&q, torrent(&public)).unwrap();
         let e = Target::parse(p.to_str().unwrap()).unwrap_err().to_string();
-        assert!(e.contains("'p.bin' is a private torrent"), "{e}");
+        assert!(e.contains("'p.bin' is a private torrent") && e.contains("names none"), "{e}");
         assert!(matches!(Target::parse(q.to_str().unwrap()), Ok(Target::Torrent(_))), "private: 0 is public");
+        // With a tracker this side can ask, it is fetched through that tracker only.
+        let r = dir.path().join("r.torrent");
+        std::fs::write(
+            &r,
+            [b"d8:announce21:udp://127.0.0.1:1/ann4:info".as_slice(), &private, b"e"].concat(),
+        )
+        .unwrap();
+        assert!(matches!(Target::parse(r.to_str().unwrap()), Ok(Target::Torrent(t)) if t.manifest.private));
     }
 
     #[test]

@@ -6,9 +6,9 @@ use super::backoff::Backoff;
 use super::budget::Budget;
 use super::context::{candidates, Context, Options};
 use super::ctx::{Arrival, BufferPool, DownloadCtx, SourceEnd};
-use super::dht_feed::DhtFeed;
 use super::error::disk;
 use super::error::DownloadError;
+use super::feed::PeerFeed;
 use super::reassembler::{self, Assembly};
 use super::scheduler::Scheduler;
 use super::{bt_source, source};
@@ -116,7 +116,7 @@ pub(super) struct Swarm<'a> {
     /// The tracker failed once already (said once, not every second).
     tracker_failed: std::cell::Cell<bool>,
     /// The DHT's peers for this download, when the DHT is on.
-    dht: Option<&'a DhtFeed>,
+    dht: Option<&'a PeerFeed>,
 }
 
 impl<'a> Swarm<'a> {
@@ -127,7 +127,7 @@ impl<'a> Swarm<'a> {
         opts: &'a Options,
         started: Instant,
         seed: Option<u64>,
-        dht: Option<&'a DhtFeed>,
+        dht: Option<&'a PeerFeed>,
     ) -> Self {
         let mut sched = Scheduler::new(store.manifest.chunk_count(), &store.bitfield());
         if let Some(seed) = seed {
@@ -261,7 +261,14 @@ impl<'a> Swarm<'a> {
     /// have), the ones given directly, and every peer the DHT named so far. The roster
     /// decides which of them start, so one that failed or found no slot free comes back.
     fn refresh(&self) -> Vec<SocketAddr> {
-        let mut found = match self.ctx.tracker.start_download(self.shared.store.content_id) {
+        let store = &self.shared.store;
+        // A private torrent's peers come only from its own trackers (in the feed).
+        let ours = if store.manifest.private {
+            Ok(Default::default())
+        } else {
+            self.ctx.tracker.start_download(store.content_id)
+        };
+        let mut found = match ours {
             Ok(s) => {
                 self.tracker_failed.set(false);
                 self.greet_in_bittorrent(&s.bt_peers);
@@ -275,7 +282,7 @@ impl<'a> Swarm<'a> {
             }
         };
         found.extend(self.opts.peers.iter().copied());
-        let from_dht = self.dht.map(DhtFeed::known).unwrap_or_default();
+        let from_dht = self.dht.map(PeerFeed::known).unwrap_or_default();
         self.greet_in_bittorrent(&from_dht);
         found.extend(from_dht);
         found

@@ -148,15 +148,21 @@ impl Shares {
         }
     }
 
-    /// Complete files, as the tracker indexes them.
-    /// Every content id shared, complete or still downloading.
-    pub fn ids(&self) -> Vec<ContentId> {
-        self.by_id.read().keys().copied().collect()
+    /// Every content id shared, complete or still downloading, but private torrents' (BEP
+    /// 27: their peers come only from their own trackers): what the DHT hears of.
+    pub fn public_ids(&self) -> Vec<ContentId> {
+        self.by_id.read().values().filter(|s| !s.manifest.private).map(|s| s.content_id).collect()
     }
 
+    /// Complete files, as the tracker indexes them (private torrents are not).
     pub fn complete_files(&self) -> Vec<FileInfo> {
-        let mut v: Vec<FileInfo> =
-            self.by_id.read().values().filter(|s| s.is_complete()).map(|s| s.info()).collect();
+        let mut v: Vec<FileInfo> = self
+            .by_id
+            .read()
+            .values()
+            .filter(|s| s.is_complete() && !s.manifest.private)
+            .map(|s| s.info())
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }

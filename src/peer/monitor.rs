@@ -109,7 +109,14 @@ impl FileMonitor {
                             changes.removed.push(old);
                         }
                     }
-                    changes.added.push(FileInfo { name: name.clone(), size: manifest.size, content_id: id });
+                    if !manifest.private {
+                        // A private torrent's peers come only from its own trackers.
+                        changes.added.push(FileInfo {
+                            name: name.clone(),
+                            size: manifest.size,
+                            content_id: id,
+                        });
+                    }
                     self.shares.add_complete(Arc::new(manifest), id, entry.path(), identity);
                 }
                 Err(e) => self.warn_once(&name, format!("cannot share '{name}': {e}")),

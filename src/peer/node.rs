@@ -413,7 +413,7 @@ fn spawn_dht_announcer(
             let ticker = tick(Duration::from_secs(1));
             loop {
                 let due: Vec<_> = shares
-                    .ids()
+                    .public_ids()
                     .into_iter()
                     .filter(|id| announced.get(id).is_none_or(|t| t.elapsed() >= DHT_REANNOUNCE))
                     .collect();

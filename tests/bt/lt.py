@@ -2,9 +2,9 @@
 """libtorrent 2.0 (Debian python3-libtorrent) as the other side of the BitTorrent tests.
 
   lt.py infohash FILE                      v1 info-hash of FILE (1 MiB pieces), on stdout
-  lt.py torrent FILE OUT.torrent [URL|- [PIECE]]
+  lt.py torrent FILE OUT.torrent [URL|- [PIECE [private]]]
                                            writes a v1 torrent of FILE (1 MiB pieces, or PIECE
-                                           bytes; announce URL), prints its info-hash
+                                           bytes; announce URL; private = 1), prints its info-hash
   lt.py infohash-of TORRENT                the v1 info-hash of a .torrent file
   lt.py torrent-default PATH OUT.torrent   writes a torrent of PATH as libtorrent does by default
                                            (hybrid v1+v2, its own piece size); prints the v1
@@ -32,10 +32,11 @@ SETTINGS = {
 }
 
 
-def make_torrent(path, tracker=None, piece=1 << 20):
+def make_torrent(path, tracker=None, piece=1 << 20, private=False):
     fs = lt.file_storage()
     lt.add_files(fs, path)
     ct = lt.create_torrent(fs, piece, lt.create_torrent.v1_only)
+    ct.set_priv(private)
     if tracker:
         ct.add_tracker(tracker)
     lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
@@ -104,7 +105,8 @@ def main():
     elif cmd == "torrent":
         url = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
         piece = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 20
-        t = make_torrent(sys.argv[2], url, piece)
+        private = len(sys.argv) > 6 and sys.argv[6] == "private"
+        t = make_torrent(sys.argv[2], url, piece, private)
         open(sys.argv[3], "wb").write(lt.bencode(t))
         print(lt.torrent_info(t).info_hashes().v1)
     elif cmd == "infohash-of":

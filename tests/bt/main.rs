@@ -10,4 +10,5 @@ mod libtorrent;
 mod support;
 mod torrents;
 mod tracker_http;
+mod trackers;
 mod transmission;

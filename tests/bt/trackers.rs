@@ -1,0 +1,113 @@
+//! A torrent's own trackers: Debian's opentracker (HTTP and UDP, BEP 15) serving a swarm
+//! where libtorrent seeds; p2p-share finds the seed only through the tracker the torrent
+//! names (our tracker is down, no `--peer`, no DHT).
+
+use crate::libtorrent::{all_output, bin, lt, lt_seed, sha1, Killed};
+use crate::support::{free_port, test_bytes};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// opentracker on 127.0.0.1:`port` (TCP and UDP) answering for the info-hashes in
+/// `whitelist` only, as Debian builds it.
+fn opentracker(port: u16, whitelist: &Path) -> Killed {
+    let p = port.to_string();
+    let child = Command::new("opentracker")
+        .args(["-i", "127.0.0.1", "-p", &p, "-P", &p, "-w"])
+        .arg(whitelist)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("opentracker is installed (apt-get install opentracker; the .ci/run script does)");
+    let t = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "opentracker did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t
+}
+
+/// libtorrent seeds a torrent whose only tracker is opentracker at `scheme://`; p2p-share
+/// downloads it from the `.torrent` (or a magnet link naming only the tracker).
+fn found_through(scheme: &str, magnet: bool) {
+    found_through_with(scheme, magnet, false, "127.0.0.1:1");
+}
+
+/// Returns the info-hash and the folder (`ours` holds the download).
+fn found_through_with(
+    scheme: &str,
+    magnet: bool,
+    private: bool,
+    our_tracker: &str,
+) -> (String, tempfile::TempDir) {
+    let root = tempfile::tempdir().unwrap();
+    let seed_dir = root.path().join("lt");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data = test_bytes(3 << 20, 77);
+    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
+    let port = free_port();
+    let url = format!("{scheme}://127.0.0.1:{port}/announce");
+    let torrent = root.path().join("t.torrent");
+    let kind = if private { "private" } else { "public" };
+    let made = lt(&[
+        "torrent",
+        seed_dir.join("t.bin").to_str().unwrap(),
+        torrent.to_str().unwrap(),
+        &url,
+        "1048576",
+        kind,
+    ]);
+    assert!(made.status.success(), "{}", all_output(&made));
+    let info_hash = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let whitelist = root.path().join("whitelist");
+    std::fs::write(&whitelist, format!("{info_hash}\n")).unwrap();
+    let _tracker = opentracker(port, &whitelist);
+    let (_lt, _) = lt_seed(&torrent, &seed_dir, None);
+    let dir = root.path().join("ours");
+    let target = if magnet {
+        format!("magnet:?xt=urn:btih:{info_hash}&tr={}", url.replace(':', "%3A").replace('/', "%2F"))
+    } else {
+        torrent.to_str().unwrap().to_string()
+    };
+    let out = bin("peer")
+        .args(["--tracker", our_tracker, "--dir", dir.to_str().unwrap(), "--port", "0", "download", &target])
+        .output()
+        .unwrap();
+    let text = all_output(&out);
+    assert!(out.status.success(), "{scheme}: {text}");
+    assert!(text.contains(&format!("Tracker {url} named")), "{scheme}: {text}");
+    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "{scheme}: bytes differ");
+    (info_hash, root)
+}
+
+#[test]
+fn a_seed_found_only_through_the_torrents_http_tracker() {
+    found_through("http", false);
+}
+
+#[test]
+fn a_seed_found_only_through_the_torrents_udp_tracker() {
+    found_through("udp", false);
+}
+
+#[test]
+fn a_magnet_link_naming_only_a_udp_tracker() {
+    found_through("udp", true);
+}
+
+/// A private torrent (BEP 27) is fetched through its own tracker only: our tracker, up and
+/// reachable, never hears of it (neither the download nor the finished file).
+#[test]
+fn a_private_torrent_is_never_told_to_our_tracker() {
+    let (ours, addr) = crate::libtorrent::tracker();
+    let (info_hash, root) = found_through_with("http", false, true, &addr.to_string());
+    // Served afterwards, it is shared (to peers that come through its own tracker) but not
+    // listed at ours.
+    let (_serving, _) = crate::libtorrent::serve(addr, &root.path().join("ours"), &[]);
+    ours.proc.wait_for_line("There are 1 clients now", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2)); // the file monitor's first pass and announce
+    let log = ours.proc.output();
+    assert!(log.contains("Client connected"), "the peer did talk to our tracker: {log}");
+    assert!(!log.contains("t.bin") && !log.contains(&info_hash), "our tracker heard of it: {log}");
+}
