@@ -5,7 +5,6 @@
 mod http;
 mod udp;
 
-use crate::hash::ContentId;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -17,27 +16,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(30);
 /// The longest: a tracker that says a day is asked again within the hour.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// What an announce says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Started,
-    Completed,
-    Stopped,
-    /// A regular announce.
-    None,
-}
-
-/// One announce of one torrent.
-#[derive(Debug, Clone)]
-pub struct Announce {
-    pub info_hash: ContentId,
-    pub peer_id: [u8; 20],
-    pub port: u16,
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub left: u64,
-    pub event: Event,
-}
+pub use crate::bt::announce::{Announce, Event};
 
 /// A tracker's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +126,7 @@ fn host_port(rest: &str, default_port: u16) -> Result<(String, &str), AnnounceEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::ContentId;
 
     #[test]
     fn only_dialable_peers_are_taken_and_at_most_a_few_hundred() {

@@ -9,6 +9,7 @@
 //!
 //! The peer server serves BitTorrent connections in `peer::bt_serve`.
 
+pub mod announce;
 pub mod choke;
 pub mod client;
 pub mod metadata;

@@ -56,26 +56,7 @@ impl BtSwarm {
     }
 }
 
-/// What an announce says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    None,
-    Started,
-    Completed,
-    Stopped,
-}
-
-/// One announce, as parsed from the query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announce {
-    pub info_hash: ContentId,
-    pub peer_id: [u8; 20],
-    pub port: u16,
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub left: u64,
-    pub event: Event,
-}
+pub use crate::bt::announce::{Announce, Event};
 
 /// An announce and how the client wants its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

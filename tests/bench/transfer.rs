@@ -417,60 +417,10 @@ pub fn over_bittorrent() {
     let src = swarm.dir("ours");
     let file = src.join("files/big.bin");
     make_file(&file, size).expect("make 1 GiB file");
-    let lt_dir = swarm.root.path().join("lt");
-    fs::create_dir_all(&lt_dir).unwrap();
-    fs::hard_link(&file, lt_dir.join("big.bin")).expect("link the file for libtorrent");
-    let torrent = swarm.root.path().join("big.torrent");
-    let made = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args(["torrent", lt_dir.join("big.bin").to_str().unwrap(), torrent.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let mut seed = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args(["seed", torrent.to_str().unwrap(), lt_dir.to_str().unwrap(), "3600"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(seed.stdout.take().unwrap()), &mut line)
-        .unwrap();
-    let lt_port: u16 =
-        line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("libtorrent seeding");
-    swarm.children.push(seed);
+    let (torrent, lt_port) = lt_seeder(&mut swarm, &file, "lt", &[]);
     // The same file as mktorrent makes it by default (256 KiB pieces), seeded by a second
     // libtorrent: a torrent made the usual way, not our 1 MiB form.
-    let lt256 = swarm.root.path().join("lt256");
-    fs::create_dir_all(&lt256).unwrap();
-    fs::hard_link(&file, lt256.join("big.bin")).expect("link the file for libtorrent");
-    let torrent256 = swarm.root.path().join("big256.torrent");
-    let made = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args([
-            "torrent",
-            lt256.join("big.bin").to_str().unwrap(),
-            torrent256.to_str().unwrap(),
-            "-",
-            "262144",
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let mut seed = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args(["seed", torrent256.to_str().unwrap(), lt256.to_str().unwrap(), "3600"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(seed.stdout.take().unwrap()), &mut line)
-        .unwrap();
-    let lt256_port: u16 =
-        line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("libtorrent seeding");
-    swarm.children.push(seed);
+    let (torrent256, lt256_port) = lt_seeder(&mut swarm, &file, "lt256", &["-", "262144"]);
     swarm.source(&src, None);
     swarm.wait_holders("big.bin", 1);
     let (mut bt, mut bt256, mut native) = (Vec::new(), Vec::new(), Vec::new());
@@ -526,6 +476,36 @@ pub fn over_bittorrent() {
         "  ratio 256 KiB-piece torrent / our 1 MiB share over our protocol {:.2} (target at least 0.9)",
         bt256 / native
     );
+}
+
+/// A libtorrent session seeding `file` (linked into `dir`) from a torrent `lt.py torrent`
+/// makes with `args` after the paths; returns the torrent and the session's port.
+fn lt_seeder(swarm: &mut Swarm, file: &Path, dir: &str, args: &[&str]) -> (PathBuf, u16) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
+    let lt_dir = swarm.root.path().join(dir);
+    fs::create_dir_all(&lt_dir).unwrap();
+    fs::hard_link(file, lt_dir.join("big.bin")).expect("link the file for libtorrent");
+    let torrent = swarm.root.path().join(format!("{dir}.torrent"));
+    let made = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["torrent", lt_dir.join("big.bin").to_str().unwrap(), torrent.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut seed = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["seed", torrent.to_str().unwrap(), lt_dir.to_str().unwrap(), "3600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(seed.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let port = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("libtorrent seeding");
+    swarm.children.push(seed);
+    (torrent, port)
 }
 
 /// libtorrent's own download of `file` between two libtorrent sessions on loopback
