@@ -61,7 +61,10 @@ pub fn torrent_file(m: &Manifest, announce: Option<&str>) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct TorrentFile {
     pub manifest: Manifest,
+    /// Every tracker named, once each, in order.
     pub trackers: Vec<String>,
+    /// The same in BEP 12 tiers: `announce-list` when there is one, else `announce`.
+    pub tiers: Vec<Vec<String>>,
 }
 
 /// Reads a `.torrent` file.
@@ -78,24 +81,35 @@ pub fn read_torrent(bytes: &[u8]) -> Result<TorrentFile, TorrentError> {
     let raw = info_span(bytes).ok_or(TorrentError::NoInfo)?;
     let manifest = Manifest::from_info(raw)?;
     let mut trackers = Vec::new();
-    if let Some(Value::Bytes(url)) = dict.get(b"announce".as_slice()) {
-        trackers.push(String::from_utf8_lossy(url).into_owned());
-    }
-    if let Some(Value::List(tiers)) = dict.get(b"announce-list".as_slice()) {
-        for tier in tiers {
-            if let Value::List(urls) = tier {
-                for url in urls {
-                    if let Value::Bytes(u) = url {
-                        let u = String::from_utf8_lossy(u).into_owned();
-                        if !trackers.contains(&u) {
-                            trackers.push(u);
-                        }
+    let mut tiers: Vec<Vec<String>> = Vec::new();
+    if let Some(Value::List(list)) = dict.get(b"announce-list".as_slice()) {
+        for tier in list {
+            let Value::List(urls) = tier else { continue };
+            let mut t = Vec::new();
+            for url in urls {
+                if let Value::Bytes(u) = url {
+                    let u = String::from_utf8_lossy(u).into_owned();
+                    if !trackers.contains(&u) {
+                        trackers.push(u.clone());
+                        t.push(u);
                     }
                 }
             }
+            if !t.is_empty() {
+                tiers.push(t);
+            }
         }
     }
-    Ok(TorrentFile { manifest, trackers })
+    if let Some(Value::Bytes(url)) = dict.get(b"announce".as_slice()) {
+        let u = String::from_utf8_lossy(url).into_owned();
+        if tiers.is_empty() {
+            tiers.push(vec![u.clone()]);
+        }
+        if !trackers.contains(&u) {
+            trackers.insert(0, u);
+        }
+    }
+    Ok(TorrentFile { manifest, trackers, tiers })
 }
 
 /// The exact bytes of the top-level `info` value of a bencoded dictionary.
@@ -164,6 +178,19 @@ mod tests {
         assert_eq!(t.manifest.to_ini().lines().last().map(|l| l.starts_with("info = ")), Some(true));
         let back = Manifest::parse(&t.manifest.to_ini()).unwrap();
         assert_eq!(back.content_id(), ContentId::of(info), "file.ini carries the bytes");
+    }
+
+    #[test]
+    fn trackers_come_in_the_tiers_of_announce_list_or_as_announce_alone() {
+        let info = manifest(5).info_bytes().into_owned();
+        let with_list =
+            [b"d8:announce5:udp:a13:announce-listll5:udp:a5:udp:bel5:udp:cee4:info".as_slice(), &info, b"e"]
+                .concat();
+        let t = read_torrent(&with_list).unwrap();
+        assert_eq!(t.tiers, vec![vec!["udp:a".to_string(), "udp:b".into()], vec!["udp:c".into()]]);
+        assert_eq!(t.trackers, vec!["udp:a".to_string(), "udp:b".into(), "udp:c".into()]);
+        let alone = [b"d8:announce5:udp:a4:info".as_slice(), &info, b"e"].concat();
+        assert_eq!(read_torrent(&alone).unwrap().tiers, vec![vec!["udp:a".to_string()]]);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! capped, and only usable peer addresses are taken, at most [`MAX_PEERS_PER_ANSWER`].
 
 mod http;
+mod tiers;
 mod udp;
+
+pub use tiers::Tiers;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

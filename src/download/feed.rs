@@ -7,7 +7,7 @@
 //! found every slot taken, is tried again with its back-off; and no single answer, first or
 //! not, decides whom we ask.
 
-use crate::announce::{self, Announce, Event};
+use crate::announce::{self, Announce, Event, Tiers};
 use crate::dht::{PeerDht, MAX_DHT_PEERS};
 use crate::hash::ContentId;
 use log::{info, warn};
@@ -82,11 +82,11 @@ impl PeerFeed {
     }
 
     /// Announces to the torrent's own trackers (`http://` and `udp://`, the first
-    /// [`MAX_TRACKERS`]), in their order: each time, the first that answers gives its peers
-    /// and says when to ask again (BEP 12 with each tracker a tier of its own).
-    pub fn add_trackers(&self, urls: Vec<String>, first: Announce) {
-        let urls: Vec<String> = urls.into_iter().take(MAX_TRACKERS).collect();
-        if urls.is_empty() {
+    /// [`MAX_TRACKERS`]) in their BEP 12 tiers: each time, the first that answers gives its
+    /// peers and says when to ask again, and is asked first in its tier from then on.
+    pub fn add_trackers(&self, tiers: Vec<Vec<String>>, first: Announce) {
+        let mut tiers = Tiers::new(tiers, MAX_TRACKERS);
+        if tiers.is_empty() {
             return;
         }
         let (list, halt, done) = (Arc::clone(&self.found), Arc::clone(&self.stop), Arc::clone(&self.done));
@@ -95,8 +95,8 @@ impl PeerFeed {
             let mut answered: Option<String> = None;
             while !halt.load(Ordering::Relaxed) {
                 let mut wait = announce::MIN_INTERVAL;
-                for url in &urls {
-                    match announce::announce(url, &a, ANNOUNCE_WITHIN) {
+                for (tier, place, url) in tiers.in_order() {
+                    match announce::announce(&url, &a, ANNOUNCE_WITHIN) {
                         Ok(answer) => {
                             if let Some(w) = &answer.warning {
                                 warn!("tracker {url}: {w}");
@@ -105,6 +105,7 @@ impl PeerFeed {
                             info!("Tracker {url} named {added} new peer(s)");
                             wait = answer.interval;
                             answered = Some(url.clone());
+                            tiers.answered(tier, place);
                             a.event = Event::None;
                             break;
                         }

@@ -143,23 +143,24 @@ pub fn download(
         // An id no p2p-share peer names may still be a swarm of BitTorrent clients.
         Target::Id(id) => match download_listed(ctx, target, from, opts) {
             Err(DownloadError::NotFound(_)) if from.is_none() => {
-                download_by_hash(ctx, id, None, None, opts, vec![])
+                download_by_hash(ctx, id, None, None, opts, Vec::new())
             }
             // With the DHT, the tracker is not the only way to find sources.
             Err(DownloadError::Tracker(e)) if from.is_none() && ctx.dht.is_some() => {
                 warn!("{e}; looking on the DHT");
-                download_by_hash(ctx, id, None, None, opts, vec![])
+                download_by_hash(ctx, id, None, None, opts, Vec::new())
             }
             other => other,
         },
         Target::Magnet(m) => {
             let mut opts = opts.clone();
             opts.peers.extend(m.peers.iter().copied());
-            download_by_hash(ctx, m.id, None, m.name.as_deref(), &opts, m.trackers.clone())
+            let tiers = m.trackers.iter().map(|u| vec![u.clone()]).collect();
+            download_by_hash(ctx, m.id, None, m.name.as_deref(), &opts, tiers)
         }
         Target::Torrent(t) => {
             let (id, name) = (t.manifest.content_id(), t.manifest.name.clone());
-            download_by_hash(ctx, id, Some(t.manifest), Some(&name), opts, t.trackers)
+            download_by_hash(ctx, id, Some(t.manifest), Some(&name), opts, t.tiers)
         }
     }
 }
@@ -274,7 +275,7 @@ fn download_by_hash(
     known: Option<Manifest>,
     name: Option<&str>,
     opts: &Options,
-    trackers: Vec<String>,
+    trackers: Vec<Vec<String>>,
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
     if let Some(s) = ctx.shares.get(&id).filter(|s| s.is_complete()) {
@@ -341,9 +342,9 @@ struct Job<'a> {
     by_id: bool,
     /// The manifest, when a `.torrent` gave it.
     known: Option<Manifest>,
-    /// The torrent's own trackers (a `.torrent`'s `announce` and `announce-list`, a magnet
-    /// link's `tr`).
-    trackers: Vec<String>,
+    /// The torrent's own trackers in BEP 12 tiers (a `.torrent`'s `announce-list` or
+    /// `announce`, a magnet link's `tr` each a tier).
+    trackers: Vec<Vec<String>>,
 }
 
 fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Report, DownloadError> {
