@@ -62,6 +62,11 @@ impl From<std::io::Error> for AnnounceError {
     }
 }
 
+/// Whether this side can ask the tracker at `url` (`http://` or `udp://`).
+pub fn askable(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("udp://")
+}
+
 /// Asks the tracker at `url` (`http://` or `udp://`), all of it within `within`.
 pub fn announce(url: &str, a: &Announce, within: Duration) -> Result<Answer, AnnounceError> {
     if let Some(rest) = url.strip_prefix("http://") {

@@ -13,11 +13,7 @@ impl Tiers {
         let mut left = max;
         let mut out = Vec::new();
         for tier in tiers {
-            let mut tier: Vec<String> = tier
-                .into_iter()
-                .filter(|u| u.starts_with("http://") || u.starts_with("udp://"))
-                .take(left)
-                .collect();
+            let mut tier: Vec<String> = tier.into_iter().filter(|u| super::askable(u)).take(left).collect();
             left -= tier.len();
             for i in (1..tier.len()).rev() {
                 let j = (crate::random::unit() * (i + 1) as f64) as usize;

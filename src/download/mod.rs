@@ -34,7 +34,7 @@ pub use error::DownloadError;
 
 use context::candidates;
 
-use crate::announce::{Announce, Event};
+use crate::announce::{askable, Announce, Event};
 use error::disk;
 use feed::PeerFeed;
 use manifest_fetch::{local_manifest, manifest_until};
@@ -48,7 +48,7 @@ use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::validate_name;
 use crate::torrent::{read_torrent, TorrentFile, MAX_TORRENT_BYTES};
-use crate::tracker_client::{TrackerClient, TrackerError};
+use crate::tracker_client::{Sources, TrackerClient, TrackerError};
 use crate::wire::tracker_msg::{FileInfo, FileListing};
 use log::{debug, info, warn};
 use reassembler::Assembly;
@@ -96,9 +96,7 @@ impl Target {
             let path = Path::new(s);
             let bytes = read_capped(path, MAX_TORRENT_BYTES).map_err(disk(path))?;
             let t = read_torrent(&bytes).map_err(DownloadError::Torrent)?;
-            if t.manifest.private
-                && !t.trackers.iter().any(|u| u.starts_with("http://") || u.starts_with("udp://"))
-            {
+            if t.manifest.private && !t.trackers.iter().any(|u| askable(u)) {
                 return Err(DownloadError::Private(t.manifest.name));
             }
             return Ok(Target::Torrent(t));
@@ -110,8 +108,10 @@ impl Target {
     /// some source is known without asking one, or the DHT can name sources.
     pub fn needs_no_tracker(&self, direct_peers: usize, dht: bool) -> bool {
         match self {
-            Target::Magnet(m) => dht || direct_peers + m.peers.len() + m.trackers.len() > 0,
-            Target::Torrent(t) => dht || direct_peers + t.trackers.len() > 0,
+            Target::Magnet(m) => {
+                dht || direct_peers + m.peers.len() > 0 || m.trackers.iter().any(|u| askable(u))
+            }
+            Target::Torrent(t) => dht || direct_peers > 0 || t.trackers.iter().any(|u| askable(u)),
             Target::Id(_) => dht,
             Target::Name(_) => false,
         }
@@ -288,11 +288,7 @@ fn download_by_hash(
     let mut opts = opts.clone();
     let private = known.as_ref().is_some_and(|m| m.private);
     // A private torrent (BEP 27) is not told to our tracker: its own trackers name its peers.
-    let ours = if private {
-        Err(TrackerError::Unexpected("a private torrent".into()))
-    } else {
-        ctx.tracker.start_download(id)
-    };
+    let ours = if private { Ok(Sources::default()) } else { ctx.tracker.start_download(id) };
     let (mut initial, late) = match ours {
         Ok(s) => {
             let late = !s.downloaders.is_empty();
