@@ -119,10 +119,7 @@ impl Bitfield {
             return Err(BitfieldError::WrongLength { digits: hex.len(), chunks: len });
         }
         let mut b = Bitfield::new(len);
-        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let s = std::str::from_utf8(pair).map_err(|_| BitfieldError::NotHex)?;
-            b.bytes[i] = u8::from_str_radix(s, 16).map_err(|_| BitfieldError::NotHex)?;
-        }
+        b.bytes = crate::hash::decode_hex(hex).ok_or(BitfieldError::NotHex)?;
         let spare = want as u32 * 8 - len;
         if spare > 0 && b.bytes[want - 1] & ((1u8 << spare) - 1) != 0 {
             return Err(BitfieldError::StrayBits);

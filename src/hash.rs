@@ -42,18 +42,18 @@ impl FromStr for Sha1Hash {
     type Err = BadHash;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 40 {
-            return Err(BadHash(s.to_string()));
-        }
-        let mut out = [0u8; 20];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = hex_value(pair[0]).ok_or_else(|| BadHash(s.to_string()))?;
-            let lo = hex_value(pair[1]).ok_or_else(|| BadHash(s.to_string()))?;
-            out[i] = hi << 4 | lo;
-        }
-        Ok(Sha1Hash(out))
+        let bytes = decode_hex(s).filter(|b| b.len() == 20).ok_or_else(|| BadHash(s.to_string()))?;
+        Ok(Sha1Hash(bytes.try_into().expect("20 bytes")))
     }
+}
+
+/// The bytes `s` spells in hex (either case), or `None` if it is not whole hex pairs.
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let bytes = s.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    bytes.chunks_exact(2).map(|pair| Some(hex_value(pair[0])? << 4 | hex_value(pair[1])?)).collect()
 }
 
 fn hex_value(c: u8) -> Option<u8> {

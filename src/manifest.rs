@@ -43,8 +43,8 @@ use std::sync::Arc;
 /// Our own files' chunks are 1 MiB, but the last, which may be shorter (a torrent's may be
 /// another power of two: [`Manifest::piece_length`]).
 pub const CHUNK_SIZE: u64 = 1 << 20;
-/// Largest file a manifest may describe: 2^20 chunks, 1 TiB.
-pub const MAX_CHUNKS: u64 = 1 << 20;
+/// Largest file a manifest may describe: 2^20 chunks, 1 TiB at 1 MiB.
+pub const MAX_CHUNKS: u64 = info_dict::MAX_PIECES;
 /// Largest manifest text accepted from a peer.
 pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
 
@@ -141,7 +141,7 @@ impl std::error::Error for ManifestError {}
 
 /// How many 1 MiB chunks a file of `size` bytes has.
 pub fn chunks_for(size: u64) -> u64 {
-    size.div_ceil(CHUNK_SIZE)
+    info_dict::pieces_for(size, CHUNK_SIZE)
 }
 
 impl Manifest {
@@ -286,15 +286,10 @@ impl Manifest {
 /// The bytes an `info` line spells in hex.
 fn from_hex(hex: &str) -> Result<Vec<u8>, ManifestError> {
     let bad = || ManifestError::BadValue { key: "info".into(), value: hex.chars().take(60).collect() };
-    if !hex.len().is_multiple_of(2) || hex.len() > 2 * MAX_INFO_BYTES {
+    if hex.len() > 2 * MAX_INFO_BYTES {
         return Err(bad());
     }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    hex.as_bytes()
-        .chunks_exact(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)
+    crate::hash::decode_hex(hex).ok_or_else(bad)
 }
 
 fn parse_hash(key: &str, value: &str) -> Result<Sha1Hash, ManifestError> {
