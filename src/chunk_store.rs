@@ -1,5 +1,6 @@
-//! A partial download on disk: `DIR/chunks/<content id>/` holds `file.ini`, the data file
-//! `data.part` (full size, chunks written in place) and `have`, the chunks written so far.
+//! A partial download on disk: `DIR/chunks/<content id>/` holds `file.ini`, the data
+//! (`data.part`, full size, chunks written in place; for a folder, the folder `data/` with
+//! every file at its full size) and `have`, the chunks written so far.
 //!
 //! `have` is only a hint after a crash: on resume every chunk it names is hashed again and
 //! kept only if it matches the manifest, so nothing unsynced is ever trusted.
@@ -8,19 +9,22 @@ use crate::atomic_file::{write_atomic, Durability};
 use crate::bitfield::Bitfield;
 use crate::hash::{ContentId, Sha1Hash};
 use crate::manifest::{ChunkIndex, Manifest};
-use parking_lot::RwLock;
+use crate::storage::{Handles, Place};
+use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The chunks of one file being downloaded, and which of them are in place.
 pub struct ChunkStore {
     pub manifest: Manifest,
     pub content_id: ContentId,
     dir: PathBuf,
-    file: File,
+    place: Place,
+    /// The download's own handles: it writes chunks and reads them back.
+    files: Mutex<Handles>,
     have: RwLock<Bitfield>,
 }
 
@@ -32,28 +36,28 @@ impl ChunkStore {
         let dir = chunks_dir.join(content_id.to_hex());
         fs::create_dir_all(&dir)?;
         write_atomic(&dir.join("file.ini"), manifest.to_ini().as_bytes(), Durability::Synced)?;
-        let data = dir.join("data.part");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&data)?;
-        if file.metadata()?.len() != manifest.size {
-            file.set_len(manifest.size)?;
-        }
+        let data = dir.join(if manifest.is_folder() { "data" } else { "data.part" });
+        let place = Place::partial(data, Arc::clone(&manifest.layout));
+        place.create_all()?;
         let hint = fs::read_to_string(dir.join("have"))
             .ok()
             .and_then(|h| Bitfield::from_hex(h.trim(), manifest.chunk_count()).ok())
             .unwrap_or_else(|| Bitfield::new(manifest.chunk_count()));
-        let have = verify_chunks(&file, &manifest, &hint);
+        let have = verify_chunks(&place, &manifest, &hint);
         let resumed = have.count();
-        let store = ChunkStore { manifest, content_id, dir, file, have: RwLock::new(have) };
+        let files = Mutex::new(Handles::new(place.clone(), true));
+        let store = ChunkStore { manifest, content_id, dir, place, files, have: RwLock::new(have) };
         Ok((store, resumed))
     }
 
-    /// A handle for reading chunks (the peer server's), on the file this store writes.
-    pub fn reader(&self) -> io::Result<File> {
-        self.file.try_clone()
+    /// Handles for reading chunks (the peer server's), on the files this store writes.
+    pub fn reader(&self) -> Handles {
+        Handles::new(self.place.clone(), false)
     }
 
-    pub fn data_path(&self) -> PathBuf {
-        self.dir.join("data.part")
+    /// The data: the file, or the folder of files.
+    pub fn data_path(&self) -> &Path {
+        self.place.top()
     }
 
     pub fn has(&self, i: ChunkIndex) -> bool {
@@ -70,14 +74,14 @@ impl ChunkStore {
 
     /// Writes a verified chunk in place, then marks it as present.
     pub fn write_chunk(&self, i: ChunkIndex, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, self.manifest.offset(i))?;
+        self.files.lock().write_all_at(bytes, self.manifest.offset(i))?;
         self.have.write().set(i.get());
         Ok(())
     }
 
     /// Reads chunk `i` into `buf` (which must be the chunk's length).
     pub fn read_chunk(&self, i: ChunkIndex, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, self.manifest.offset(i))
+        self.files.lock().read_exact_at(buf, self.manifest.offset(i))
     }
 
     /// Starts writing the chunks written so far to disk without waiting for it (and lets
@@ -87,8 +91,13 @@ impl ChunkStore {
     pub fn start_writeback(&self) -> io::Result<()> {
         use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
         use std::os::fd::AsRawFd;
-        posix_fadvise(self.file.as_raw_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-            .map_err(io::Error::from)
+        // The files open now are the ones being written; the lock is not held meanwhile.
+        let open = self.files.lock().open_files();
+        for file in open {
+            posix_fadvise(file.as_raw_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+                .map_err(io::Error::from)?;
+        }
+        Ok(())
     }
 
     /// Records which chunks are present (a hint for resuming).
@@ -97,9 +106,13 @@ impl ChunkStore {
         write_atomic(&self.dir.join("have"), hex.as_bytes(), Durability::Hint)
     }
 
-    /// Syncs the data and moves it to `dest` atomically; removes the partial folder.
+    /// Syncs the data and moves it (the file, or the folder) to `dest` atomically; removes
+    /// the partial folder.
     pub fn finish(&self, dest: &Path) -> io::Result<()> {
-        self.file.sync_all()?;
+        self.files.lock().sync_all()?;
+        if self.manifest.is_folder() {
+            let _ = File::open(self.data_path()).and_then(|d| d.sync_all());
+        }
         fs::rename(self.data_path(), dest)?;
         if let Some(parent) = dest.parent() {
             let _ = File::open(parent).and_then(|d| d.sync_all());
@@ -109,17 +122,22 @@ impl ChunkStore {
 }
 
 /// Keeps the chunks of `hint` whose bytes on disk match the manifest.
-fn verify_chunks(file: &File, manifest: &Manifest, hint: &Bitfield) -> Bitfield {
+fn verify_chunks(place: &Place, manifest: &Manifest, hint: &Bitfield) -> Bitfield {
     let good: Vec<u32> = hint
         .ones()
         .collect::<Vec<_>>()
         .into_par_iter()
-        .filter(|&i| {
-            let Some(idx) = manifest.index(i) else { return false };
-            let mut buf = vec![0u8; manifest.chunk_len(idx)];
-            file.read_exact_at(&mut buf, manifest.offset(idx)).is_ok()
-                && Sha1Hash::of(&buf) == manifest.chunk_hash(idx)
-        })
+        .map_init(
+            || Handles::new(place.clone(), false),
+            |files, i| {
+                let idx = manifest.index(i)?;
+                let mut buf = vec![0u8; manifest.chunk_len(idx)];
+                let good = files.read_exact_at(&mut buf, manifest.offset(idx)).is_ok()
+                    && Sha1Hash::of(&buf) == manifest.chunk_hash(idx);
+                good.then_some(i)
+            },
+        )
+        .flatten()
         .collect();
     let mut have = Bitfield::new(manifest.chunk_count());
     good.into_iter().for_each(|i| {

@@ -9,6 +9,7 @@
 //! with a line that says so.
 
 use crate::hash::Sha1Hash;
+use crate::layout::{Layout, LayoutError};
 use crate::names::{validate_name, BadName};
 use serde::Serialize;
 use serde_bencode::value::Value;
@@ -30,7 +31,10 @@ pub const MAX_PIECE: u64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfoDict {
     pub name: String,
+    /// All files' bytes together.
     pub length: u64,
+    /// One file, or a folder's files (`files`).
+    pub layout: Layout,
     pub piece_length: u64,
     pub pieces: Vec<Sha1Hash>,
     /// `private = 1` (BEP 27): peers come only from the torrent's own trackers.
@@ -45,7 +49,7 @@ pub enum InfoError {
     /// Not bencode, or not the expected dictionary (the decoder's reason).
     Bencode(String),
     Missing(&'static str),
-    MultiFile,
+    Layout(LayoutError),
     V2Only,
     PieceLength(u64),
     PieceCount {
@@ -63,9 +67,7 @@ impl fmt::Display for InfoError {
             InfoError::TooDeep => write!(f, "bencode nested deeper than {MAX_DEPTH} levels"),
             InfoError::Bencode(e) => write!(f, "not a valid torrent: {}", crate::text::one_line(e)),
             InfoError::Missing(key) => write!(f, "not a valid torrent: the info dictionary has no '{key}'"),
-            InfoError::MultiFile => {
-                write!(f, "a torrent of several files; p2p-share fetches single files so far")
-            }
+            InfoError::Layout(e) => write!(f, "{e}"),
             InfoError::V2Only => {
                 write!(
                     f,
@@ -122,9 +124,6 @@ pub fn parse(raw: &[u8]) -> Result<InfoDict, InfoError> {
         Some(_) => Err(InfoError::Bencode(format!("'{key}' is not an integer"))),
         None => Err(InfoError::Missing(key)),
     };
-    if dict.contains_key(b"files".as_slice()) {
-        return Err(InfoError::MultiFile);
-    }
     let pieces = match dict.get(b"pieces".as_slice()) {
         Some(Value::Bytes(p)) => p,
         Some(_) => return Err(InfoError::Bencode("'pieces' is not a string".into())),
@@ -138,7 +137,11 @@ pub fn parse(raw: &[u8]) -> Result<InfoDict, InfoError> {
         _ => return Err(InfoError::Missing("name")),
     };
     validate_name(&name).map_err(InfoError::BadName)?;
-    let (length, piece_length) = (int("length")?, int("piece length")?);
+    let layout = match dict.get(b"files".as_slice()) {
+        Some(files) => Layout::files(file_list(files)?).map_err(InfoError::Layout)?,
+        None => Layout::single(int("length")?),
+    };
+    let (length, piece_length) = (layout.total(), int("piece length")?);
     if !valid_piece_length(piece_length) {
         return Err(InfoError::PieceLength(piece_length));
     }
@@ -151,7 +154,63 @@ pub fn parse(raw: &[u8]) -> Result<InfoDict, InfoError> {
     }
     let private = matches!(dict.get(b"private".as_slice()), Some(Value::Int(1)));
     let pieces = pieces.chunks_exact(20).map(|c| Sha1Hash(c.try_into().expect("20 bytes"))).collect();
-    Ok(InfoDict { name, length, piece_length, pieces, private })
+    Ok(InfoDict { name, length, layout, piece_length, pieces, private })
+}
+
+/// A folder torrent's `files`: each `{length, path, attr?}`, `attr` holding `p` for a BEP 47
+/// padding file. Paths must be UTF-8 (`path.utf-8` is not read); [`Layout::files`] checks
+/// the rest.
+fn file_list(files: &Value) -> Result<Vec<(Vec<String>, u64, bool)>, InfoError> {
+    let bad = |why: &str| InfoError::Bencode(format!("'files': {why}"));
+    let Value::List(files) = files else { return Err(bad("not a list")) };
+    let mut out = Vec::with_capacity(files.len().min(crate::layout::MAX_FILES));
+    for file in files {
+        let Value::Dict(file) = file else { return Err(bad("an entry is not a dictionary")) };
+        let length = match file.get(b"length".as_slice()) {
+            Some(Value::Int(n)) => u64::try_from(*n).map_err(|_| bad("a negative length"))?,
+            _ => return Err(bad("an entry has no length")),
+        };
+        let Some(Value::List(parts)) = file.get(b"path".as_slice()) else {
+            return Err(bad("an entry has no path list"));
+        };
+        let path = parts
+            .iter()
+            .map(|p| match p {
+                Value::Bytes(b) => String::from_utf8(b.clone()).map_err(|_| bad("a path is not UTF-8")),
+                _ => Err(bad("a path component is not a string")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pad = matches!(file.get(b"attr".as_slice()), Some(Value::Bytes(a)) if a.contains(&b'p'));
+        out.push((path, length, pad));
+    }
+    Ok(out)
+}
+
+/// One file of [`CanonicalFolder`].
+#[derive(Serialize)]
+struct CanonicalFile<'a> {
+    length: u64,
+    path: &'a [String],
+}
+
+/// The info dictionary of a folder torrent as BEP 3 names its keys, in the form this side
+/// writes for its own shared folders.
+#[derive(Serialize)]
+struct CanonicalFolder<'a> {
+    files: Vec<CanonicalFile<'a>>,
+    name: &'a str,
+    #[serde(rename = "piece length")]
+    piece_length: u64,
+    pieces: ByteBuf,
+}
+
+/// `{files: [{length, path}], name, piece length, pieces}`, bencoded with sorted keys, for a
+/// folder shared from `DIR/files/` (no padding files).
+pub fn canonical_folder(name: &str, files: &[(Vec<String>, u64)], piece_length: u64, pieces: &[Sha1Hash]) -> Vec<u8> {
+    let pieces = ByteBuf::from(pieces.iter().flat_map(|h| h.0).collect::<Vec<u8>>());
+    let files = files.iter().map(|(path, length)| CanonicalFile { length: *length, path }).collect();
+    serde_bencode::to_bytes(&CanonicalFolder { files, name, piece_length, pieces })
+        .expect("an info dictionary always encodes")
 }
 
 /// The info dictionary of a single-file torrent as BEP 3 names its keys, in the form this
@@ -247,6 +306,12 @@ mod tests {
         (0..n).map(|i| Sha1Hash::of(&[i])).collect()
     }
 
+    /// `raw` with the first `from` replaced by `to`.
+    fn swap(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let at = raw.windows(from.len()).position(|w| w == from.as_bytes()).expect("present");
+        [&raw[..at], to.as_bytes(), &raw[at + from.len()..]].concat()
+    }
+
     /// `raw` with `extra` (bencoded key-value pairs) put before its closing `e`.
     fn with(raw: &[u8], extra: &[u8]) -> Vec<u8> {
         [&raw[..raw.len() - 1], extra, b"e"].concat()
@@ -287,7 +352,7 @@ mod tests {
         let short = canonical("f.bin", 3 << 18, 1 << 18, &pieces(2));
         assert!(matches!(parse(&short), Err(InfoError::PieceCount { .. })));
         let files = b"d5:filesle4:name1:x12:piece lengthi16384e6:pieces0:e";
-        assert_eq!(parse(files), Err(InfoError::MultiFile));
+        assert_eq!(parse(files), Err(InfoError::Layout(LayoutError::NoFiles)));
         let evil = canonical("../ab", 10, 1 << 18, &pieces(1));
         assert!(matches!(parse(&evil), Err(InfoError::BadName(_))));
         assert_eq!(parse(b"d4:name5:f.bine"), Err(InfoError::Missing("pieces")));
@@ -298,6 +363,29 @@ mod tests {
         for junk in [&b""[..], b"d", b"i12", b"99999999999:x", b"de", b"le"] {
             assert!(parse(junk).is_err(), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_folder_torrent_is_read_with_its_padding_and_hostile_paths_are_refused() {
+        let files = [(vec!["a.txt".to_string()], 20_000u64), (vec!["sub".into(), "b.bin".into()], 30_000)];
+        let raw = canonical_folder("album", &files, MIN_PIECE, &pieces(4));
+        let info = parse(&raw).unwrap();
+        assert_eq!((info.length, info.layout.entries().len(), info.layout.is_single()), (50_000, 2, false));
+        assert_eq!(info.layout.entries()[1].offset, 20_000);
+        // BEP 47: a padding file (attr p) counts in the stream, and its path is not checked.
+        let padded = swap(
+            &raw,
+            "d6:lengthi30000e",
+            "d4:attr1:p6:lengthi12768e4:pathl4:.pad5:12768eed6:lengthi17232e",
+        );
+        let info = parse(&padded).unwrap();
+        assert!(info.layout.entries()[1].pad && !info.layout.entries()[2].pad);
+        for evil in ["../b.bin", "/etc", "a/b"] {
+            let bad = swap(&raw, "5:b.bin", &format!("{}:{evil}", evil.len()));
+            assert!(matches!(parse(&bad), Err(InfoError::Layout(_))), "{evil}");
+        }
+        let short = canonical_folder("album", &files, MIN_PIECE, &pieces(3));
+        assert!(matches!(parse(&short), Err(InfoError::PieceCount { .. })));
     }
 
     #[test]

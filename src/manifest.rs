@@ -24,9 +24,14 @@
 //! from 16 KiB to 64 MiB) and, when its info dictionary is not the canonical one (extra keys
 //! such as `private` or `source`, a hybrid's v2 part), the dictionary's own bytes as hex in
 //! an `info` line; the `[chunks]` section is then left out, the piece hashes being in it.
+//!
+//! A folder (a torrent's `files`, or a folder put into `DIR/files/`) always travels as its
+//! `info` line: the file list is in the dictionary. `name` is the folder's, `size` all its
+//! files' bytes together, and a `files` line says how many files it has.
 
 use crate::hash::{ContentId, Sha1Hash};
 use crate::info_dict::{self, InfoDict, InfoError, MAX_INFO_BYTES};
+use crate::layout::Layout;
 use crate::names::{validate_name, BadName};
 use configparser::ini::{Ini, IniDefault};
 use rayon::prelude::*;
@@ -80,6 +85,8 @@ pub struct Manifest {
     pub info: Option<RawInfo>,
     /// `private = 1` in that dictionary: peers come only from the torrent's own trackers.
     pub private: bool,
+    /// One file, or the files of a folder, laid end to end.
+    pub layout: Arc<Layout>,
 }
 
 /// An info dictionary's bytes as they came.
@@ -147,17 +154,25 @@ pub fn chunks_for(size: u64) -> u64 {
 impl Manifest {
     /// One of our own files: 1 MiB chunks, the canonical info dictionary.
     pub fn new(name: String, size: u64, sha1: Option<Sha1Hash>, chunks: Vec<Sha1Hash>) -> Manifest {
-        Manifest { name, size, sha1, chunks, piece_length: CHUNK_SIZE, info: None, private: false }
+        let layout = Arc::new(Layout::single(size));
+        Manifest { name, size, sha1, chunks, piece_length: CHUNK_SIZE, info: None, private: false, layout }
     }
 
     /// The file an info dictionary describes (received over ut_metadata, in a `.torrent` or
     /// a peer's `file.ini`), checked by [`info_dict::parse`]. The bytes are kept unless they
     /// are the canonical form of what they say.
     pub fn from_info(raw: &[u8]) -> Result<Manifest, InfoError> {
-        let InfoDict { name, length, piece_length, pieces, private } = info_dict::parse(raw)?;
-        let canonical = info_dict::canonical(&name, length, piece_length, &pieces) == raw;
+        let InfoDict { name, length, layout, piece_length, pieces, private } = info_dict::parse(raw)?;
+        let canonical =
+            layout.is_single() && info_dict::canonical(&name, length, piece_length, &pieces) == raw;
         let info = (!canonical).then(|| RawInfo(Arc::from(raw)));
-        Ok(Manifest { name, size: length, sha1: None, chunks: pieces, piece_length, info, private })
+        let layout = Arc::new(layout);
+        Ok(Manifest { name, size: length, sha1: None, chunks: pieces, piece_length, info, private, layout })
+    }
+
+    /// A folder's files, not a single file.
+    pub fn is_folder(&self) -> bool {
+        !self.layout.is_single()
     }
 
     /// The bencoded info dictionary: the bytes kept, or the canonical form.
@@ -204,6 +219,9 @@ impl Manifest {
         );
         if let Some(sha1) = self.sha1 {
             let _ = writeln!(s, "sha1 = {sha1}");
+        }
+        if self.is_folder() {
+            let _ = writeln!(s, "files = {}", self.layout.entries().len());
         }
         if let Some(RawInfo(raw)) = &self.info {
             s.push_str("info = ");
@@ -274,12 +292,21 @@ impl Manifest {
                     return Err(ManifestError::Disagrees(key));
                 }
             }
+            let files = file.get("files").cloned().flatten();
+            if m.is_folder() && files != Some(m.layout.entries().len().to_string()) {
+                return Err(ManifestError::Disagrees("files"));
+            }
             m.sha1 = sha1;
             return Ok(m);
         }
+        if file.contains_key("files") {
+            return Err(ManifestError::Missing("the info line of a folder"));
+        }
         let chunks = map.remove("chunks").ok_or(ManifestError::Missing("a [chunks] section"))?;
         let chunks = chunk_list(chunks, count)?;
-        Ok(Manifest { name, size, sha1, chunks, piece_length: chunk_size, info: None, private: false })
+        let mut m = Manifest::new(name, size, sha1, chunks);
+        m.piece_length = chunk_size;
+        Ok(m)
     }
 }
 

@@ -2,7 +2,8 @@
 //! people and for BitTorrent clients. They run beside the peer serving DIR (in their own
 //! process, as `list` does) and name it in the link (`x.pe`) when one serves.
 
-use crate::holdings::manifest_cache::{ManifestCache, Stamp};
+use crate::holdings::found::Found;
+use crate::holdings::manifest_cache::ManifestCache;
 use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::{validate_name, BadName};
@@ -32,19 +33,20 @@ impl fmt::Display for LinkError {
 
 impl std::error::Error for LinkError {}
 
-/// The manifest of `DIR/files/NAME` (cached, else hashed) and its magnet link.
+/// The manifest of `DIR/files/NAME`, a file or a folder (cached, else hashed), and its
+/// magnet link.
 pub fn magnet_of(dir: &Path, name: &str) -> Result<(Manifest, Magnet), LinkError> {
     validate_name(name).map_err(LinkError::BadName)?;
     let path = dir.join("files").join(name);
-    // A regular file, not a link: the same rule as for sharing.
-    let meta = match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_file() => m,
+    // A regular file or folder, not a link: the same rule as for sharing.
+    let found = match Found::look(&path) {
+        Ok(Some(found)) if !found.files.is_empty() => found,
         _ => return Err(LinkError::NotShared(path)),
     };
     let chunks = dir.join("chunks");
     std::fs::create_dir_all(&chunks).map_err(|err| LinkError::Io { path: chunks.clone(), err })?;
-    let (m, _) = ManifestCache::new(&chunks)
-        .manifest_for(&path, name, Stamp::of(&meta))
+    let (m, _) = found
+        .manifest(&ManifestCache::new(&chunks), &path, name)
         .map_err(|err| LinkError::Io { path: path.clone(), err })?;
     let serving = serving(dir);
     let magnet = Magnet {

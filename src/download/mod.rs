@@ -42,8 +42,7 @@ use swarm::Swarm;
 
 use crate::chunk_store::ChunkStore;
 use crate::hash::ContentId;
-use crate::holdings::manifest_cache::Stamp;
-use crate::holdings::shares::FileIdentity;
+use crate::holdings::found::Found;
 use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::validate_name;
@@ -429,12 +428,14 @@ fn finish(
         return Err(DownloadError::Exists(dest));
     }
     let data = store.data_path();
-    let stamp = Stamp::of(&fs::metadata(&data).map_err(disk(&data))?);
+    let found = Found::look(data).map_err(disk(data))?.ok_or_else(|| disk(data)(std::io::ErrorKind::NotFound.into()))?;
+    let stamp = found.stamp(fs::symlink_metadata(data).ok().as_ref());
     ctx.cache.store(m, stamp).map_err(disk(ctx.chunks_dir))?;
     store.finish(&dest).map_err(disk(&dest))?;
     let id = store.content_id;
-    let identity = FileIdentity::of(&fs::symlink_metadata(&dest).map_err(disk(&dest))?);
-    ctx.shares.add_complete(Arc::new(m.clone()), id, dest.clone(), identity);
+    // Renamed as a whole: every file keeps its version.
+    let place = found.place(&dest, m).map_err(disk(&dest))?;
+    ctx.shares.add_complete(Arc::new(m.clone()), id, place);
     let info = FileInfo { name: m.name.clone(), size: m.size, content_id: id };
     if m.private {
         info!("'{}' is a private torrent: not announced to our tracker", m.name);

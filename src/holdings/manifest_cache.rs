@@ -1,5 +1,7 @@
-//! Manifests of shared files, cached in `DIR/chunks/manifests/` and keyed by the file's
-//! name, size and modification time, so a restart does not hash unchanged files again.
+//! Manifests of shared files and folders, cached in `DIR/chunks/manifests/` and keyed by
+//! the name, the size and the modification time (for a folder, a digest of every file's
+//! path and version: [`Found::stamp`](super::found::Found::stamp)), so a restart does not
+//! hash unchanged files again.
 
 use crate::atomic_file::{write_atomic, Durability};
 use crate::hash::Sha1Hash;
@@ -15,10 +17,11 @@ pub struct ManifestCache {
     dir: PathBuf,
 }
 
-/// What identifies a version of a file on disk.
+/// What identifies a version of a file (or folder) on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     pub size: u64,
+    /// A file's mtime; a folder's listing digest.
     pub mtime_ns: u128,
 }
 
@@ -39,14 +42,26 @@ impl ManifestCache {
         self.dir.join(format!("{}.ini", Sha1Hash::of(name.as_bytes())))
     }
 
-    /// The manifest of `path` (shared as `name`): from the cache when the stamp matches,
-    /// else hashed (in parallel) and stored.
+    /// The manifest of the file at `path` (shared as `name`): from the cache when the
+    /// stamp matches, else hashed (in parallel) and stored.
     pub fn manifest_for(&self, path: &Path, name: &str, stamp: Stamp) -> io::Result<(Manifest, bool)> {
+        self.manifest_or(name, stamp, || hash_file(path, name, true), || Ok(Stamp::of(&fs::metadata(path)?)))
+    }
+
+    /// The manifest of `name`: from the cache when the stamp matches, else made by `hash`
+    /// and stored if `now` still gives the stamp after hashing.
+    pub fn manifest_or(
+        &self,
+        name: &str,
+        stamp: Stamp,
+        hash: impl FnOnce() -> io::Result<Manifest>,
+        now: impl FnOnce() -> io::Result<Stamp>,
+    ) -> io::Result<(Manifest, bool)> {
         if let Some(m) = self.lookup(name, stamp) {
             return Ok((m, true));
         }
-        let m = hash_file(path, name, true)?;
-        if Stamp::of(&fs::metadata(path)?) == stamp {
+        let m = hash()?;
+        if now()? == stamp {
             self.store(&m, stamp)?;
         }
         Ok((m, false))
@@ -63,7 +78,8 @@ impl ManifestCache {
             return None;
         }
         let m = Manifest::parse(&text).ok()?;
-        (m.name == name && m.size == size).then_some(m)
+        // A folder's size may count padding the stamp does not; its digest says the rest.
+        (m.name == name && (m.is_folder() || m.size == size)).then_some(m)
     }
 
     /// Records `m` as the manifest of the file version `stamp`.

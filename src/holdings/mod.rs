@@ -2,5 +2,6 @@
 //! of their manifests. The peer server reads from it, the downloader and the file monitor
 //! write to it.
 
+pub mod found;
 pub mod manifest_cache;
 pub mod shares;

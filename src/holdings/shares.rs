@@ -4,53 +4,19 @@
 use crate::chunk_store::ChunkStore;
 use crate::hash::ContentId;
 use crate::manifest::Manifest;
+use crate::storage::Place;
 use crate::super_seed::SuperSeed;
 use crate::wire::tracker_msg::FileInfo;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::fs::{File, Metadata, OpenOptions};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Which file on disk, in which version: what was hashed must be what is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-}
-
-impl FileIdentity {
-    pub fn of(meta: &Metadata) -> FileIdentity {
-        let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-        FileIdentity { dev: meta.dev(), ino: meta.ino(), size: meta.len(), mtime_ns }
-    }
-
-    /// Opens `path` for reading without following a symbolic link, and only if it is still
-    /// this file in this version.
-    pub fn open(&self, path: &Path) -> io::Result<File> {
-        let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
-        self.check(&file)?;
-        Ok(file)
-    }
-
-    /// Fails unless the open `file` is still this file in this version (one `fstat`).
-    pub fn check(&self, file: &File) -> io::Result<()> {
-        let now = FileIdentity::of(&file.metadata()?);
-        if now != *self {
-            return Err(io::Error::other("it changed on disk since it was hashed"));
-        }
-        Ok(())
-    }
-}
+pub use crate::storage::FileIdentity;
 
 /// Where a shared file's bytes are.
 pub enum Holding {
-    /// All of it, at this path in `DIR/files`, as it was when hashed.
-    Complete(PathBuf, FileIdentity),
+    /// All of it, in `DIR/files` (a file, or a folder's files), as it was when hashed.
+    Complete(Place),
     /// The chunks downloaded so far.
     Partial(Arc<ChunkStore>),
 }
@@ -118,10 +84,9 @@ impl Shares {
         &self,
         manifest: Arc<Manifest>,
         content_id: ContentId,
-        path: PathBuf,
-        id: FileIdentity,
+        place: Place,
     ) {
-        let shared = Share::new(manifest, content_id, Holding::Complete(path, id));
+        let shared = Share::new(manifest, content_id, Holding::Complete(place));
         self.by_id.write().insert(content_id, Arc::new(shared));
     }
 

@@ -22,7 +22,6 @@ use crate::wire::send_deadline::DeadlineWriter;
 use log::{debug, info, warn};
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// How often a waiting connection looks after its chores (haves, slots, keep-alives).
@@ -475,7 +474,7 @@ pub fn greeting(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::holdings::shares::FileIdentity;
+    use crate::storage::Place;
     use crate::manifest::hash_file;
     use crate::peer::upload::UploadLine;
     use crate::wire::mem::MemSocket;
@@ -494,12 +493,7 @@ mod tests {
         let m = hash_file(&path, "f.bin", false).unwrap();
         let id = m.content_id();
         let shares = Shares::default();
-        shares.add_complete(
-            Arc::new(m),
-            id,
-            path.clone(),
-            FileIdentity::of(&std::fs::metadata(&path).unwrap()),
-        );
+        shares.add_complete(Arc::new(m), id, Place::file(path).unwrap());
         (dir, shares, id, data)
     }
 

@@ -1,13 +1,16 @@
 //! The file monitor: looks at `DIR/files` every [`SCAN_EVERY`] (no `chdir`), hashes new or
-//! changed files (or takes their cached manifest) and tells the tracker what changed.
+//! changed files and folders (or takes their cached manifest) and tells the tracker what
+//! changed. A folder is shared as one torrent of its files ([`Found`]).
 //!
 //! A file is shared only once it has settled: not modified for [`SETTLE`], and the same
 //! file (device, inode, size, mtime) before and after hashing. A file being copied in is
 //! therefore never announced half-written; a changed file stops being shared at once.
 
 use crate::hash::ContentId;
-use crate::holdings::manifest_cache::{ManifestCache, Stamp};
-use crate::holdings::shares::{FileIdentity, Shares};
+use crate::holdings::found::Found;
+use crate::holdings::manifest_cache::ManifestCache;
+use crate::holdings::shares::Shares;
+use crate::storage::FileIdentity;
 use crate::names::validate_name;
 use crate::tracker_client::TrackerClient;
 use crate::wire::tracker_msg::FileInfo;
@@ -15,7 +18,7 @@ use crossbeam_channel::{select, tick, Receiver};
 use log::{info, warn};
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
@@ -30,20 +33,22 @@ pub struct FileMonitor {
     files_dir: PathBuf,
     cache: ManifestCache,
     shares: Arc<Shares>,
-    known: HashMap<String, (FileIdentity, ContentId)>,
+    /// Each name's file versions when last shared, and its id.
+    known: HashMap<String, (Vec<FileIdentity>, ContentId)>,
     warned: HashSet<String>,
 }
 
-/// True when the file was last modified at least [`SETTLE`] ago.
-fn settled(meta: &std::fs::Metadata) -> bool {
-    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+/// True when the file (a folder's most recently changed one) was last modified at least
+/// [`SETTLE`] ago.
+fn settled(modified: SystemTime) -> bool {
     SystemTime::now().duration_since(modified).is_ok_and(|age| age >= SETTLE)
 }
 
-/// True when `path` is still the file `identity` describes.
-fn still(path: &std::path::Path, identity: FileIdentity) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| FileIdentity::of(&m) == identity)
+/// True when `path` still holds the files `found` describes, in the same versions.
+fn still(path: &Path, found: &Found) -> bool {
+    Found::look(path).is_ok_and(|now| now.as_ref() == Some(found))
 }
+
 
 /// What one scan found.
 #[derive(Debug, Default)]
@@ -81,29 +86,35 @@ impl FileMonitor {
             if self.shares.is_withheld(&name) {
                 continue;
             }
-            // symlink_metadata: links are not followed, so nothing outside the folder is read.
-            let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
-            if !meta.is_file() {
-                continue;
+            // Links are not followed (here or inside a folder): nothing outside is read.
+            let path = entry.path();
+            let Ok(Some(found)) = Found::look(&path) else { continue };
+            if found.files.is_empty() {
+                continue; // an empty folder
             }
-            let identity = FileIdentity::of(&meta);
-            if self.known.get(&name).is_some_and(|(s, _)| *s == identity) {
+            for why in &found.skipped {
+                self.warn_once(&format!("{name}/{why}"), format!("'{name}': leaving out {why}"));
+            }
+            let versions = found.versions();
+            if self.known.get(&name).is_some_and(|(s, _)| *s == versions) {
                 seen.insert(name.clone());
                 continue;
             }
-            if !settled(&meta) {
+            if !settled(found.modified) {
                 changes.unsettled += 1;
                 continue; // still being written: not seen, so an older version stops being shared
             }
-            match self.cache.manifest_for(&entry.path(), &name, Stamp::of(&meta)) {
-                Ok(_) if !still(&entry.path(), identity) => {} // changed while hashed: next scan
-                Ok((manifest, cached)) => {
+            let hashed = found.manifest(&self.cache, &path, &name);
+            let placed = hashed.and_then(|(m, cached)| Ok((found.place(&path, &m)?, m, cached)));
+            match placed {
+                Ok(_) if !still(&path, &found) => {} // changed while hashed: next scan
+                Ok((place, manifest, cached)) => {
                     seen.insert(name.clone());
                     let id = manifest.content_id();
                     if !cached {
                         info!("Hashed '{name}': {} chunks", manifest.chunk_count());
                     }
-                    if let Some((_, old)) = self.known.insert(name.clone(), (identity, id)) {
+                    if let Some((_, old)) = self.known.insert(name.clone(), (versions, id)) {
                         if old != id {
                             self.shares.remove(&old);
                             changes.removed.push(old);
@@ -117,7 +128,7 @@ impl FileMonitor {
                             content_id: id,
                         });
                     }
-                    self.shares.add_complete(Arc::new(manifest), id, entry.path(), identity);
+                    self.shares.add_complete(Arc::new(manifest), id, place);
                 }
                 Err(e) => self.warn_once(&name, format!("cannot share '{name}': {e}")),
             }

@@ -8,7 +8,8 @@ use crate::http_tracker::http_tracker;
 use p2p_share::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
 use p2p_share::bt::msg::{self, Handshake, Message};
 use p2p_share::hash::ContentId;
-use p2p_share::holdings::shares::{FileIdentity, Shares};
+use p2p_share::holdings::shares::Shares;
+use p2p_share::storage::Place;
 use p2p_share::manifest::hash_file;
 use p2p_share::peer::options::ServerOptions;
 use p2p_share::peer::server::PeerServer;
@@ -250,7 +251,7 @@ fn a_slow_reader_is_cut_off_at_its_write_deadline() {
     let m = hash_file(&path, "small.bin", true).unwrap();
     let id = m.content_id();
     let shares = Arc::new(Shares::default());
-    shares.add_complete(Arc::new(m), id, path.clone(), FileIdentity::of(&std::fs::metadata(&path).unwrap()));
+    shares.add_complete(Arc::new(m), id, Place::file(path.clone()).unwrap());
     let opts = ServerOptions { message_deadline: Duration::from_secs(1), ..ServerOptions::default() };
     let server = PeerServer::start(TcpListener::bind("127.0.0.1:0").unwrap(), shares, opts).unwrap();
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();

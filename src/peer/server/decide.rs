@@ -8,8 +8,8 @@ use crate::holdings::shares::{Holding, Share, Shares};
 use crate::names::validate_name;
 use crate::peer::open_files::{open_for_chunk, OpenFiles, Refusal};
 use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
-use log::{debug, info};
-use std::fs::File;
+use crate::storage::Stretch;
+use log::{debug, info, warn};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,24 +40,25 @@ pub(super) struct Standing {
 }
 
 /// What to send for one request, decided from the shares alone; no byte moved yet.
-pub(super) enum Plan<'f> {
+pub(super) enum Plan {
     /// A reply alone (a have-set, or a refusal: the connection stays open).
     Reply(PeerReply),
     /// The manifest reply, then its text.
     Manifest { content_id: ContentId, text: String },
-    /// The chunk reply, then `len` bytes of `file` from `offset`.
-    /// `shared` counts what went out (super-seeding) and says whether others have it.
-    Chunk { index: u32, file: &'f File, offset: u64, len: usize, shared: Arc<Share> },
+    /// The chunk reply, then its `len` bytes: the stretches of its files (opened, and each
+    /// file's version checked) or padding. `shared` counts what went out (super-seeding)
+    /// and says whether others have it.
+    Chunk { index: u32, stretches: Vec<Stretch>, len: usize, shared: Arc<Share> },
 }
 
 /// Decides the answer to `req` from `asker`.
-pub(super) fn decide<'f>(
+pub(super) fn decide(
     req: &PeerRequest,
     shares: &Shares,
-    files: &'f mut OpenFiles,
+    files: &mut OpenFiles,
     from: SocketAddr,
     asker: &Standing,
-) -> Plan<'f> {
+) -> Plan {
     let planned = match req {
         PeerRequest::Hello { .. } => Ok(Plan::Reply(PeerReply::Hello { abilities: Abilities::ALL })),
         PeerRequest::Manifest { content_id, name } => {
@@ -128,7 +129,7 @@ fn find(shares: &Shares, id: Option<&ContentId>, name: Option<&str>) -> Result<A
     }
 }
 
-fn plan_chunk<'f>(shared: &Arc<Share>, index: u32, files: &'f mut OpenFiles) -> Result<Plan<'f>, Refusal> {
+fn plan_chunk(shared: &Arc<Share>, index: u32, files: &mut OpenFiles) -> Result<Plan, Refusal> {
     let m = &shared.manifest;
     let Some(idx) = m.index(index) else {
         return Err(Refusal(format!(
@@ -137,6 +138,10 @@ fn plan_chunk<'f>(shared: &Arc<Share>, index: u32, files: &'f mut OpenFiles) -> 
             m.chunk_count()
         )));
     };
-    let file = open_for_chunk(shared, idx, files)?;
-    Ok(Plan::Chunk { index, file, offset: m.offset(idx), len: m.chunk_len(idx), shared: Arc::clone(shared) })
+    let len = m.chunk_len(idx);
+    let stretches = open_for_chunk(shared, idx, files)?.stretches(m.offset(idx), len).map_err(|e| {
+        warn!("not serving '{}': {e}", m.name);
+        Refusal(format!("cannot serve '{}': {e}", m.name))
+    })?;
+    Ok(Plan::Chunk { index, stretches, len, shared: Arc::clone(shared) })
 }

@@ -95,7 +95,7 @@ mod tests {
     use super::*;
     use crate::bitfield::Bitfield;
     use crate::chunk_store::ChunkStore;
-    use crate::holdings::shares::FileIdentity;
+    use crate::storage::Place;
     use crate::manifest::{hash_file, Manifest, CHUNK_SIZE};
     use crate::peer::server::turn::{MAX_LEAD, TURN_ANSWER, TURN_WAIT};
     use crate::peer::upload::{Turn, UploadLine};
@@ -173,8 +173,7 @@ mod tests {
         let m = hash_file(&path, "a.bin", false).unwrap();
         let id = m.content_id();
         let shares = Shares::default();
-        let identity = FileIdentity::of(&std::fs::metadata(&path).unwrap());
-        shares.add_complete(Arc::new(m), id, path, identity);
+        shares.add_complete(Arc::new(m), id, Place::file(path).unwrap());
         Fixture { _dir: dir, shares, data, id }
     }
 

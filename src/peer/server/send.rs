@@ -4,6 +4,7 @@
 
 use super::decide::{Plan, Standing};
 use crate::peer::upload::{Turn, UploadLine};
+use crate::storage::Stretch;
 use crate::wire::conn::Conn;
 use crate::wire::deadline::Socket;
 use crate::wire::peer_msg::PeerReply;
@@ -35,7 +36,7 @@ pub(super) fn send<S: Socket>(
             conn.send_reply(&PeerReply::Manifest { content_id, len: text.len() as u32 })?;
             Ok(conn.write_raw(text.as_bytes())?)
         }
-        Plan::Chunk { index, file, offset, len, shared } => {
+        Plan::Chunk { index, stretches, len, shared } => {
             let complete = shared.is_complete();
             let in_place = place.is_some();
             let turn = place.or_else(|| limit.map(|l| l.turn()));
@@ -50,11 +51,7 @@ pub(super) fn send<S: Socket>(
                 shared.seeding.lock().sent(index, asker.id);
             }
             conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
-            let sent = match turn {
-                None => conn.writer().send_file(file, offset, len),
-                Some(turn) => copy_range_limited(file, offset, len, conn.writer(), &turn),
-            };
-            match sent? {
+            match send_stretches(stretches, conn.writer(), turn.as_ref())? {
                 n if n == len => Ok(()),
                 // The file shrank under us: the promised bytes cannot be sent, so close.
                 n => Err(WireError::Frame(FrameError::Truncated { expected: len, got: n })),
@@ -63,14 +60,50 @@ pub(super) fn send<S: Socket>(
     }
 }
 
+/// Sends a chunk's stretches (of one file, or of several and padding's zeros): straight
+/// from the page cache when there is no upload limit, else in slices in its turn. Returns
+/// how many bytes went (fewer only if a file shrank).
+fn send_stretches<S: Socket>(
+    stretches: Vec<Stretch>,
+    out: &mut DeadlineWriter<S>,
+    turn: Option<&Turn>,
+) -> io::Result<usize> {
+    let total: usize = stretches.iter().map(|s| match s {
+        Stretch::File { len, .. } => *len,
+        Stretch::Zeros(n) => *n,
+    }).sum();
+    let mut done = 0;
+    for s in stretches {
+        let (want, sent) = match s {
+            Stretch::File { file, at, len } => match turn {
+                None => (len, out.send_file(&file, at, len)?),
+                Some(turn) => (len, copy_range_limited(&file, at, len, out, turn, total - done - len)?),
+            },
+            Stretch::Zeros(n) => {
+                if let Some(turn) = turn {
+                    turn.take(n);
+                }
+                out.send(&vec![0u8; n])?;
+                (n, n)
+            }
+        };
+        done += sent;
+        if sent < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
 /// Copies a file range in slices, taking tokens from the shared upload limit first, in
-/// its turn.
+/// its turn; `after` bytes of the chunk follow this range.
 fn copy_range_limited<S: Socket>(
     file: &File,
     offset: u64,
     len: usize,
     out: &mut DeadlineWriter<S>,
     turn: &Turn,
+    after: usize,
 ) -> io::Result<usize> {
     const SLICE: usize = 64 * 1024;
     let mut buf = vec![0u8; SLICE];
@@ -78,7 +111,7 @@ fn copy_range_limited<S: Socket>(
     while done < len {
         let n = SLICE.min(len - done);
         turn.take(n);
-        turn.left(len - done - n);
+        turn.left(len - done - n + after);
         let got = file.read_at(&mut buf[..n], offset + done as u64)?;
         if got == 0 {
             break;
