@@ -206,7 +206,12 @@ struct CanonicalFolder<'a> {
 
 /// `{files: [{length, path}], name, piece length, pieces}`, bencoded with sorted keys, for a
 /// folder shared from `DIR/files/` (no padding files).
-pub fn canonical_folder(name: &str, files: &[(Vec<String>, u64)], piece_length: u64, pieces: &[Sha1Hash]) -> Vec<u8> {
+pub fn canonical_folder(
+    name: &str,
+    files: &[(Vec<String>, u64)],
+    piece_length: u64,
+    pieces: &[Sha1Hash],
+) -> Vec<u8> {
     let pieces = ByteBuf::from(pieces.iter().flat_map(|h| h.0).collect::<Vec<u8>>());
     let files = files.iter().map(|(path, length)| CanonicalFile { length: *length, path }).collect();
     serde_bencode::to_bytes(&CanonicalFolder { files, name, piece_length, pieces })
@@ -373,11 +378,8 @@ mod tests {
         assert_eq!((info.length, info.layout.entries().len(), info.layout.is_single()), (50_000, 2, false));
         assert_eq!(info.layout.entries()[1].offset, 20_000);
         // BEP 47: a padding file (attr p) counts in the stream, and its path is not checked.
-        let padded = swap(
-            &raw,
-            "d6:lengthi30000e",
-            "d4:attr1:p6:lengthi12768e4:pathl4:.pad5:12768eed6:lengthi17232e",
-        );
+        let padded =
+            swap(&raw, "d6:lengthi30000e", "d4:attr1:p6:lengthi12768e4:pathl4:.pad5:12768eed6:lengthi17232e");
         let info = parse(&padded).unwrap();
         assert!(info.layout.entries()[1].pad && !info.layout.entries()[2].pad);
         for evil in ["../b.bin", "/etc", "a/b"] {

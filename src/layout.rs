@@ -236,7 +236,11 @@ mod tests {
         assert_eq!(l.total(), 36);
         assert_eq!(
             l.spans(8, 10),
-            vec![Span { file: 0, at: 8, len: 2 }, Span { file: 2, at: 0, len: 6 }, Span { file: 3, at: 0, len: 2 }]
+            vec![
+                Span { file: 0, at: 8, len: 2 },
+                Span { file: 2, at: 0, len: 6 },
+                Span { file: 3, at: 0, len: 2 }
+            ]
         );
         assert_eq!(l.spans(16, 20), vec![Span { file: 3, at: 0, len: 20 }]);
         assert_eq!(l.spans(0, 10), vec![Span { file: 0, at: 0, len: 10 }]);
@@ -246,7 +250,9 @@ mod tests {
 
     #[test]
     fn hostile_paths_are_refused_with_the_path_named() {
-        for bad in ["../x", "a/../../x", "./x", "a//b", "", "a/\0b", "a\\..\\b", "a/.", "x/\u{202E}gpj.exe", " "] {
+        for bad in
+            ["../x", "a/../../x", "./x", "a//b", "", "a/\0b", "a\\..\\b", "a/.", "x/\u{202E}gpj.exe", " "]
+        {
             let err = layout(&[(bad, 1)]).unwrap_err();
             assert!(
                 matches!(err, LayoutError::BadComponent { .. } | LayoutError::EmptyPath),

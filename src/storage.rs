@@ -102,7 +102,10 @@ impl Place {
 
     /// Each real file's current identity, in the layout's order (for a [`Place::complete`]).
     pub fn identities(&self) -> io::Result<Vec<FileIdentity>> {
-        self.layout.real().map(|(i, _)| Ok(FileIdentity::of(&fs::symlink_metadata(self.path_of(i))?))).collect()
+        self.layout
+            .real()
+            .map(|(i, _)| Ok(FileIdentity::of(&fs::symlink_metadata(self.path_of(i))?)))
+            .collect()
     }
 
     /// Creates the folders and every file at its length (zero-length ones too; never

@@ -428,7 +428,9 @@ fn finish(
         return Err(DownloadError::Exists(dest));
     }
     let data = store.data_path();
-    let found = Found::look(data).map_err(disk(data))?.ok_or_else(|| disk(data)(std::io::ErrorKind::NotFound.into()))?;
+    let found = Found::look(data)
+        .map_err(disk(data))?
+        .ok_or_else(|| disk(data)(std::io::ErrorKind::NotFound.into()))?;
     let stamp = found.stamp(fs::symlink_metadata(data).ok().as_ref());
     ctx.cache.store(m, stamp).map_err(disk(ctx.chunks_dir))?;
     store.finish(&dest).map_err(disk(&dest))?;

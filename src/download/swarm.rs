@@ -249,7 +249,7 @@ impl<'a> Swarm<'a> {
         let store = &self.shared.store;
         let data = store.data_path();
         let joined = reassembler.join().map_err(|_| DownloadError::Crashed("reassembler"))?;
-        let assembly = joined.map_err(disk(&data))?;
+        let assembly = joined.map_err(disk(data))?;
         if stalled || !assembly.complete {
             let (have, total) = (store.count(), store.manifest.chunk_count());
             return Err(DownloadError::Stalled { name: store.manifest.name.clone(), have, total });

@@ -46,7 +46,8 @@ impl Found {
         if !meta.is_dir() {
             return Ok(None);
         }
-        let mut found = Found { files: Vec::new(), folder: true, modified: SystemTime::UNIX_EPOCH, skipped: Vec::new() };
+        let mut found =
+            Found { files: Vec::new(), folder: true, modified: SystemTime::UNIX_EPOCH, skipped: Vec::new() };
         walk(path, &mut Vec::new(), &mut found)?;
         found.files.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Some(found))

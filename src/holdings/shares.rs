@@ -80,12 +80,7 @@ impl Shares {
         found.first().map(|s| Arc::clone(s))
     }
 
-    pub fn add_complete(
-        &self,
-        manifest: Arc<Manifest>,
-        content_id: ContentId,
-        place: Place,
-    ) {
+    pub fn add_complete(&self, manifest: Arc<Manifest>, content_id: ContentId, place: Place) {
         let shared = Share::new(manifest, content_id, Holding::Complete(place));
         self.by_id.write().insert(content_id, Arc::new(shared));
     }

@@ -474,9 +474,9 @@ pub fn greeting(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Place;
     use crate::manifest::hash_file;
     use crate::peer::upload::UploadLine;
+    use crate::storage::Place;
     use crate::wire::mem::MemSocket;
     use std::io::{Cursor, Read};
     use std::sync::atomic::AtomicUsize;

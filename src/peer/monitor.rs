@@ -10,8 +10,8 @@ use crate::hash::ContentId;
 use crate::holdings::found::Found;
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
-use crate::storage::FileIdentity;
 use crate::names::validate_name;
+use crate::storage::FileIdentity;
 use crate::tracker_client::TrackerClient;
 use crate::wire::tracker_msg::FileInfo;
 use crossbeam_channel::{select, tick, Receiver};
@@ -48,7 +48,6 @@ fn settled(modified: SystemTime) -> bool {
 fn still(path: &Path, found: &Found) -> bool {
     Found::look(path).is_ok_and(|now| now.as_ref() == Some(found))
 }
-
 
 /// What one scan found.
 #[derive(Debug, Default)]

@@ -39,7 +39,11 @@ struct Content {
 
 impl Content {
     fn file(name: &str, size: usize) -> Content {
-        Content { name: name.into(), files: vec![(name.into(), test_bytes(size, size as u64))], folder: false }
+        Content {
+            name: name.into(),
+            files: vec![(name.into(), test_bytes(size, size as u64))],
+            folder: false,
+        }
     }
 
     fn folder(name: &str, files: &[(&str, usize)]) -> Content {
@@ -48,7 +52,11 @@ impl Content {
     }
 
     fn path_in(&self, root: &Path, file: &str) -> std::path::PathBuf {
-        if self.folder { root.join(&self.name).join(file) } else { root.join(file) }
+        if self.folder {
+            root.join(&self.name).join(file)
+        } else {
+            root.join(file)
+        }
     }
 
     fn write(&self, root: &Path) {
@@ -62,7 +70,8 @@ impl Content {
     /// Every file under `root` holds its bytes, and nothing else is in the folder.
     fn check(&self, root: &Path, who: &str) {
         for (path, bytes) in &self.files {
-            let got = std::fs::read(self.path_in(root, path)).unwrap_or_else(|e| panic!("{who}: {path}: {e}"));
+            let got =
+                std::fs::read(self.path_in(root, path)).unwrap_or_else(|e| panic!("{who}: {path}: {e}"));
             assert!(sha1(&got) == sha1(bytes), "{who}: {path}: bytes differ");
         }
         if self.folder {
@@ -140,7 +149,8 @@ fn pieces(torrent: &Path) -> u32 {
 /// A folder with nesting, a file smaller than a piece and, if `empty`, an empty file
 /// (transmission-create leaves empty files out of its torrents).
 fn album(empty: bool) -> Content {
-    let mut files = vec![("a.txt", 100 * 1024 + 7), ("sub/b.bin", 2 * MIB + 5), ("sub/deeper/c.dat", MIB - 3)];
+    let mut files =
+        vec![("a.txt", 100 * 1024 + 7), ("sub/b.bin", 2 * MIB + 5), ("sub/deeper/c.dat", MIB - 3)];
     if empty {
         files.push(("empty", 0));
     }

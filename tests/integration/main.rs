@@ -8,6 +8,7 @@ mod dht_steer;
 mod dial_abuse;
 mod fake;
 mod faults;
+mod folders;
 mod helpers;
 mod hostile;
 mod http_tracker;

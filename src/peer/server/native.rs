@@ -95,10 +95,10 @@ mod tests {
     use super::*;
     use crate::bitfield::Bitfield;
     use crate::chunk_store::ChunkStore;
-    use crate::storage::Place;
     use crate::manifest::{hash_file, Manifest, CHUNK_SIZE};
     use crate::peer::server::turn::{MAX_LEAD, TURN_ANSWER, TURN_WAIT};
     use crate::peer::upload::{Turn, UploadLine};
+    use crate::storage::Place;
     use crate::wire::frame::read_frame;
     use crate::wire::mem::MemSocket;
     use crate::wire::{decode_reply, encode_request, MAX_CONTROL_FRAME};

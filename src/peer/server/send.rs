@@ -68,10 +68,13 @@ fn send_stretches<S: Socket>(
     out: &mut DeadlineWriter<S>,
     turn: Option<&Turn>,
 ) -> io::Result<usize> {
-    let total: usize = stretches.iter().map(|s| match s {
-        Stretch::File { len, .. } => *len,
-        Stretch::Zeros(n) => *n,
-    }).sum();
+    let total: usize = stretches
+        .iter()
+        .map(|s| match s {
+            Stretch::File { len, .. } => *len,
+            Stretch::Zeros(n) => *n,
+        })
+        .sum();
     let mut done = 0;
     for s in stretches {
         let (want, sent) = match s {
