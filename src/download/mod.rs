@@ -20,7 +20,7 @@ mod check;
 mod context;
 pub mod ctx;
 mod error;
-mod feed;
+pub(crate) mod feed;
 mod manifest_fetch;
 pub mod reassembler;
 pub mod scheduler;
@@ -43,6 +43,7 @@ use swarm::Swarm;
 use crate::chunk_store::ChunkStore;
 use crate::hash::ContentId;
 use crate::holdings::found::Found;
+use crate::holdings::tracker_lists::TrackerLists;
 use crate::magnet::Magnet;
 use crate::manifest::Manifest;
 use crate::names::validate_name;
@@ -363,6 +364,10 @@ fn fetch(ctx: &Context, job: Job, opts: &Options, started: Instant) -> Result<Re
         left,
         event: Event::Started,
     };
+    // Kept, so the torrent is announced to them while it is seeded (peer/seeding.rs).
+    if let Err(e) = TrackerLists::new(ctx.chunks_dir).save(&id, &trackers) {
+        warn!("cannot keep the trackers of {id}: {e}");
+    }
     feed.add_trackers(trackers, first);
     let dht = Some(&feed);
     let manifest = match known.or_else(|| local_manifest(ctx.chunks_dir, id)) {

@@ -5,3 +5,4 @@
 pub mod found;
 pub mod manifest_cache;
 pub mod shares;
+pub mod tracker_lists;

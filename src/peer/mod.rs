@@ -5,6 +5,7 @@ pub mod monitor;
 pub mod node;
 pub mod open_files;
 pub mod options;
+pub mod seeding;
 pub mod server;
 pub mod upload;
 

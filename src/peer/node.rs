@@ -3,11 +3,13 @@
 
 use super::monitor::FileMonitor;
 use super::options::ServerOptions;
+use super::seeding;
 use super::server::{Dialer, PeerServer};
 use crate::dht::{DhtConfig, PeerDht};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
+use crate::holdings::tracker_lists::TrackerLists;
 use crate::peer::upload::UploadLine;
 use crate::tracker_client::{TrackerClient, TrackerError};
 use crossbeam_channel::{bounded, select, tick, Sender};
@@ -236,6 +238,8 @@ impl Node {
         if let Some(d) = &dht {
             threads.push(spawn_dht_announcer(d.clone(), Arc::clone(&shares), addr.port(), stop_rx.clone()));
         }
+        let lists = TrackerLists::new(&chunks_dir);
+        threads.push(seeding::spawn(Arc::clone(&shares), lists, addr.port(), stop_rx.clone()));
         threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), server.dialer(), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
         Ok(Node {

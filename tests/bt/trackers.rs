@@ -34,13 +34,16 @@ fn found_through(scheme: &str, magnet: bool) {
     found_through_with(scheme, magnet, false, "127.0.0.1:1");
 }
 
-/// Returns the info-hash and the folder (`ours` holds the download).
-fn found_through_with(
-    scheme: &str,
-    magnet: bool,
-    private: bool,
-    our_tracker: &str,
-) -> (String, tempfile::TempDir) {
+/// A download made through a torrent's own tracker, which is still up.
+struct Fetched {
+    info_hash: String,
+    /// `ours` holds the download; `t.torrent` the torrent.
+    root: tempfile::TempDir,
+    data: Vec<u8>,
+    _tracker: Killed,
+}
+
+fn found_through_with(scheme: &str, magnet: bool, private: bool, our_tracker: &str) -> Fetched {
     let root = tempfile::tempdir().unwrap();
     let seed_dir = root.path().join("lt");
     std::fs::create_dir_all(&seed_dir).unwrap();
@@ -62,7 +65,7 @@ fn found_through_with(
     let info_hash = String::from_utf8_lossy(&made.stdout).trim().to_string();
     let whitelist = root.path().join("whitelist");
     std::fs::write(&whitelist, format!("{info_hash}\n")).unwrap();
-    let _tracker = opentracker(port, &whitelist);
+    let tracker = opentracker(port, &whitelist);
     let (_lt, _) = lt_seed(&torrent, &seed_dir, None);
     let dir = root.path().join("ours");
     let target = if magnet {
@@ -78,7 +81,40 @@ fn found_through_with(
     assert!(out.status.success(), "{scheme}: {text}");
     assert!(text.contains(&format!("Tracker {url} named")), "{scheme}: {text}");
     assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "{scheme}: bytes differ");
-    (info_hash, root)
+    Fetched { info_hash, root, data, _tracker: tracker }
+}
+
+/// Serves `fetched` (the libtorrent seeder is gone) and has a new libtorrent, given only
+/// the `.torrent`, fetch it: it can find us only through the torrent's tracker, which only
+/// our seeding announces told where we are.
+fn seeded_through_its_tracker(
+    fetched: &Fetched,
+    our_tracker: std::net::SocketAddr,
+) -> crate::support::PeerProc {
+    let root = fetched.root.path();
+    // Capped, so the download lasts long enough for lt.py to see who sends (3 MiB: 3 s).
+    let (serving, port) =
+        crate::libtorrent::serve(our_tracker, &root.join("ours"), &["--upload-limit", "1M"]);
+    serving.proc.wait_for_line("announced to", Duration::from_secs(20));
+    let save = root.join("lt2");
+    let got = lt(&["get", root.join("t.torrent").to_str().unwrap(), save.to_str().unwrap(), "60"]);
+    let text = all_output(&got);
+    assert!(got.status.success(), "{text}\n{}", serving.proc.output());
+    assert!(text.contains(&format!("from 127.0.0.1:{port} ")), "the bytes came from us:\n{text}");
+    assert!(
+        sha1(&std::fs::read(save.join("t.bin")).unwrap()) == sha1(&fetched.data),
+        "libtorrent got other bytes"
+    );
+    serving
+}
+
+/// A finished torrent is announced to its own tracker while it is seeded.
+#[test]
+fn a_finished_torrent_is_seeded_to_peers_that_come_through_its_own_tracker() {
+    let (_ours, addr) = crate::libtorrent::tracker();
+    let fetched = found_through_with("udp", false, false, "127.0.0.1:1");
+    let serving = seeded_through_its_tracker(&fetched, addr);
+    drop(serving); // leaves: `stopped` (not checked here; opentracker says nothing of it)
 }
 
 #[test]
@@ -101,13 +137,14 @@ fn a_magnet_link_naming_only_a_udp_tracker() {
 #[test]
 fn a_private_torrent_is_never_told_to_our_tracker() {
     let (ours, addr) = crate::libtorrent::tracker();
-    let (info_hash, root) = found_through_with("http", false, true, &addr.to_string());
-    // Served afterwards, it is shared (to peers that come through its own tracker) but not
+    let fetched = found_through_with("http", false, true, &addr.to_string());
+    let info_hash = &fetched.info_hash;
+    // Served afterwards, it is seeded to peers that come through its own tracker, and not
     // listed at ours.
-    let (_serving, _) = crate::libtorrent::serve(addr, &root.path().join("ours"), &[]);
+    let _serving = seeded_through_its_tracker(&fetched, addr);
     ours.proc.wait_for_line("There are 1 clients now", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2)); // the file monitor's first pass and announce
     let log = ours.proc.output();
     assert!(log.contains("Client connected"), "the peer did talk to our tracker: {log}");
-    assert!(!log.contains("t.bin") && !log.contains(&info_hash), "our tracker heard of it: {log}");
+    assert!(!log.contains("t.bin") && !log.contains(info_hash.as_str()), "our tracker heard of it: {log}");
 }
