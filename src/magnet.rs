@@ -15,6 +15,8 @@ pub struct Magnet {
     pub peers: Vec<SocketAddr>,
     /// Tracker announce URLs (`tr`).
     pub trackers: Vec<String>,
+    /// Web seeds (`ws`, BEP 19), used once the metadata came from a peer.
+    pub web_seeds: Vec<String>,
 }
 
 /// Bytes kept as they are in a query value (RFC 3986 unreserved).
@@ -57,8 +59,8 @@ impl Magnet {
     /// Reads a magnet link; unknown keys are ignored, as BEP 9 asks.
     pub fn parse(link: &str) -> Result<Magnet, MagnetError> {
         let query = link.strip_prefix("magnet:?").ok_or(MagnetError::NotMagnet)?;
-        let (mut id, mut name, mut size, mut peers, mut trackers) =
-            (None, None, None, Vec::new(), Vec::new());
+        let (mut id, mut name, mut size, mut peers, mut trackers, mut web_seeds) =
+            (None, None, None, Vec::new(), Vec::new(), Vec::new());
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned();
@@ -73,11 +75,12 @@ impl Magnet {
                 "xl" => size = Some(value.parse().map_err(|_| bad())?),
                 "x.pe" if peers.len() < MAX_ENTRIES => peers.push(value.parse().map_err(|_| bad())?),
                 "tr" if trackers.len() < MAX_ENTRIES => trackers.push(value.clone()),
+                "ws" if web_seeds.len() < MAX_ENTRIES => web_seeds.push(value.clone()),
                 _ => {}
             }
         }
         let id = id.ok_or(MagnetError::NoInfoHash)?;
-        Ok(Magnet { id, name, size, peers, trackers })
+        Ok(Magnet { id, name, size, peers, trackers, web_seeds })
     }
 }
 
@@ -95,6 +98,9 @@ impl fmt::Display for Magnet {
         }
         for pe in &self.peers {
             write!(f, "&x.pe={}", utf8_percent_encode(&pe.to_string(), VALUE))?;
+        }
+        for ws in &self.web_seeds {
+            write!(f, "&ws={}", utf8_percent_encode(ws, VALUE))?;
         }
         Ok(())
     }
@@ -139,6 +145,7 @@ mod tests {
             size: Some(36_700_160),
             peers: vec!["127.0.0.1:6001".parse().unwrap(), "[::1]:7000".parse().unwrap()],
             trackers: vec!["http://127.0.0.1:8080/announce".into()],
+            web_seeds: vec!["http://127.0.0.1:8081/pub/".into()],
         };
         let link = m.to_string();
         assert!(link
@@ -150,7 +157,7 @@ mod tests {
     #[test]
     fn reads_base32_and_uppercase_hashes_and_ignores_unknown_keys() {
         let id = ContentId::of(b"x");
-        let upper = format!("magnet:?xt=urn:btih:{}&ws=http://x&so=1", id.to_hex().to_uppercase());
+        let upper = format!("magnet:?xt=urn:btih:{}&x.xyz=http://x&so=1", id.to_hex().to_uppercase());
         assert_eq!(Magnet::parse(&upper).unwrap().id, id);
         // RFC 4648 base32 of the same 20 bytes.
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

@@ -65,7 +65,12 @@ pub struct TorrentFile {
     pub trackers: Vec<String>,
     /// The same in BEP 12 tiers: `announce-list` when there is one, else `announce`.
     pub tiers: Vec<Vec<String>>,
+    /// Web seeds (BEP 19 `url-list`: one URL or a list), at most [`MAX_URLS`].
+    pub web_seeds: Vec<String>,
 }
+
+/// URLs taken from a `url-list` (Arch's torrents list hundreds).
+pub const MAX_URLS: usize = 64;
 
 /// Reads a `.torrent` file.
 pub fn read_torrent(bytes: &[u8]) -> Result<TorrentFile, TorrentError> {
@@ -109,7 +114,16 @@ pub fn read_torrent(bytes: &[u8]) -> Result<TorrentFile, TorrentError> {
             trackers.insert(0, u);
         }
     }
-    Ok(TorrentFile { manifest, trackers, tiers })
+    let text = |v: &Value| match v {
+        Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
+        _ => None,
+    };
+    let web_seeds = match dict.get(b"url-list".as_slice()) {
+        Some(Value::List(urls)) => urls.iter().filter_map(text).take(MAX_URLS).collect(),
+        Some(one) => text(one).into_iter().filter(|u| !u.is_empty()).collect(),
+        None => Vec::new(),
+    };
+    Ok(TorrentFile { manifest, trackers, tiers, web_seeds })
 }
 
 /// The exact bytes of the top-level `info` value of a bencoded dictionary.

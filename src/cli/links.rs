@@ -55,6 +55,7 @@ pub fn magnet_of(dir: &Path, name: &str) -> Result<(Manifest, Magnet), LinkError
         size: Some(m.size),
         peers: serving.iter().map(|s| s.addr).collect(),
         trackers: serving.and_then(|s| s.announce).into_iter().collect(),
+        web_seeds: Vec::new(),
     };
     Ok((m, magnet))
 }

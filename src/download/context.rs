@@ -35,6 +35,8 @@ pub struct Options {
     /// Sources given directly (`--peer`, a magnet link's `x.pe`): p2p-share peers or
     /// BitTorrent clients, asked beside the tracker's.
     pub peers: Vec<SocketAddr>,
+    /// Web seeds (BEP 19: a `.torrent`'s `url-list`): HTTP servers holding the files.
+    pub web_seeds: Vec<String>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             stall_timeout: Duration::from_secs(30),
             progress: None,
             peers: Vec::new(),
+            web_seeds: Vec::new(),
         }
     }
 }

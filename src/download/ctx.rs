@@ -4,6 +4,7 @@
 
 use super::budget::Budget;
 use super::scheduler::Scheduler;
+use super::web_seed::WebSeed;
 use crate::chunk_store::ChunkStore;
 use crate::dht::PeerDht;
 use crate::manifest::ChunkIndex;
@@ -70,6 +71,8 @@ pub struct DownloadCtx {
     pub dht: Option<PeerDht>,
     /// Counts that follow from the piece length.
     pub budget: Budget,
+    /// Web seeds, one per server (their addresses are their keys among the sources).
+    pub web_seeds: Vec<WebSeed>,
 }
 
 /// Why a source thread ended.

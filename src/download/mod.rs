@@ -28,6 +28,7 @@ mod shunned;
 mod source;
 pub mod swarm;
 mod verify;
+mod web_seed;
 
 pub use context::{Context, Options};
 pub use error::DownloadError;
@@ -111,7 +112,9 @@ impl Target {
             Target::Magnet(m) => {
                 dht || direct_peers + m.peers.len() > 0 || m.trackers.iter().any(|u| askable(u))
             }
-            Target::Torrent(t) => dht || direct_peers > 0 || t.trackers.iter().any(|u| askable(u)),
+            Target::Torrent(t) => {
+                dht || direct_peers > 0 || t.trackers.iter().any(|u| askable(u)) || !t.web_seeds.is_empty()
+            }
             Target::Id(_) => dht,
             Target::Name(_) => false,
         }
@@ -155,12 +158,15 @@ pub fn download(
         Target::Magnet(m) => {
             let mut opts = opts.clone();
             opts.peers.extend(m.peers.iter().copied());
+            opts.web_seeds.extend(m.web_seeds.iter().cloned());
             let tiers = m.trackers.iter().map(|u| vec![u.clone()]).collect();
             download_by_hash(ctx, m.id, None, m.name.as_deref(), &opts, tiers)
         }
         Target::Torrent(t) => {
             let (id, name) = (t.manifest.content_id(), t.manifest.name.clone());
-            download_by_hash(ctx, id, Some(t.manifest), Some(&name), opts, t.tiers)
+            let mut opts = opts.clone();
+            opts.web_seeds.extend(t.web_seeds);
+            download_by_hash(ctx, id, Some(t.manifest), Some(&name), &opts, t.tiers)
         }
     }
 }
@@ -295,7 +301,12 @@ fn download_by_hash(
             opts.peers.extend(s.bt_peers.iter().copied());
             (candidates(None, s), late)
         }
-        Err(e) if !opts.peers.is_empty() || ctx.dht.is_some() || !trackers.is_empty() => {
+        Err(e)
+            if !opts.peers.is_empty()
+                || ctx.dht.is_some()
+                || !trackers.is_empty()
+                || !opts.web_seeds.is_empty() =>
+        {
             warn!("{e}; going on with the peers given directly, the torrent's trackers and the DHT");
             (Vec::new(), false)
         }

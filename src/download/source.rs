@@ -425,6 +425,7 @@ mod tests {
             direct: Mutex::new(Vec::new()),
             dht: None,
             budget: crate::download::budget::Budget::for_piece(1 << 20),
+            web_seeds: Vec::new(),
         };
         (dir, ctx, data)
     }

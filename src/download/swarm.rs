@@ -11,6 +11,7 @@ use super::error::DownloadError;
 use super::feed::PeerFeed;
 use super::reassembler::{self, Assembly};
 use super::scheduler::Scheduler;
+use super::web_seed::{self, WebSeed, MAX_WEB_SEEDS};
 use super::{bt_source, source};
 use crate::chunk_store::ChunkStore;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
@@ -146,6 +147,7 @@ impl<'a> Swarm<'a> {
             direct: Mutex::new(opts.peers.clone()),
             dht: ctx.dht.cloned(),
             budget,
+            web_seeds: web_seeds(&opts.web_seeds),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }
@@ -153,7 +155,8 @@ impl<'a> Swarm<'a> {
     /// Fetches until the file is complete, or until the sources together sent less than
     /// [`STALL_PROGRESS`] bytes in the stall time-out (a source that drips bytes, or that
     /// only holds a connection open, keeps nothing alive).
-    pub(super) fn run(self, initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
+    pub(super) fn run(self, mut initial: Vec<SocketAddr>) -> Result<Assembly, DownloadError> {
+        initial.extend(self.shared.web_seeds.iter().map(|w| w.addr));
         let (tx, rx) = bounded(self.shared.budget.queue);
         let running = Arc::new(AtomicUsize::new(0));
         let reassembler = self.spawn_reassembler(rx, Arc::clone(&running))?;
@@ -282,6 +285,7 @@ impl<'a> Swarm<'a> {
             }
         };
         found.extend(self.opts.peers.iter().copied());
+        found.extend(self.shared.web_seeds.iter().map(|w| w.addr));
         let from_dht = self.dht.map(PeerFeed::known).unwrap_or_default();
         self.greet_in_bittorrent(&from_dht);
         found.extend(from_dht);
@@ -303,13 +307,32 @@ impl<'a> Swarm<'a> {
     }
 }
 
+/// The web seeds this side can use (`http://`, resolved), one per server, at most
+/// [`MAX_WEB_SEEDS`].
+fn web_seeds(urls: &[String]) -> Vec<WebSeed> {
+    let mut out: Vec<WebSeed> = Vec::new();
+    for url in urls {
+        match WebSeed::parse(url) {
+            Some(w) if out.len() < MAX_WEB_SEEDS && !out.iter().any(|o| o.addr == w.addr) => out.push(w),
+            Some(_) => {}
+            None => warn!(
+                "web seed {}: only http:// URLs of a host that resolves are used",
+                crate::text::one_line(url)
+            ),
+        }
+    }
+    out
+}
+
 /// Fetches from `addr` until nothing is left to fetch there; its chunks go back to the
 /// others when it ends. Sources from the tracker are p2p-share peers and speak our
 /// protocol. A source given directly (`--peer`, `x.pe`) may be a BitTorrent client: it is
 /// greeted in BitTorrent, and fetched from over BitTorrent unless its peer id says it is a
 /// p2p-share peer (`PROTOCOL.md` section 6).
 fn fetch_from(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> SourceEnd {
-    let end = if ctx.direct.lock().contains(&addr) {
+    let end = if let Some(seed) = ctx.web_seeds.iter().find(|w| w.addr == addr) {
+        web_seed::run(ctx, seed, tx)
+    } else if ctx.direct.lock().contains(&addr) {
         bt_source::run(ctx, addr, tx).unwrap_or_else(|| source::run(ctx, addr, tx))
     } else {
         source::run(ctx, addr, tx)

@@ -12,3 +12,4 @@ mod torrents;
 mod tracker_http;
 mod trackers;
 mod transmission;
+mod webseeds;

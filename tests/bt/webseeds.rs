@@ -1,0 +1,158 @@
+//! Web seeds (BEP 19) served by a real HTTP server with range support, Debian's nginx:
+//! a file and a folder fetched from the web seed alone, a web seed and a libtorrent peer
+//! sharing one download, and a web seed serving corrupt bytes struck out while a libtorrent
+//! peer finishes the download.
+
+use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, Killed};
+use crate::support::{free_port, test_bytes};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1 << 20;
+
+/// nginx serving `root` on 127.0.0.1:`port` in the foreground, its files kept in `work`,
+/// each response sent at `rate` (nginx's `limit_rate`, e.g. "512k"; "0" for no limit).
+fn nginx(root: &Path, work: &Path, port: u16, rate: &str) -> Killed {
+    std::fs::create_dir_all(work.join("tmp")).unwrap();
+    let w = work.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; pid {w}/nginx.pid; error_log {w}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {w}/access.log;
+  client_body_temp_path {w}/tmp; proxy_temp_path {w}/tmp; fastcgi_temp_path {w}/tmp;
+  uwsgi_temp_path {w}/tmp; scgi_temp_path {w}/tmp;
+  server {{ listen 127.0.0.1:{port}; root {}; limit_rate {rate}; }}
+}}
+",
+        root.display()
+    );
+    let conf_path = work.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-p")
+        .arg(work)
+        .arg("-e")
+        .arg(work.join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("nginx is installed (apt-get install nginx; the .ci/run script does)");
+    let n = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    n
+}
+
+/// mktorrent's torrent of `path` with the web seed `url` (256 KiB pieces, its default).
+fn torrent_with_web_seed(path: &Path, url: &str, out: &Path) {
+    let made = Command::new("mktorrent").args(["-w", url, "-o"]).arg(out).arg(path).output().unwrap();
+    assert!(made.status.success(), "{}", all_output(&made));
+}
+
+/// `peer download TORRENT` into `dir` with no tracker, and `extra` arguments.
+fn download(dir: &Path, torrent: &Path, extra: &[&str]) -> String {
+    let out = bin("peer")
+        .args(["--tracker", "127.0.0.1:1", "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
+        .arg(torrent)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn a_file_and_a_folder_come_from_a_web_seed_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let www = root.path().join("www");
+    std::fs::create_dir_all(www.join("album/cd 2")).unwrap();
+    let iso = test_bytes(3 * MIB + 5, 90);
+    std::fs::write(www.join("image.iso"), &iso).unwrap();
+    let files = [("album/a.flac", test_bytes(MIB + 9, 91)), ("album/cd 2/b#1.flac", test_bytes(700_000, 92))];
+    for (p, bytes) in &files {
+        std::fs::write(www.join(p), bytes).unwrap();
+    }
+    let port = free_port();
+    let _nginx = nginx(&www, &root.path().join("nginx"), port, "0");
+    let url = format!("http://127.0.0.1:{port}/");
+
+    let file_torrent = root.path().join("image.torrent");
+    torrent_with_web_seed(&www.join("image.iso"), &url, &file_torrent);
+    let dir = root.path().join("ours");
+    let text = download(&dir, &file_torrent, &[]);
+    assert!(sha1(&std::fs::read(dir.join("files/image.iso")).unwrap()) == sha1(&iso), "bytes differ");
+    assert_eq!(chunks_from(&text), vec![(port, 13)], "every 256 KiB piece from the web seed:\n{text}");
+
+    // A folder: the URL names the folder above it; names are percent-encoded.
+    let folder_torrent = root.path().join("album.torrent");
+    torrent_with_web_seed(&www.join("album"), &url, &folder_torrent);
+    download(&dir, &folder_torrent, &[]);
+    for (p, bytes) in &files {
+        assert!(sha1(&std::fs::read(dir.join("files").join(p)).unwrap()) == sha1(bytes), "{p} differs");
+    }
+}
+
+#[test]
+fn a_web_seed_serving_corrupt_bytes_is_struck_out_and_a_peer_finishes() {
+    let root = tempfile::tempdir().unwrap();
+    let (www, seed_dir) = (root.path().join("www"), root.path().join("lt"));
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data = test_bytes(4 * MIB, 93);
+    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
+    let mut corrupt = data.clone();
+    for b in corrupt.iter_mut().step_by(4096) {
+        *b ^= 0xff;
+    }
+    std::fs::write(www.join("t.bin"), &corrupt).unwrap();
+    let port = free_port();
+    let _nginx = nginx(&www, &root.path().join("nginx"), port, "0");
+    let torrent = root.path().join("t.torrent");
+    torrent_with_web_seed(&seed_dir.join("t.bin"), &format!("http://127.0.0.1:{port}/t.bin"), &torrent);
+    // libtorrent seeds slowly, so the web seed gets its chances to lie first.
+    let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
+    let dir = root.path().join("ours");
+    let text = download(&dir, &torrent, &["--peer", &format!("127.0.0.1:{lt_port}")]);
+    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "bytes differ");
+    assert!(text.contains("failed its SHA-1 check"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port} dropped after")), "the web seed is struck out:\n{text}");
+    let chunks = chunks_from(&text);
+    assert_eq!(chunks, vec![(lt_port, 16)], "every piece from the peer:\n{text}");
+}
+
+#[test]
+fn a_web_seed_and_a_peer_share_one_download() {
+    let root = tempfile::tempdir().unwrap();
+    let (www, seed_dir) = (root.path().join("www"), root.path().join("lt"));
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    // 64 pieces: libtorrent is asked for 32 at once (8 MiB, `download/budget.rs`), the web
+    // seed for the rest one at a time.
+    let data = test_bytes(16 * MIB, 94);
+    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
+    std::fs::write(www.join("t.bin"), &data).unwrap();
+    let port = free_port();
+    // Both slow, so neither alone is done before the other has given something.
+    let _nginx = nginx(&www, &root.path().join("nginx"), port, "1m");
+    let torrent = root.path().join("t.torrent");
+    torrent_with_web_seed(&seed_dir.join("t.bin"), &format!("http://127.0.0.1:{port}/"), &torrent);
+    let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
+    let dir = root.path().join("ours");
+    let text = download(&dir, &torrent, &["--peer", &format!("127.0.0.1:{lt_port}")]);
+    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "bytes differ");
+    let mut chunks = chunks_from(&text);
+    chunks.sort();
+    let ports: Vec<u16> = chunks.iter().map(|(p, _)| *p).collect();
+    let mut want = vec![port, lt_port];
+    want.sort();
+    assert_eq!(ports, want, "pieces from both (web seed {port}, libtorrent {lt_port}):\n{text}");
+    assert_eq!(chunks.iter().map(|(_, n)| n).sum::<u32>(), 64);
+}
