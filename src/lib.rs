@@ -34,6 +34,7 @@ pub mod storage;
 mod super_seed;
 mod text;
 pub mod timeline_svg;
+mod tls;
 pub mod torrent;
 pub mod tracker;
 mod tracker_client;

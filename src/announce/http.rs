@@ -1,26 +1,34 @@
-//! HTTP trackers (BEP 3 announce, BEP 23 compact peers, BEP 7 `peers6`): one GET over
-//! HTTP/1.0, the answer read whole within the deadline and at most [`MAX_ANSWER`] bytes.
+//! HTTP and HTTPS trackers (BEP 3 announce, BEP 23 compact peers, BEP 7 `peers6`): one GET
+//! over HTTP/1.0 (in TLS for `https://`: [`crate::tls`]), the answer read whole within the
+//! deadline and at most [`MAX_ANSWER`] bytes.
 
 use super::{
     compact_peers, host_port, interval, usable, Announce, AnnounceError, Answer, Event, MAX_PEERS_PER_ANSWER,
 };
 use crate::info_dict::check_depth;
+use crate::tls::Stream;
 use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
 use serde_bencode::value::Value;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// The largest answer read (a few hundred peers fit many times over).
 const MAX_ANSWER: usize = 256 * 1024;
 
-pub(super) fn announce(rest: &str, a: &Announce, within: Duration) -> Result<Answer, AnnounceError> {
+pub(super) fn announce(
+    rest: &str,
+    tls: bool,
+    a: &Announce,
+    within: Duration,
+) -> Result<Answer, AnnounceError> {
     let deadline = Instant::now() + within;
-    let (host_port, path) = host_port(rest, 80)?;
+    let (host_port, path) = host_port(rest, if tls { 443 } else { 80 })?;
     let addr = resolve(&host_port)?;
     let left = |d: Instant| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    let mut s = TcpStream::connect_timeout(&addr, left(deadline))?;
+    let host = host_port.rsplit_once(':').map_or(host_port.as_str(), |(h, _)| h);
+    let mut s = Stream::connect(addr, host, tls, left(deadline))?;
     let sep = if path.contains('?') { '&' } else { '?' };
     let event = match a.event {
         Event::Started => "&event=started",
@@ -39,12 +47,12 @@ pub(super) fn announce(rest: &str, a: &Announce, within: Duration) -> Result<Ans
         MAX_PEERS_PER_ANSWER,
         env!("CARGO_PKG_VERSION"),
     );
-    s.set_write_timeout(Some(left(deadline)))?;
+    s.tcp().set_write_timeout(Some(left(deadline)))?;
     s.write_all(request.as_bytes())?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
-        s.set_read_timeout(Some(left(deadline)))?;
+        s.tcp().set_read_timeout(Some(left(deadline)))?;
         if Instant::now() >= deadline {
             return Err(AnnounceError::Io(std::io::ErrorKind::TimedOut.into()));
         }

@@ -62,15 +62,17 @@ impl From<std::io::Error> for AnnounceError {
     }
 }
 
-/// Whether this side can ask the tracker at `url` (`http://` or `udp://`).
+/// Whether this side can ask the tracker at `url` (`http://`, `https://` or `udp://`).
 pub fn askable(url: &str) -> bool {
-    url.starts_with("http://") || url.starts_with("udp://")
+    url.starts_with("http://") || url.starts_with("https://") || url.starts_with("udp://")
 }
 
-/// Asks the tracker at `url` (`http://` or `udp://`), all of it within `within`.
+/// Asks the tracker at `url` (`http://`, `https://` or `udp://`), all of it within `within`.
 pub fn announce(url: &str, a: &Announce, within: Duration) -> Result<Answer, AnnounceError> {
     if let Some(rest) = url.strip_prefix("http://") {
-        http::announce(rest, a, within)
+        http::announce(rest, false, a, within)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        http::announce(rest, true, a, within)
     } else if let Some(rest) = url.strip_prefix("udp://") {
         udp::announce(rest, a, within)
     } else {

@@ -8,7 +8,7 @@ pub struct Tiers(Vec<Vec<String>>);
 
 impl Tiers {
     /// `tiers` as the torrent lists them (`announce-list`, or `announce` alone), each tier
-    /// shuffled, keeping the first `max` trackers that speak `http://` or `udp://`.
+    /// shuffled, keeping the first `max` trackers that speak `http://`, `https://` or `udp://`.
     pub fn new(tiers: Vec<Vec<String>>, max: usize) -> Tiers {
         let mut left = max;
         let mut out = Vec::new();
@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn tiers_are_asked_in_order_and_only_trackers_we_can_ask_are_kept() {
-        let t = Tiers::new(vec![vec!["https://a/x".into(), "udp://b:1".into()], vec![], urls(1, "http")], 16);
+        let t = Tiers::new(vec![vec!["wss://a/x".into(), "udp://b:1".into()], vec![], urls(1, "http")], 16);
         let order: Vec<String> = t.in_order().into_iter().map(|(_, _, u)| u).collect();
         assert_eq!(order, vec!["udp://b:1".to_string(), "http://t0.example/announce".into()]);
         let capped = Tiers::new(vec![urls(10, "udp"), urls(10, "http")], 16);

@@ -70,7 +70,7 @@ impl fmt::Display for DownloadError {
             DownloadError::Torrent(e) => write!(f, "{e}"),
             DownloadError::Private(name) => write!(
                 f,
-                "'{name}' is a private torrent: its peers may come only from its own trackers, and it names none this side can ask (http:// or udp://)"
+                "'{name}' is a private torrent: its peers may come only from its own trackers, and it names none this side can ask (http://, https:// or udp://)"
             ),
             DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
             DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),

@@ -81,7 +81,7 @@ impl PeerFeed {
         }
     }
 
-    /// Announces to the torrent's own trackers (`http://` and `udp://`, the first
+    /// Announces to the torrent's own trackers (`http://`, `https://` and `udp://`, the first
     /// [`MAX_TRACKERS`]) in their BEP 12 tiers: each time, the first that answers gives its
     /// peers and says when to ask again, and is asked first in its tier from then on.
     pub fn add_trackers(&self, tiers: Vec<Vec<String>>, first: Announce) {

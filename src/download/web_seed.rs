@@ -10,18 +10,19 @@
 //! (`io_timeout` + the bytes at 16 KiB/s). A server that breaks any of it, or answers
 //! anything else, fails as a source (and is retried after its back-off); one whose pieces
 //! fail their SHA-1 check is struck out like a lying peer. One keep-alive connection per
-//! web seed; redirects are not followed.
+//! web seed, `http://` or `https://` ([`crate::tls`]); redirects are not followed.
 
 use super::check::{check, Verdict};
 use super::ctx::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
 use crate::layout::FileEntry;
 use crate::manifest::Manifest;
+use crate::tls::Stream;
 use crate::wire::deadline::MIN_PAYLOAD_RATE;
 use crossbeam_channel::Sender;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub struct WebSeed {
     pub addr: SocketAddr,
     /// `Host:` as the URL names it.
     host: String,
+    /// `https://`.
+    tls: bool,
     /// The path as the URL gives it (already percent-encoded), starting with `/`.
     path: String,
 }
@@ -69,9 +72,12 @@ impl From<io::Error> for WebSeedError {
 }
 
 impl WebSeed {
-    /// An `http://` URL, its host resolved; `None` for any other URL (https is not spoken).
+    /// An `http://` or `https://` URL, its host resolved; `None` for any other.
     pub fn parse(url: &str) -> Option<WebSeed> {
-        let rest = url.strip_prefix("http://")?;
+        let (rest, tls) = match url.strip_prefix("https://") {
+            Some(rest) => (rest, true),
+            None => (url.strip_prefix("http://")?, false),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -84,10 +90,10 @@ impl WebSeed {
         {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if tls { 443 } else { 80 })
         };
         let addr = with_port.to_socket_addrs().ok()?.next()?;
-        Some(WebSeed { url: url.to_string(), addr, host: authority.to_string(), path: path.to_string() })
+        Some(WebSeed { url: url.to_string(), addr, host: authority.to_string(), path: path.to_string(), tls })
     }
 
     /// The path of `file` of torrent `m` on this server (BEP 19).
@@ -193,7 +199,7 @@ pub fn check_head(head: &Head, at: u64, len: usize, file_len: u64) -> Result<(),
 /// One keep-alive connection to a web seed.
 struct Client<'a> {
     seed: &'a WebSeed,
-    conn: Option<TcpStream>,
+    conn: Option<Stream>,
     io_timeout: Duration,
 }
 
@@ -221,12 +227,17 @@ impl Client<'_> {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
-                let c = TcpStream::connect_timeout(&self.seed.addr, self.io_timeout)?;
-                c.set_nodelay(true)?;
-                self.conn.insert(c)
+                let host = self.seed.host.rsplit_once(':').map_or(self.seed.host.as_str(), |(h, p)| {
+                    if p.parse::<u16>().is_ok() {
+                        h
+                    } else {
+                        self.seed.host.as_str()
+                    }
+                });
+                self.conn.insert(Stream::connect(self.seed.addr, host, self.seed.tls, self.io_timeout)?)
             }
         };
-        conn.set_write_timeout(Some(self.io_timeout))?;
+        conn.tcp().set_write_timeout(Some(self.io_timeout))?;
         conn.write_all(self.seed.request(path, at, buf.len()).as_bytes())?;
         let mut head_bytes = Vec::with_capacity(1024);
         let head = loop {
@@ -255,12 +266,12 @@ impl Client<'_> {
 }
 
 /// One `read` that must return by `deadline`; the end of the stream is an error.
-fn read_by(conn: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+fn read_by(conn: &mut Stream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(io::Error::new(io::ErrorKind::TimedOut, "the web seed is too slow"));
     }
-    conn.set_read_timeout(Some(left))?;
+    conn.tcp().set_read_timeout(Some(left))?;
     match conn.read(buf) {
         Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the web seed closed the connection")),
         Ok(n) => Ok(n),
@@ -339,9 +350,8 @@ mod tests {
             seed.request("/pub/x", 10, 5),
             "GET /pub/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nRange: bytes=10-14\r\nUser-Agent: p2p-share\r\nAccept-Encoding: identity\r\n\r\n"
         );
-        for bad in
-            ["https://127.0.0.1/x", "ftp://h/x", "http://", "http://u@127.0.0.1/x", "http://127.0.0.1/x?a"]
-        {
+        assert!(WebSeed::parse("https://127.0.0.1/x").is_some_and(|w| w.tls && w.addr.port() == 443));
+        for bad in ["ftp://h/x", "http://", "http://u@127.0.0.1/x", "http://127.0.0.1/x?a"] {
             assert!(WebSeed::parse(bad).is_none(), "{bad}");
         }
     }

@@ -6,6 +6,7 @@
 
 mod dht;
 mod libtorrent;
+mod nginx;
 #[path = "../support/mod.rs"]
 mod support;
 mod torrents;

@@ -3,6 +3,7 @@
 //! names (our tracker is down, no `--peer`, no DHT).
 
 use crate::libtorrent::{all_output, bin, lt, lt_seed, sha1, Killed};
+use crate::nginx::{nginx, tls_files, Site};
 use crate::support::{free_port, test_bytes};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -41,6 +42,8 @@ struct Fetched {
     root: tempfile::TempDir,
     data: Vec<u8>,
     _tracker: Killed,
+    /// nginx, the TLS front of an https tracker.
+    _front: Option<Killed>,
 }
 
 fn found_through_with(scheme: &str, magnet: bool, private: bool, our_tracker: &str) -> Fetched {
@@ -50,30 +53,55 @@ fn found_through_with(scheme: &str, magnet: bool, private: bool, our_tracker: &s
     let data = test_bytes(3 << 20, 77);
     std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
     let port = free_port();
-    let url = format!("{scheme}://127.0.0.1:{port}/announce");
-    let torrent = root.path().join("t.torrent");
     let kind = if private { "private" } else { "public" };
-    let made = lt(&[
-        "torrent",
-        seed_dir.join("t.bin").to_str().unwrap(),
-        torrent.to_str().unwrap(),
-        &url,
-        "1048576",
-        kind,
-    ]);
-    assert!(made.status.success(), "{}", all_output(&made));
-    let info_hash = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    // libtorrent's torrent names opentracker over plain HTTP or UDP; ours the same tracker
+    // as `scheme` (for https, through a TLS front): the info dictionary, and so the
+    // info-hash, is the same.
+    let (url, lt_url, front) = if scheme == "https" {
+        let front = free_port();
+        (
+            format!("https://127.0.0.1:{front}/announce"),
+            format!("http://127.0.0.1:{port}/announce"),
+            Some(front),
+        )
+    } else {
+        let url = format!("{scheme}://127.0.0.1:{port}/announce");
+        (url.clone(), url, None)
+    };
+    let make = |url: &str, out: &Path| {
+        let made = lt(&[
+            "torrent",
+            seed_dir.join("t.bin").to_str().unwrap(),
+            out.to_str().unwrap(),
+            url,
+            "1048576",
+            kind,
+        ]);
+        assert!(made.status.success(), "{}", all_output(&made));
+        String::from_utf8_lossy(&made.stdout).trim().to_string()
+    };
+    let torrent = root.path().join("t.torrent");
+    let info_hash = make(&url, &torrent);
+    let lt_torrent = root.path().join("lt.torrent");
+    assert_eq!(make(&lt_url, &lt_torrent), info_hash);
     let whitelist = root.path().join("whitelist");
     std::fs::write(&whitelist, format!("{info_hash}\n")).unwrap();
     let tracker = opentracker(port, &whitelist);
-    let (_lt, _) = lt_seed(&torrent, &seed_dir, None);
+    let work = root.path().join("nginx");
+    let tls = front.map(|_| tls_files(&work));
+    let front = front.map(|f| nginx(&work, &[Site::tls_proxy(f, port, tls.as_ref().unwrap())]));
+    let (_lt, _) = lt_seed(&lt_torrent, &seed_dir, None);
     let dir = root.path().join("ours");
     let target = if magnet {
         format!("magnet:?xt=urn:btih:{info_hash}&tr={}", url.replace(':', "%3A").replace('/', "%2F"))
     } else {
         torrent.to_str().unwrap().to_string()
     };
-    let out = bin("peer")
+    let mut cmd = bin("peer");
+    if let Some(tls) = &tls {
+        cmd.env("SSL_CERT_FILE", &tls.ca);
+    }
+    let out = cmd
         .args(["--tracker", our_tracker, "--dir", dir.to_str().unwrap(), "--port", "0", "download", &target])
         .output()
         .unwrap();
@@ -81,7 +109,7 @@ fn found_through_with(scheme: &str, magnet: bool, private: bool, our_tracker: &s
     assert!(out.status.success(), "{scheme}: {text}");
     assert!(text.contains(&format!("Tracker {url} named")), "{scheme}: {text}");
     assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "{scheme}: bytes differ");
-    Fetched { info_hash, root, data, _tracker: tracker }
+    Fetched { info_hash, root, data, _tracker: tracker, _front: front }
 }
 
 /// Serves `fetched` (the libtorrent seeder is gone) and has a new libtorrent, given only
@@ -120,6 +148,13 @@ fn a_finished_torrent_is_seeded_to_peers_that_come_through_its_own_tracker() {
 #[test]
 fn a_seed_found_only_through_the_torrents_http_tracker() {
     found_through("http", false);
+}
+
+/// An `https://` tracker (opentracker behind nginx's TLS), its certificate checked against
+/// the CA the system trusts (here the test's own, in `SSL_CERT_FILE`).
+#[test]
+fn a_seed_found_only_through_the_torrents_https_tracker() {
+    found_through("https", false);
 }
 
 #[test]

@@ -3,52 +3,13 @@
 //! sharing one download, and a web seed serving corrupt bytes struck out while a libtorrent
 //! peer finishes the download.
 
-use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, Killed};
+use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1};
+use crate::nginx::{nginx, tls_files, Site};
 use crate::support::{free_port, test_bytes};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const MIB: usize = 1 << 20;
-
-/// nginx serving `root` on 127.0.0.1:`port` in the foreground, its files kept in `work`,
-/// each response sent at `rate` (nginx's `limit_rate`, e.g. "512k"; "0" for no limit).
-fn nginx(root: &Path, work: &Path, port: u16, rate: &str) -> Killed {
-    std::fs::create_dir_all(work.join("tmp")).unwrap();
-    let w = work.display();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; pid {w}/nginx.pid; error_log {w}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {w}/access.log;
-  client_body_temp_path {w}/tmp; proxy_temp_path {w}/tmp; fastcgi_temp_path {w}/tmp;
-  uwsgi_temp_path {w}/tmp; scgi_temp_path {w}/tmp;
-  server {{ listen 127.0.0.1:{port}; root {}; limit_rate {rate}; }}
-}}
-",
-        root.display()
-    );
-    let conf_path = work.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-p")
-        .arg(work)
-        .arg("-e")
-        .arg(work.join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("nginx is installed (apt-get install nginx; the .ci/run script does)");
-    let n = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    n
-}
 
 /// mktorrent's torrent of `path` with the web seed `url` (256 KiB pieces, its default).
 fn torrent_with_web_seed(path: &Path, url: &str, out: &Path) {
@@ -58,7 +19,16 @@ fn torrent_with_web_seed(path: &Path, url: &str, out: &Path) {
 
 /// `peer download TORRENT` into `dir` with no tracker, and `extra` arguments.
 fn download(dir: &Path, torrent: &Path, extra: &[&str]) -> String {
-    let out = bin("peer")
+    download_trusting(dir, torrent, extra, None)
+}
+
+/// The same, trusting the certificates of the CA in `ca` (`SSL_CERT_FILE`).
+fn download_trusting(dir: &Path, torrent: &Path, extra: &[&str], ca: Option<&Path>) -> String {
+    let mut cmd = bin("peer");
+    if let Some(ca) = ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
+    let out = cmd
         .args(["--tracker", "127.0.0.1:1", "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
         .arg(torrent)
         .args(extra)
@@ -81,7 +51,7 @@ fn a_file_and_a_folder_come_from_a_web_seed_alone() {
         std::fs::write(www.join(p), bytes).unwrap();
     }
     let port = free_port();
-    let _nginx = nginx(&www, &root.path().join("nginx"), port, "0");
+    let _nginx = nginx(&root.path().join("nginx"), &[Site::files(port, &www, "0")]);
     let url = format!("http://127.0.0.1:{port}/");
 
     let file_torrent = root.path().join("image.torrent");
@@ -114,7 +84,7 @@ fn a_web_seed_serving_corrupt_bytes_is_struck_out_and_a_peer_finishes() {
     }
     std::fs::write(www.join("t.bin"), &corrupt).unwrap();
     let port = free_port();
-    let _nginx = nginx(&www, &root.path().join("nginx"), port, "0");
+    let _nginx = nginx(&root.path().join("nginx"), &[Site::files(port, &www, "0")]);
     let torrent = root.path().join("t.torrent");
     torrent_with_web_seed(&seed_dir.join("t.bin"), &format!("http://127.0.0.1:{port}/t.bin"), &torrent);
     // libtorrent seeds slowly, so the web seed gets its chances to lie first.
@@ -141,7 +111,7 @@ fn a_web_seed_and_a_peer_share_one_download() {
     std::fs::write(www.join("t.bin"), &data).unwrap();
     let port = free_port();
     // Both slow, so neither alone is done before the other has given something.
-    let _nginx = nginx(&www, &root.path().join("nginx"), port, "1m");
+    let _nginx = nginx(&root.path().join("nginx"), &[Site::files(port, &www, "1m")]);
     let torrent = root.path().join("t.torrent");
     torrent_with_web_seed(&seed_dir.join("t.bin"), &format!("http://127.0.0.1:{port}/"), &torrent);
     let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
@@ -155,4 +125,35 @@ fn a_web_seed_and_a_peer_share_one_download() {
     want.sort();
     assert_eq!(ports, want, "pieces from both (web seed {port}, libtorrent {lt_port}):\n{text}");
     assert_eq!(chunks.iter().map(|(_, n)| n).sum::<u32>(), 64);
+}
+
+/// An `https://` web seed: TLS, its certificate checked against the CA the system trusts
+/// (here, the test's own CA named in `SSL_CERT_FILE`).
+#[test]
+fn a_file_comes_from_an_https_web_seed_whose_certificate_is_checked() {
+    let root = tempfile::tempdir().unwrap();
+    let www = root.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let data = test_bytes(2 * MIB + 1, 95);
+    std::fs::write(www.join("t.bin"), &data).unwrap();
+    let work = root.path().join("nginx");
+    let tls = tls_files(&work);
+    let port = free_port();
+    let _nginx = nginx(&work, &[Site::tls_files(port, &www, &tls)]);
+    let torrent = root.path().join("t.torrent");
+    torrent_with_web_seed(&www.join("t.bin"), &format!("https://127.0.0.1:{port}/"), &torrent);
+    let dir = root.path().join("ours");
+    let text = download_trusting(&dir, &torrent, &[], Some(&tls.ca));
+    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "bytes differ");
+    assert_eq!(chunks_from(&text), vec![(port, 9)], "{text}");
+    // Not trusting that CA, the web seed is refused: no piece comes from it.
+    let out = bin("peer")
+        .env("SSL_CERT_FILE", "/dev/null/none")
+        .args(["--tracker", "127.0.0.1:1", "--dir", root.path().join("untrusting").to_str().unwrap()])
+        .args(["--port", "0", "download", torrent.to_str().unwrap(), "--stall-timeout", "3"])
+        .output()
+        .unwrap();
+    let text = all_output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("certificate") || text.contains("trusted"), "{text}");
 }
