@@ -157,6 +157,24 @@ impl Swarm {
         panic!("sources never announced {name}");
     }
 
+    /// Waits until the tracker lists `name` under content id `id`.
+    fn wait_for_id(&self, name: &str, id: p2p_share::hash::ContentId) {
+        use p2p_share::wire::conn::Conn;
+        use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
+        for _ in 0..600 {
+            let mut c = Conn::connect(self.tracker, Duration::from_secs(5)).unwrap();
+            if let Ok(TrackerReply::Files { files, .. }) =
+                c.call(&TrackerRequest::Search { name: name.into() })
+            {
+                if files.iter().any(|f| f.info.content_id == id && !f.holders.is_empty()) {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nobody announced {name} as {id}");
+    }
+
     /// Runs `peer download` in `dir`; returns (seconds it reports, peak RSS in KiB).
     fn download(&self, dir: &Path, name: &str) -> (f64, u64) {
         self.download_args(dir, &[name])
@@ -417,15 +435,26 @@ pub fn over_bittorrent() {
     let src = swarm.dir("ours");
     let file = src.join("files/big.bin");
     make_file(&file, size).expect("make 1 GiB file");
-    let (torrent, lt_port) = lt_seeder(&mut swarm, &file, "lt", &[]);
+    let (torrent, lt_port, _) = lt_seeder(&mut swarm, &file, "lt", &[]);
     // The same file as mktorrent makes it by default (256 KiB pieces), seeded by a second
     // libtorrent: a torrent made the usual way, not our 1 MiB form.
-    let (torrent256, lt256_port) = lt_seeder(&mut swarm, &file, "lt256", &["-", "262144"]);
+    let (torrent256, lt256_port, lt256_pid) = lt_seeder(&mut swarm, &file, "lt256", &["-", "262144"]);
     swarm.source(&src, None);
     swarm.wait_holders("big.bin", 1);
     let (mut bt, mut bt256, mut native) = (Vec::new(), Vec::new(), Vec::new());
     let peer = format!("127.0.0.1:{lt_port}");
     let peer256 = format!("127.0.0.1:{lt256_port}");
+    // The 256 KiB-piece torrent held by a p2p-share peer too (fetched once from libtorrent,
+    // untimed), fetched from it in our protocol: the same pieces without libtorrent's send.
+    let held256 = swarm.dir("held256");
+    swarm.download_args(&held256, &[torrent256.to_str().unwrap(), "--peer", &peer256]);
+    let id256 =
+        p2p_share::torrent::read_torrent(&fs::read(&torrent256).unwrap()).unwrap().manifest.content_id();
+    swarm.source(&held256, None);
+    swarm.wait_for_id("big.bin", id256);
+    // Two files named big.bin now: each is asked for by its id.
+    let own_id = p2p_share::manifest::hash_file(&file, "big.bin", true).unwrap().content_id();
+    let (mut native256, mut lt256_busy) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         // Each after a sync, so none pays for the write-back of the one before.
         nix::unistd::sync();
@@ -435,52 +464,86 @@ pub fn over_bittorrent() {
         let _ = fs::remove_dir_all(&dir);
         nix::unistd::sync();
         let dir = swarm.dir(&format!("bt256-{round}"));
+        let cpu = cpu_seconds(lt256_pid);
         let (secs, _) = swarm.download_args(&dir, &[torrent256.to_str().unwrap(), "--peer", &peer256]);
         bt256.push(size as f64 / 1e6 / secs);
+        lt256_busy.push((cpu_seconds(lt256_pid) - cpu) / secs);
+        let _ = fs::remove_dir_all(&dir);
+        nix::unistd::sync();
+        let dir = swarm.dir(&format!("native256-{round}"));
+        let (secs, _) = swarm.download(&dir, &id256.to_hex());
+        native256.push(size as f64 / 1e6 / secs);
         let _ = fs::remove_dir_all(&dir);
         nix::unistd::sync();
         let dir = swarm.dir(&format!("native{round}"));
-        let (secs, _) = swarm.download(&dir, "big.bin");
+        let (secs, _) = swarm.download(&dir, &own_id.to_hex());
         native.push(size as f64 / 1e6 / secs);
         let _ = fs::remove_dir_all(&dir);
     }
-    // libtorrent downloading from the same seeder: how fast that seeder can send.
-    let mut lt_own = Vec::new();
+    // libtorrent downloading from the same seeders: how fast each can send.
+    let (mut lt_own, mut lt_own256) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let save = swarm.root.path().join(format!("lt-down{round}"));
-        let out = Command::new("/usr/bin/python3")
-            .arg(&script)
-            .args(["get", torrent.to_str().unwrap(), save.to_str().unwrap(), "300", &peer])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let secs: f64 =
-            text.lines().find_map(|l| l.strip_prefix("done ")?.parse().ok()).expect("libtorrent finished");
-        lt_own.push(size as f64 / 1e6 / secs);
-        let _ = fs::remove_dir_all(&save);
+        for (t, p, out) in [(&torrent, &peer, &mut lt_own), (&torrent256, &peer256, &mut lt_own256)] {
+            let save = swarm.root.path().join(format!("lt-down{round}"));
+            let got = Command::new("/usr/bin/python3")
+                .arg(&script)
+                .args(["get", t.to_str().unwrap(), save.to_str().unwrap(), "300", p])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&got.stdout);
+            let secs: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("done ")?.parse().ok())
+                .expect("libtorrent finished");
+            out.push(size as f64 / 1e6 / secs);
+            let _ = fs::remove_dir_all(&save);
+        }
     }
     let (bt, bt_text) = median_range(bt);
     let (bt256, bt256_text) = median_range(bt256);
+    let (native256, native256_text) = median_range(native256);
+    let (busy, _) = median_range(lt256_busy.clone());
+    let (lt256_rate, lt256_text) = median_range(lt_own256);
     let (native, native_text) = median_range(native);
     let (lt_rate, lt_text) = median_range(lt_own);
     println!("  p2p-share from libtorrent, BitTorrent {bt_text}");
     println!("  the same, 256 KiB pieces (mktorrent) {bt256_text}");
+    let (lo, hi) = lt256_busy.iter().fold((f64::MAX, 0f64), |(l, h), x| (l.min(*x), h.max(*x)));
+    println!("    its libtorrent seeder's CPU-seconds a second meanwhile {busy:.2} ({lo:.2}-{hi:.2})");
+    println!("  that 256 KiB torrent from a p2p-share peer holding it, our protocol {native256_text}");
     println!("  p2p-share from p2p-share, our protocol{native_text}");
     println!("  libtorrent from the same libtorrent   {lt_text}");
+    println!("  libtorrent from the 256 KiB seeder    {lt256_text}");
     println!(
         "  ratio BitTorrent / our protocol {:.2} (target at least 0.8); ours / libtorrent's own {:.2}",
         bt / native,
         bt / lt_rate
     );
     println!(
-        "  ratio 256 KiB-piece torrent / our 1 MiB share over our protocol {:.2} (target at least 0.9)",
-        bt256 / native
+        "  ratio 256 KiB-piece torrent / our 1 MiB share over our protocol: from libtorrent {:.2}, from p2p-share {:.2} (target at least 0.9)",
+        bt256 / native,
+        native256 / native
+    );
+    println!(
+        "  libtorrent's own downloads, 256 KiB / 1 MiB seeder {:.2}; ours {:.2}",
+        lt256_rate / lt_rate,
+        bt256 / bt
     );
 }
 
 /// A libtorrent session seeding `file` (linked into `dir`) from a torrent `lt.py torrent`
 /// makes with `args` after the paths; returns the torrent and the session's port.
-fn lt_seeder(swarm: &mut Swarm, file: &Path, dir: &str, args: &[&str]) -> (PathBuf, u16) {
+/// CPU seconds (user and system) process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let ticks = 100.0; // USER_HZ: what /proc counts in on Linux
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / ticks
+}
+
+fn lt_seeder(swarm: &mut Swarm, file: &Path, dir: &str, args: &[&str]) -> (PathBuf, u16, u32) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
     let lt_dir = swarm.root.path().join(dir);
     fs::create_dir_all(&lt_dir).unwrap();
@@ -504,8 +567,9 @@ fn lt_seeder(swarm: &mut Swarm, file: &Path, dir: &str, args: &[&str]) -> (PathB
     std::io::BufRead::read_line(&mut std::io::BufReader::new(seed.stdout.take().unwrap()), &mut line)
         .unwrap();
     let port = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("libtorrent seeding");
+    let pid = seed.id();
     swarm.children.push(seed);
-    (torrent, port)
+    (torrent, port, pid)
 }
 
 /// libtorrent's own download of `file` between two libtorrent sessions on loopback
