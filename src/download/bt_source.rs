@@ -6,17 +6,20 @@
 //! a choke without the fast extension drops every pending request (their pieces go back
 //! to the scheduler), a reject drops one; a bitfield of the wrong length ends the
 //! connection; blocks nobody asked for are read and thrown away, and too many of them end
-//! the connection. No byte from this source reaches the file unverified.
+//! the connection. No byte from this source reaches the file unverified. Pieces are checked
+//! on a thread of their own (`verify`, as for a native source), so the socket is read while
+//! the piece before is hashed.
 
-use super::check::{check, Verdict};
 use super::ctx::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
+use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{bounded, Sender};
 use log::debug;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// Clients ask for, and serve, 16 KiB blocks.
@@ -60,13 +63,29 @@ fn block_requests(index: u32, len: u32) -> Vec<Message> {
 pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
     let id = shared.store.content_id;
     let dht_port = shared.dht.as_ref().map(|d| d.local_addr().port());
-    Some(match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port) {
+    let conn = match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port) {
         Ok(conn) if conn.is_p2p_share() => return None,
-        Ok(conn) => BtFetcher::new(shared, conn).run(tx).unwrap_or_else(|e| match e {
+        Ok(conn) => conn,
+        Err(e) => return Some(SourceEnd::Failed(format!("over BitTorrent: {e}"))),
+    };
+    let bad = AtomicU32::new(0);
+    let (check, unchecked) = bounded(super::budget::AHEAD);
+    let end = thread::scope(|s| {
+        let checker = thread::Builder::new()
+            .name(format!("verify-{addr}"))
+            .spawn_scoped(s, || verify::run(shared, addr, unchecked, tx, &bad));
+        if let Err(e) = checker {
+            return SourceEnd::Failed(format!("cannot start a thread: {e}"));
+        }
+        BtFetcher::new(shared, conn, check, &bad).run().unwrap_or_else(|e| match e {
             BtError::Protocol(why) => SourceEnd::Lying(format!("over BitTorrent: {why}")),
             other => SourceEnd::Failed(format!("over BitTorrent: {other}")),
-        }),
-        Err(e) => SourceEnd::Failed(format!("over BitTorrent: {e}")),
+        })
+        // Leaving the scope closes `check`; the checker finishes what it holds first.
+    });
+    Some(match bad.load(Ordering::Relaxed) {
+        n if n >= MAX_BAD_CHUNKS => SourceEnd::Banned(n),
+        _ => end,
     })
 }
 
@@ -81,10 +100,19 @@ struct BtFetcher<'a> {
     fetching: Vec<Fetching>,
     unasked: u32,
     last_data: Instant,
+    /// To the checker thread.
+    check: Sender<Unchecked>,
+    /// Pieces that failed their check so far.
+    bad: &'a AtomicU32,
 }
 
 impl<'a> BtFetcher<'a> {
-    fn new(shared: &'a DownloadCtx, conn: BtConn) -> BtFetcher<'a> {
+    fn new(
+        shared: &'a DownloadCtx,
+        conn: BtConn,
+        check: Sender<Unchecked>,
+        bad: &'a AtomicU32,
+    ) -> BtFetcher<'a> {
         let pieces = shared.store.manifest.chunk_count();
         let addr = conn.addr;
         BtFetcher {
@@ -97,10 +125,12 @@ impl<'a> BtFetcher<'a> {
             fetching: Vec::new(),
             unasked: 0,
             last_data: Instant::now(),
+            check,
+            bad,
         }
     }
 
-    fn run(&mut self, tx: &Sender<Arrival>) -> Result<SourceEnd, BtError> {
+    fn run(&mut self) -> Result<SourceEnd, BtError> {
         self.conn.send(&Message::Interested)?;
         self.shared.sched.lock().update_source(self.addr, Some(Bitfield::new(self.pieces)));
         loop {
@@ -115,7 +145,7 @@ impl<'a> BtFetcher<'a> {
             }
             match self.conn.next(Duration::from_millis(200))? {
                 Some(m) => {
-                    if let Some(end) = self.handle(m, tx)? {
+                    if let Some(end) = self.handle(m)? {
                         return Ok(end);
                     }
                 }
@@ -165,7 +195,7 @@ impl<'a> BtFetcher<'a> {
         self.shared.sched.lock().update_source(self.addr, view);
     }
 
-    fn handle(&mut self, m: Message, tx: &Sender<Arrival>) -> Result<Option<SourceEnd>, BtError> {
+    fn handle(&mut self, m: Message) -> Result<Option<SourceEnd>, BtError> {
         match m {
             Message::Bitfield(bits) => {
                 self.has = Bitfield::from_bytes(&bits, self.pieces)
@@ -207,7 +237,7 @@ impl<'a> BtFetcher<'a> {
                     self.shared.pool.put(f.buf);
                 }
             }
-            Message::Piece(b) => return self.block(b, tx),
+            Message::Piece(b) => return self.block(b),
             Message::Request(b) if self.conn.fast() => self.conn.send(&Message::RejectRequest(b))?,
             _ => {}
         }
@@ -215,7 +245,7 @@ impl<'a> BtFetcher<'a> {
     }
 
     /// Reads one block's data into its piece; a complete piece is checked and passed on.
-    fn block(&mut self, b: Block, tx: &Sender<Arrival>) -> Result<Option<SourceEnd>, BtError> {
+    fn block(&mut self, b: Block) -> Result<Option<SourceEnd>, BtError> {
         let pos = self.fetching.iter().position(|f| f.index == b.index);
         let Some(pos) = pos.filter(|p| self.fetching[*p].awaits(&b)) else {
             let mut sink = vec![0u8; b.length as usize];
@@ -239,9 +269,11 @@ impl<'a> BtFetcher<'a> {
         }
         let f = self.fetching.swap_remove(pos);
         let idx = self.shared.store.manifest.index(f.index).expect("assigned pieces are in range");
-        Ok(match check(self.shared, self.addr, idx, f.buf, tx) {
-            Verdict::Failed(bad) if bad >= MAX_BAD_CHUNKS => Some(SourceEnd::Banned(bad)),
-            Verdict::Closed => Some(SourceEnd::Finished),
+        if self.check.send(Unchecked { index: idx, buf: f.buf }).is_err() {
+            return Ok(Some(SourceEnd::Finished)); // the checker stopped: banned, or the download ended
+        }
+        Ok(match self.bad.load(Ordering::Relaxed) {
+            n if n >= MAX_BAD_CHUNKS => Some(SourceEnd::Banned(n)),
             _ => None,
         })
     }
