@@ -239,7 +239,13 @@ impl Node {
             threads.push(spawn_dht_announcer(d.clone(), Arc::clone(&shares), addr.port(), stop_rx.clone()));
         }
         let lists = TrackerLists::new(&chunks_dir);
-        threads.push(seeding::spawn(Arc::clone(&shares), lists, addr.port(), stop_rx.clone()));
+        threads.push(seeding::spawn(
+            Arc::clone(&shares),
+            lists,
+            addr.port(),
+            server.dialer(),
+            stop_rx.clone(),
+        ));
         threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), server.dialer(), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
         Ok(Node {

@@ -3,7 +3,9 @@
 //! seeder does: `started` (with nothing left) when it begins, again after each answer's
 //! interval, `stopped` when the peer leaves or the file stops being shared. That is how
 //! peers that find a torrent through its own trackers (and a private torrent's peers, who
-//! have no other way) find this one.
+//! have no other way) find this one. The peers a tracker names are dialed and uploaded to
+//! (the server's [`Dialer`], within its caps): some clients (Transmission) never dial a
+//! loopback or LAN peer they hear of.
 //!
 //! [`Schedule`] decides who is due (pure: the time is passed in); [`spawn`] runs it with
 //! [`WORKERS`] threads asking trackers, so a slow tracker holds up no other torrent.
@@ -13,9 +15,11 @@ use crate::download::feed::MAX_TRACKERS;
 use crate::hash::ContentId;
 use crate::holdings::shares::Shares;
 use crate::holdings::tracker_lists::TrackerLists;
+use crate::peer::server::Dialer;
 use crossbeam_channel::{bounded, select, tick, unbounded, Receiver};
 use log::{info, warn};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -130,8 +134,8 @@ impl Schedule {
     }
 }
 
-/// Asks `tiers` in order until one answers.
-fn announce_once(tiers: &mut Tiers, a: &Announce) -> Option<(String, Duration)> {
+/// Asks `tiers` in order until one answers; returns it, its interval and the peers it named.
+fn announce_once(tiers: &mut Tiers, a: &Announce) -> Option<(String, Duration, Vec<SocketAddr>)> {
     for (tier, place, url) in tiers.in_order() {
         match announce::announce(&url, a, ANNOUNCE_WITHIN) {
             Ok(answer) => {
@@ -139,7 +143,7 @@ fn announce_once(tiers: &mut Tiers, a: &Announce) -> Option<(String, Duration)> 
                     warn!("tracker {url}: {w}");
                 }
                 tiers.answered(tier, place);
-                return Some((url, answer.interval));
+                return Some((url, answer.interval, answer.peers));
             }
             Err(e) => warn!("tracker {url}: {e}"),
         }
@@ -152,33 +156,49 @@ fn seeder(id: ContentId, peer_id: [u8; 20], port: u16, event: Event) -> Announce
     Announce { info_hash: id, peer_id, port, uploaded: 0, downloaded: 0, left: 0, event }
 }
 
-/// Announces every complete share with a tracker list, until `stop` fires.
-pub fn spawn(shares: Arc<Shares>, lists: TrackerLists, port: u16, stop: Receiver<()>) -> JoinHandle<()> {
+/// Whether `peer` is this peer itself (listening on `port` of this host).
+fn is_me(peer: SocketAddr, port: u16) -> bool {
+    peer.port() == port && (peer.ip().is_loopback() || peer.ip().is_unspecified())
+}
+
+/// Announces every complete share with a tracker list, until `stop` fires; the peers the
+/// trackers name are dialed with `dialer`.
+pub fn spawn(
+    shares: Arc<Shares>,
+    lists: TrackerLists,
+    port: u16,
+    dialer: Dialer,
+    stop: Receiver<()>,
+) -> JoinHandle<()> {
     thread::Builder::new()
         .name("seed-announces".into())
-        .spawn(move || run(&shares, &lists, port, &stop))
+        .spawn(move || run(&shares, &lists, port, &Arc::new(dialer), &stop))
         .expect("spawning the seed announcer")
 }
 
-fn run(shares: &Shares, lists: &TrackerLists, port: u16, stop: &Receiver<()>) {
+fn run(shares: &Shares, lists: &TrackerLists, port: u16, dialer: &Arc<Dialer>, stop: &Receiver<()>) {
     let peer_id = crate::bt::new_peer_id();
     let (work_tx, work_rx) = bounded::<Due>(WORKERS);
     let (back_tx, back_rx) = unbounded::<(ContentId, Tiers, Option<(String, Duration)>)>();
     let workers: Vec<JoinHandle<()>> = (0..WORKERS)
         .filter_map(|i| {
-            let (rx, tx) = (work_rx.clone(), back_tx.clone());
+            let (rx, tx, dialer) = (work_rx.clone(), back_tx.clone(), Arc::clone(dialer));
             thread::Builder::new()
                 .name(format!("seed-announce-{i}"))
                 .spawn(move || {
                     for mut due in rx {
                         let answered =
                             announce_once(&mut due.tiers, &seeder(due.id, peer_id, port, due.event));
-                        if let Some((url, _)) = &answered {
+                        if let Some((url, _, peers)) = &answered {
                             if due.event == Event::Started {
                                 info!("Seeding {} announced to {url}", due.id);
                             }
+                            for p in peers.iter().filter(|p| !is_me(**p, port)) {
+                                dialer.dial(due.id, *p);
+                            }
                         }
-                        let _ = tx.send((due.id, due.tiers, answered));
+                        let _ =
+                            tx.send((due.id, due.tiers, answered.map(|(url, interval, _)| (url, interval))));
                     }
                 })
                 .ok()

@@ -1,10 +1,12 @@
-//! A torrent's own trackers: Debian's opentracker (HTTP and UDP, BEP 15) serving a swarm
-//! where libtorrent seeds; p2p-share finds the seed only through the tracker the torrent
-//! names (our tracker is down, no `--peer`, no DHT).
+//! A torrent's own trackers: Debian's opentracker (HTTP, HTTPS through nginx, UDP: BEP 15)
+//! serving a swarm of libtorrent, Transmission and p2p-share. p2p-share finds a libtorrent
+//! seed only through the tracker the torrent names (our tracker is down, no `--peer`, no
+//! DHT), then seeds it to a libtorrent and a Transmission that find it the same way.
 
 use crate::libtorrent::{all_output, bin, lt, lt_seed, sha1, Killed};
 use crate::nginx::{nginx, tls_files, Site};
 use crate::support::{free_port, test_bytes};
+use crate::transmission::Transmission;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,4 +184,30 @@ fn a_private_torrent_is_never_told_to_our_tracker() {
     let log = ours.proc.output();
     assert!(log.contains("Client connected"), "the peer did talk to our tracker: {log}");
     assert!(!log.contains("t.bin") && !log.contains(info_hash.as_str()), "our tracker heard of it: {log}");
+}
+
+/// Transmission, given only the `.torrent`, gets the file from us through the torrent's own
+/// tracker (opentracker): it never dials a loopback peer it hears of, so our seeder dials
+/// it when the tracker names it in the answer to our announce.
+#[test]
+fn transmission_fetches_a_torrent_we_seed_through_its_own_tracker() {
+    let (_ours, addr) = crate::libtorrent::tracker();
+    let fetched = found_through_with("http", false, false, "127.0.0.1:1");
+    let root = fetched.root.path();
+    let tr = Transmission::start(&root.join("transmission"));
+    let added = tr.remote(&["-a", root.join("t.torrent").to_str().unwrap()]);
+    assert!(added.status.success(), "{}", all_output(&added));
+    // Its `started` announce first, so the tracker names it to ours.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&tr.remote(&["-t", "1", "-it"]).stdout).contains("Got a list of") {
+        assert!(Instant::now() < deadline, "transmission never announced");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (serving, _) = crate::libtorrent::serve(addr, &root.join("ours"), &[]);
+    let done = tr.wait_done(Duration::from_secs(60));
+    assert!(done, "{}\n{}", all_output(&tr.remote(&["-t", "1", "-i"])), serving.proc.output());
+    assert!(
+        sha1(&std::fs::read(tr.download_dir.join("t.bin")).unwrap()) == sha1(&fetched.data),
+        "bytes differ"
+    );
 }

@@ -10,15 +10,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A transmission-daemon with its own config and download folder; stopped when dropped.
-struct Transmission {
+pub struct Transmission {
     _daemon: Killed,
     rpc: u16,
-    peer_port: u16,
-    download_dir: PathBuf,
+    pub peer_port: u16,
+    pub download_dir: PathBuf,
 }
 
 impl Transmission {
-    fn start(root: &Path) -> Transmission {
+    pub fn start(root: &Path) -> Transmission {
         let (cfg, dl) = (root.join("cfg"), root.join("dl"));
         std::fs::create_dir_all(&cfg).unwrap();
         std::fs::create_dir_all(&dl).unwrap();
@@ -48,12 +48,12 @@ impl Transmission {
         t
     }
 
-    fn remote(&self, args: &[&str]) -> std::process::Output {
+    pub fn remote(&self, args: &[&str]) -> std::process::Output {
         Command::new("transmission-remote").arg(self.rpc.to_string()).args(args).output().unwrap()
     }
 
     /// Waits until torrent 1 is 100% done.
-    fn wait_done(&self, limit: Duration) -> bool {
+    pub fn wait_done(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if String::from_utf8_lossy(&self.remote(&["-l"]).stdout).contains("100%") {
