@@ -15,11 +15,10 @@ use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message};
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::Sender;
 use log::debug;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// Clients ask for, and serve, 16 KiB blocks.
@@ -68,25 +67,12 @@ pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Opti
         Ok(conn) => conn,
         Err(e) => return Some(SourceEnd::Failed(format!("over BitTorrent: {e}"))),
     };
-    let bad = AtomicU32::new(0);
-    let (check, unchecked) = bounded(super::budget::AHEAD);
-    let end = thread::scope(|s| {
-        let checker = thread::Builder::new()
-            .name(format!("verify-{addr}"))
-            .spawn_scoped(s, || verify::run(shared, addr, unchecked, tx, &bad));
-        if let Err(e) = checker {
-            return SourceEnd::Failed(format!("cannot start a thread: {e}"));
-        }
-        BtFetcher::new(shared, conn, check, &bad).run().unwrap_or_else(|e| match e {
+    Some(verify::with_checker(shared, addr, tx, |check, bad| {
+        BtFetcher::new(shared, conn, check, bad).run().unwrap_or_else(|e| match e {
             BtError::Protocol(why) => SourceEnd::Lying(format!("over BitTorrent: {why}")),
             other => SourceEnd::Failed(format!("over BitTorrent: {other}")),
         })
-        // Leaving the scope closes `check`; the checker finishes what it holds first.
-    });
-    Some(match bad.load(Ordering::Relaxed) {
-        n if n >= MAX_BAD_CHUNKS => SourceEnd::Banned(n),
-        _ => end,
-    })
+    }))
 }
 
 struct BtFetcher<'a> {

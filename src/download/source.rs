@@ -10,7 +10,7 @@ use crate::bitfield::Bitfield;
 use crate::wire::conn::Conn;
 use crate::wire::deadline::Socket;
 use crate::wire::peer_msg::{Abilities, PeerReply, PeerRequest};
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::Sender;
 use log::debug;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -48,22 +48,9 @@ pub fn run(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<super::ctx::Arrival>
         Ok(other) => return SourceEnd::Failed(format!("answered hello with a '{}' reply", other.kind())),
         Err(e) => return e.into(),
     };
-    let bad = AtomicU32::new(0);
-    let (check, unchecked) = bounded(super::budget::AHEAD);
-    let end = thread::scope(|s| {
-        let checker = thread::Builder::new()
-            .name(format!("verify-{addr}"))
-            .spawn_scoped(s, || verify::run(ctx, addr, unchecked, tx, &bad));
-        if let Err(e) = checker {
-            return SourceEnd::Failed(format!("cannot start a thread: {e}"));
-        }
-        Fetcher::new(ctx, conn, peer, check, &bad, &Instant::now).run()
-        // Leaving the scope closes `check`; the checker finishes what it holds first.
-    });
-    match bad.load(Ordering::Relaxed) {
-        n if n >= MAX_BAD_CHUNKS => SourceEnd::Banned(n),
-        _ => end,
-    }
+    verify::with_checker(ctx, addr, tx, |check, bad| {
+        Fetcher::new(ctx, conn, peer, check, bad, &Instant::now).run()
+    })
 }
 
 /// How a source is asked.
@@ -400,6 +387,7 @@ mod tests {
     use crate::wire::frame::read_frame;
     use crate::wire::mem::MemSocket;
     use crate::wire::{decode_request, encode_reply, MAX_CONTROL_FRAME};
+    use crossbeam_channel::bounded;
     use crossbeam_channel::Receiver;
     use parking_lot::Mutex;
     use std::io::Cursor;

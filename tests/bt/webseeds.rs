@@ -70,54 +70,48 @@ fn a_file_and_a_folder_come_from_a_web_seed_alone() {
     }
 }
 
-#[test]
-fn a_web_seed_serving_corrupt_bytes_is_struck_out_and_a_peer_finishes() {
+/// nginx serving `served` as the file at `rate`, and a libtorrent seeding `data` at 1 MiB/s
+/// from a torrent naming nginx as its web seed; p2p-share downloads it from both and must
+/// end with `data`. Returns its output and the ports of the web seed and of libtorrent.
+fn web_seed_beside_a_peer(data: &[u8], served: &[u8], rate: &str) -> (String, u16, u16) {
     let root = tempfile::tempdir().unwrap();
     let (www, seed_dir) = (root.path().join("www"), root.path().join("lt"));
     std::fs::create_dir_all(&www).unwrap();
     std::fs::create_dir_all(&seed_dir).unwrap();
-    let data = test_bytes(4 * MIB, 93);
-    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
-    let mut corrupt = data.clone();
-    for b in corrupt.iter_mut().step_by(4096) {
-        *b ^= 0xff;
-    }
-    std::fs::write(www.join("t.bin"), &corrupt).unwrap();
+    std::fs::write(seed_dir.join("t.bin"), data).unwrap();
+    std::fs::write(www.join("t.bin"), served).unwrap();
     let port = free_port();
-    let _nginx = nginx(&root.path().join("nginx"), &[Site::files(port, &www, "0")]);
-    let torrent = root.path().join("t.torrent");
-    torrent_with_web_seed(&seed_dir.join("t.bin"), &format!("http://127.0.0.1:{port}/t.bin"), &torrent);
-    // libtorrent seeds slowly, so the web seed gets its chances to lie first.
-    let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
-    let dir = root.path().join("ours");
-    let text = download(&dir, &torrent, &["--peer", &format!("127.0.0.1:{lt_port}")]);
-    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "bytes differ");
-    assert!(text.contains("failed its SHA-1 check"), "{text}");
-    assert!(text.contains(&format!("127.0.0.1:{port} dropped after")), "the web seed is struck out:\n{text}");
-    let chunks = chunks_from(&text);
-    assert_eq!(chunks, vec![(lt_port, 16)], "every piece from the peer:\n{text}");
-}
-
-#[test]
-fn a_web_seed_and_a_peer_share_one_download() {
-    let root = tempfile::tempdir().unwrap();
-    let (www, seed_dir) = (root.path().join("www"), root.path().join("lt"));
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::create_dir_all(&seed_dir).unwrap();
-    // 64 pieces: libtorrent is asked for 32 at once (8 MiB, `download/budget.rs`), the web
-    // seed for the rest one at a time.
-    let data = test_bytes(16 * MIB, 94);
-    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
-    std::fs::write(www.join("t.bin"), &data).unwrap();
-    let port = free_port();
-    // Both slow, so neither alone is done before the other has given something.
-    let _nginx = nginx(&root.path().join("nginx"), &[Site::files(port, &www, "1m")]);
+    let _nginx = nginx(&root.path().join("nginx"), &[Site::files(port, &www, rate)]);
     let torrent = root.path().join("t.torrent");
     torrent_with_web_seed(&seed_dir.join("t.bin"), &format!("http://127.0.0.1:{port}/"), &torrent);
     let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
     let dir = root.path().join("ours");
     let text = download(&dir, &torrent, &["--peer", &format!("127.0.0.1:{lt_port}")]);
-    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "bytes differ");
+    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(data), "bytes differ");
+    (text, port, lt_port)
+}
+
+#[test]
+fn a_web_seed_serving_corrupt_bytes_is_struck_out_and_a_peer_finishes() {
+    let data = test_bytes(4 * MIB, 93);
+    let mut corrupt = data.clone();
+    for b in corrupt.iter_mut().step_by(4096) {
+        *b ^= 0xff;
+    }
+    // libtorrent seeds slowly, so the web seed gets its chances to lie first.
+    let (text, port, lt_port) = web_seed_beside_a_peer(&data, &corrupt, "0");
+    assert!(text.contains("failed its SHA-1 check"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port} dropped after")), "the web seed is struck out:\n{text}");
+    assert_eq!(chunks_from(&text), vec![(lt_port, 16)], "every piece from the peer:\n{text}");
+}
+
+#[test]
+fn a_web_seed_and_a_peer_share_one_download() {
+    // 64 pieces: libtorrent is asked for 32 at once (8 MiB, `download/budget.rs`), the web
+    // seed for the rest one at a time; both slow, so neither alone is done before the other
+    // has given something.
+    let data = test_bytes(16 * MIB, 94);
+    let (text, port, lt_port) = web_seed_beside_a_peer(&data, &data, "1m");
     let mut chunks = chunks_from(&text);
     chunks.sort();
     let ports: Vec<u16> = chunks.iter().map(|(p, _)| *p).collect();
