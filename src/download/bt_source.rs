@@ -11,6 +11,7 @@
 //! the piece before is hashed.
 
 use super::ctx::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
+use super::request_depth::RequestDepth;
 use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
@@ -86,6 +87,8 @@ struct BtFetcher<'a> {
     fetching: Vec<Fetching>,
     unasked: u32,
     last_data: Instant,
+    /// Pieces to keep asked, from the rate this source sends at.
+    depth: RequestDepth,
     /// To the checker thread.
     check: Sender<Unchecked>,
     /// Pieces that failed their check so far.
@@ -111,6 +114,11 @@ impl<'a> BtFetcher<'a> {
             fetching: Vec::new(),
             unasked: 0,
             last_data: Instant::now(),
+            depth: RequestDepth::new(
+                shared.store.manifest.piece_length,
+                shared.budget.bt_depth,
+                Instant::now(),
+            ),
             check,
             bad,
         }
@@ -145,10 +153,11 @@ impl<'a> BtFetcher<'a> {
         }
     }
 
-    /// Asks for every block of new pieces until the budget's pieces are on the way (eight
-    /// of 1 MiB; as many bytes' worth of smaller ones).
+    /// Asks for every block of new pieces until as many are on the way as this source sends
+    /// in two seconds ([`RequestDepth`]; at most the budget's: eight of 1 MiB, as many bytes'
+    /// worth of smaller ones).
     fn request_more(&mut self) -> Result<(), BtError> {
-        while self.fetching.len() < self.shared.budget.bt_depth {
+        while self.fetching.len() < self.depth.get() {
             let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
             let Some(idx) = self.shared.store.manifest.index(i) else { break };
             let len = self.shared.store.manifest.chunk_len(idx) as u32;
@@ -249,6 +258,7 @@ impl<'a> BtFetcher<'a> {
         f.got[(b.begin / BLOCK) as usize] = true;
         f.missing -= 1;
         self.last_data = Instant::now();
+        self.depth.received(u64::from(b.length), self.last_data);
         self.shared.received.fetch_add(u64::from(b.length), Ordering::Relaxed);
         if self.fetching[pos].missing > 0 {
             return Ok(None);

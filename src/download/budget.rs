@@ -29,7 +29,8 @@ const QUEUE_BYTES: u64 = 4 * MIB;
 pub struct Budget {
     /// Chunk requests kept in flight at a native source.
     pub native_depth: usize,
-    /// Pieces requested at once from a BitTorrent source.
+    /// Pieces requested at once from a BitTorrent source, at most (fewer from a slow one:
+    /// `request_depth`).
     pub bt_depth: usize,
     /// Sources fetched from at once.
     pub sources: usize,

@@ -23,6 +23,7 @@ mod error;
 pub(crate) mod feed;
 mod manifest_fetch;
 pub mod reassembler;
+mod request_depth;
 pub mod scheduler;
 mod shunned;
 mod source;
