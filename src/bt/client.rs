@@ -35,6 +35,7 @@ impl BtConn {
         peer_id: [u8; 20],
         io_timeout: Duration,
         dht_port: Option<u16>,
+        pex: bool,
     ) -> Result<BtConn, BtError> {
         let stream = TcpStream::connect_timeout(&addr, io_timeout)?;
         stream.set_nodelay(true)?;
@@ -51,7 +52,7 @@ impl BtConn {
         let mut conn =
             BtConn { reader, writer, addr, theirs, io_timeout, out: Vec::new(), last_sent: Instant::now() };
         if conn.theirs.supports(reserved::EXTENSIONS) {
-            let payload = metadata::our_handshake(None);
+            let payload = metadata::our_handshake(None, pex);
             conn.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
         }
         if let (Some(port), true) = (dht_port, conn.theirs.supports(reserved::DHT)) {

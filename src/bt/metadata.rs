@@ -33,10 +33,14 @@ struct OurHandshake<'a> {
     v: &'a str,
 }
 
-/// Our extension handshake: ut_metadata under [`OUR_UT_METADATA`], and the size of the
-/// info dictionary when we have it.
-pub fn our_handshake(metadata_size: Option<usize>) -> Vec<u8> {
-    let m = BTreeMap::from([("ut_metadata", OUR_UT_METADATA as i64)]);
+/// Our extension handshake: ut_metadata under [`OUR_UT_METADATA`], ut_pex under
+/// [`OUR_UT_PEX`](super::pex::OUR_UT_PEX) when `pex` (we read what peers tell us), and the
+/// size of the info dictionary when we have it.
+pub fn our_handshake(metadata_size: Option<usize>, pex: bool) -> Vec<u8> {
+    let mut m = BTreeMap::from([("ut_metadata", OUR_UT_METADATA as i64)]);
+    if pex {
+        m.insert("ut_pex", super::pex::OUR_UT_PEX as i64);
+    }
     let v = concat!("p2p-share ", env!("CARGO_PKG_VERSION"));
     let h = OurHandshake { m, metadata_size: metadata_size.map(|n| n as i64), reqq: 250, v };
     serde_bencode::to_bytes(&h).expect("a handshake always encodes")
@@ -175,7 +179,7 @@ mod tests {
 
     #[test]
     fn our_handshake_reads_back() {
-        let h = parse_handshake(&our_handshake(Some(4321))).unwrap();
+        let h = parse_handshake(&our_handshake(Some(4321), true)).unwrap();
         assert_eq!(h.ut_metadata, Some(OUR_UT_METADATA));
         assert_eq!(h.metadata_size, Some(4321));
         assert!(h.client.unwrap().starts_with("p2p-share"));

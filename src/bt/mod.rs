@@ -14,6 +14,7 @@ pub mod choke;
 pub mod client;
 pub mod metadata;
 pub mod msg;
+pub mod pex;
 
 /// Our peer id prefix (Azureus style: client code and version), then 12 random bytes.
 pub const PEER_ID_PREFIX: &[u8; 8] = b"-PS0100-";

@@ -16,6 +16,7 @@ use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message};
+use crate::bt::pex;
 use crossbeam_channel::Sender;
 use log::debug;
 use std::net::SocketAddr;
@@ -63,7 +64,8 @@ fn block_requests(index: u32, len: u32) -> Vec<Message> {
 pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
     let id = shared.store.content_id;
     let dht_port = shared.dht.as_ref().map(|d| d.local_addr().port());
-    let conn = match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port) {
+    let pex = !shared.store.manifest.private;
+    let conn = match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port, pex) {
         Ok(conn) if conn.is_p2p_share() => return None,
         Ok(conn) => conn,
         Err(e) => return Some(SourceEnd::Failed(format!("over BitTorrent: {e}"))),
@@ -89,6 +91,8 @@ struct BtFetcher<'a> {
     last_data: Instant,
     /// Pieces to keep asked, from the rate this source sends at.
     depth: RequestDepth,
+    /// When its last ut_pex message was read.
+    pex_gap: pex::Gap,
     /// To the checker thread.
     check: Sender<Unchecked>,
     /// Pieces that failed their check so far.
@@ -114,6 +118,7 @@ impl<'a> BtFetcher<'a> {
             fetching: Vec::new(),
             unasked: 0,
             last_data: Instant::now(),
+            pex_gap: pex::Gap::default(),
             depth: RequestDepth::new(
                 shared.store.manifest.piece_length,
                 shared.budget.bt_depth,
@@ -233,6 +238,15 @@ impl<'a> BtFetcher<'a> {
                 }
             }
             Message::Piece(b) => return self.block(b),
+            Message::Extended { id: pex::OUR_UT_PEX, payload }
+                if !self.shared.store.manifest.private && self.pex_gap.admits(Instant::now()) =>
+            {
+                let peers = pex::added(&payload)?;
+                let new = self.shared.add_pex(&peers);
+                if new > 0 {
+                    debug!("{}: peer exchange named {new} new peer(s)", self.addr);
+                }
+            }
             Message::Request(b) if self.conn.fast() => self.conn.send(&Message::RejectRequest(b))?,
             _ => {}
         }

@@ -73,6 +73,26 @@ pub struct DownloadCtx {
     pub budget: Budget,
     /// Web seeds, one per server (their addresses are their keys among the sources).
     pub web_seeds: Vec<WebSeed>,
+    /// Peers BitTorrent sources named by peer exchange (BEP 11), first named first.
+    pub pex: Mutex<Vec<SocketAddr>>,
+}
+
+impl DownloadCtx {
+    /// Adds the peers a source named by peer exchange, up to
+    /// [`MAX_FEED_PEERS`](super::feed::MAX_FEED_PEERS) in all; returns how many were new.
+    pub fn add_pex(&self, peers: &[SocketAddr]) -> usize {
+        let mut list = self.pex.lock();
+        let before = list.len();
+        for p in peers {
+            if list.len() >= super::feed::MAX_FEED_PEERS {
+                break;
+            }
+            if !list.contains(p) {
+                list.push(*p);
+            }
+        }
+        list.len() - before
+    }
 }
 
 /// Why a source thread ended.

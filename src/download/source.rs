@@ -414,6 +414,7 @@ mod tests {
             dht: None,
             budget: crate::download::budget::Budget::for_piece(1 << 20),
             web_seeds: Vec::new(),
+            pex: Mutex::new(Vec::new()),
         };
         (dir, ctx, data)
     }

@@ -148,6 +148,7 @@ impl<'a> Swarm<'a> {
             dht: ctx.dht.cloned(),
             budget,
             web_seeds: web_seeds(&opts.web_seeds),
+            pex: Mutex::new(Vec::new()),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }
@@ -164,12 +165,21 @@ impl<'a> Swarm<'a> {
         let mut roster = Roster::with_most(self.shared.budget.sources);
         let mut candidates = initial;
         let mut dht_seen = 0;
+        let mut pex_seen = 0;
         let mut last_refresh = Instant::now();
         let mut last_progress = (0u64, Instant::now());
         let stalled = loop {
             // The DHT's new peers at once; all of them again with every refresh.
             if let Some(feed) = self.dht {
                 let fresh = feed.new_since(&mut dht_seen);
+                self.greet_in_bittorrent(&fresh);
+                candidates.extend(fresh);
+            }
+            // Peer exchange's new peers at once too (BitTorrent clients, greeted as such).
+            let fresh: Vec<SocketAddr> = self.shared.pex.lock().get(pex_seen..).unwrap_or_default().to_vec();
+            if !fresh.is_empty() {
+                pex_seen += fresh.len();
+                info!("Peer exchange named {} new peer(s)", fresh.len());
                 self.greet_in_bittorrent(&fresh);
                 candidates.extend(fresh);
             }
@@ -286,6 +296,7 @@ impl<'a> Swarm<'a> {
         };
         found.extend(self.opts.peers.iter().copied());
         found.extend(self.shared.web_seeds.iter().map(|w| w.addr));
+        found.extend(self.shared.pex.lock().iter().copied());
         let from_dht = self.dht.map(PeerFeed::known).unwrap_or_default();
         self.greet_in_bittorrent(&from_dht);
         found.extend(from_dht);

@@ -160,7 +160,7 @@ fn run<S: Socket>(
         s.writer.send(&our_handshake(server, theirs.info_hash).to_bytes())?;
     }
     if theirs.supports(reserved::EXTENSIONS) {
-        let payload = metadata::our_handshake(Some(s.info.len()));
+        let payload = metadata::our_handshake(Some(s.info.len()), false);
         s.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
     }
     s.send_availability(&shared)?;

@@ -49,7 +49,7 @@ impl Drop for Killed {
 }
 
 /// Starts `cmd`, and returns it once a line of its stdout contains `marker` (that line).
-fn start_until(mut cmd: Command, marker: &str) -> (Killed, String) {
+pub fn start_until(mut cmd: Command, marker: &str) -> (Killed, String) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().expect("start");
     let out = child.stdout.take().unwrap();

@@ -11,7 +11,9 @@
                                            info-hash and the piece length
   lt.py seed TORRENT DIR SECONDS [RATE]    seeds FILE in DIR (uploads capped at RATE bytes/s,
                                            loopback peers included); prints "seeding PORT"
-  lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link)
+  lt.py get SOURCE SAVE_DIR SECONDS PEER.. downloads SOURCE (a .torrent path or a magnet link);
+                                           prints "listening PORT" (with LT_LISTENING_AFTER_A_PIECE,
+                                           once a piece came from the PEERs)
                                            (a PEER "dht:HOST:PORT" turns libtorrent's DHT on,
                                            bootstrapped off that node only)
                                            from the PEERs (HOST:PORT); prints "done S" and the
@@ -164,7 +166,15 @@ def main():
         h = ses.add_torrent(p)
         for a in peers:
             h.connect_peer(peer(a))
-        sent, t0 = {}, time.time()
+        started = time.time()
+        # With LT_LISTENING_AFTER_A_PIECE set, said only once a piece came from the peers
+        # named (or after 10 s): connected and past the handshake, so whoever comes next
+        # hears of them in its first peer exchange message.
+        wait_piece = bool(os.environ.get("LT_LISTENING_AFTER_A_PIECE")) and peers
+        while (ses.listen_port() == 0 or (wait_piece and h.status().num_pieces == 0)) and time.time() - started < 10:
+            time.sleep(0.05)
+        print("listening %d" % ses.listen_port(), flush=True)
+        sent, t0 = {}, started
 
         def count_sent():
             for pi in h.get_peer_info():

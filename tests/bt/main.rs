@@ -7,6 +7,7 @@
 mod dht;
 mod libtorrent;
 mod nginx;
+mod pex;
 #[path = "../support/mod.rs"]
 mod support;
 mod torrents;

@@ -49,7 +49,7 @@ fn valid_messages() -> Vec<u8> {
         Message::Request(b),
         Message::Cancel(b),
         Message::RejectRequest(b),
-        Message::Extended { id: 0, payload: metadata::our_handshake(Some(200)) },
+        Message::Extended { id: 0, payload: metadata::our_handshake(Some(200), true) },
         Message::Extended { id: 1, payload: metadata::encode(&MetadataMsg::Request(0)) },
     ] {
         encode(&m, &mut out);

@@ -1,0 +1,53 @@
+//! Peer exchange (BEP 11) with libtorrent: a seeder our downloader is never told of, but a
+//! libtorrent it is connected to names it in a ut_pex message, and pieces come from it.
+
+use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, start_until};
+use crate::support::test_bytes;
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_seeder_known_only_through_peer_exchange_gives_us_pieces() {
+    let root = tempfile::tempdir().unwrap();
+    let seed_dir = root.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data = test_bytes(4 << 20, 31);
+    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
+    let torrent = root.path().join("t.torrent");
+    let made = crate::libtorrent::lt(&[
+        "torrent",
+        seed_dir.join("t.bin").to_str().unwrap(),
+        torrent.to_str().unwrap(),
+        "-",
+        "262144",
+    ]);
+    assert!(made.status.success(), "{}", all_output(&made));
+    // The seeder, slow, so the libtorrent downloading from it is still at it when we come.
+    let (_seed, seed_port) = lt_seed(&torrent, &seed_dir, Some(512 << 10));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
+    let mut middle = Command::new("/usr/bin/python3");
+    // It says it listens once a piece came from the seeder: past the handshake, so the
+    // seeder is in the first peer exchange message it sends us.
+    middle.env("LT_LISTENING_AFTER_A_PIECE", "1").arg(script).args([
+        "get",
+        torrent.to_str().unwrap(),
+        root.path().join("middle").to_str().unwrap(),
+    ]);
+    middle.args(["120", &format!("127.0.0.1:{seed_port}")]);
+    let (_middle, line) = start_until(middle, "listening");
+    let middle_port: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // We are told of the middle one only: no tracker, no DHT.
+    let dir = root.path().join("ours");
+    let out = bin("peer")
+        .args(["--tracker", "127.0.0.1:1", "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
+        .arg(&torrent)
+        .args(["--peer", &format!("127.0.0.1:{middle_port}"), "--stall-timeout", "60"])
+        .output()
+        .unwrap();
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(sha1(&std::fs::read(dir.join("files/t.bin")).unwrap()) == sha1(&data), "bytes differ");
+    assert!(text.contains("Peer exchange named"), "{text}");
+    let from_seed = chunks_from(&text).iter().find(|(p, _)| *p == seed_port).map_or(0, |(_, n)| *n);
+    assert!(from_seed > 0, "pieces from the seeder only peer exchange named (port {seed_port}):\n{text}");
+}
