@@ -20,6 +20,8 @@ pub struct ExtHandshake {
     /// Its id for ut_metadata messages (0 or absent: it does not speak it).
     pub ut_metadata: Option<u8>,
     pub metadata_size: Option<usize>,
+    /// Its id for ut_pex messages (BEP 11), if it speaks it.
+    pub ut_pex: Option<u8>,
     /// Its client name (`v`), for logs.
     pub client: Option<String>,
 }
@@ -65,20 +67,21 @@ fn int(d: &BTreeMap<Vec<u8>, Value>, key: &str) -> Option<i64> {
 /// Reads the other side's extension handshake; keys we do not use are ignored.
 pub fn parse_handshake(payload: &[u8]) -> Result<ExtHandshake, BtError> {
     let d = dict(payload)?;
-    let ut_metadata = match d.get(b"m".as_slice()) {
-        Some(Value::Dict(m)) => match m.get(b"ut_metadata".as_slice()) {
+    let id_of = |name: &str| match d.get(b"m".as_slice()) {
+        Some(Value::Dict(m)) => match m.get(name.as_bytes()) {
             Some(Value::Int(id)) if (1..=255).contains(id) => Some(*id as u8),
             _ => None,
         },
         _ => None,
     };
+    let (ut_metadata, ut_pex) = (id_of("ut_metadata"), id_of("ut_pex"));
     let metadata_size =
         int(&d, "metadata_size").filter(|n| *n > 0 && *n as usize <= MAX_INFO_BYTES).map(|n| n as usize);
     let client = match d.get(b"v".as_slice()) {
         Some(Value::Bytes(v)) => Some(crate::text::one_line(&String::from_utf8_lossy(&v[..v.len().min(64)]))),
         _ => None,
     };
-    Ok(ExtHandshake { ut_metadata, metadata_size, client })
+    Ok(ExtHandshake { ut_metadata, metadata_size, ut_pex, client })
 }
 
 /// A ut_metadata message.
@@ -189,7 +192,7 @@ mod tests {
     fn a_libtorrent_style_handshake_and_hostile_ones() {
         let lt = b"d1:md11:lt_donthavei7e10:share_modei8e11:upload_onlyi3e12:ut_holepunchi4e11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei12345e4:reqqi500e1:v16:libtorrent/2.0.8e";
         let h = parse_handshake(lt).unwrap();
-        assert_eq!((h.ut_metadata, h.metadata_size), (Some(2), Some(12345)));
+        assert_eq!((h.ut_metadata, h.metadata_size, h.ut_pex), (Some(2), Some(12345), Some(1)));
         let huge = b"d1:md11:ut_metadatai3ee13:metadata_sizei20000000000ee";
         assert_eq!(parse_handshake(huge).unwrap().metadata_size, None, "a 20 GB claim is ignored");
         assert!(parse_handshake(b"li1ee").is_err());

@@ -22,6 +22,40 @@ pub const MAX_PER_MESSAGE: usize = 50;
 pub const MIN_GAP: Duration = Duration::from_secs(20);
 /// Largest message read.
 const MAX_MESSAGE: usize = 16 * 1024;
+/// How often we tell a peer what changed (BEP 11: at most once a minute).
+pub const SEND_EVERY: Duration = Duration::from_secs(60);
+
+/// A ut_pex message: `added` (with no flags) and `dropped`, IPv4 and IPv6 apart, at most
+/// [`MAX_PER_MESSAGE`] of each.
+pub fn message(added: &[SocketAddr], dropped: &[SocketAddr]) -> Vec<u8> {
+    let compact = |peers: &[SocketAddr], v6: bool| -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in peers.iter().filter(|p| p.is_ipv6() == v6).take(MAX_PER_MESSAGE) {
+            match p.ip() {
+                IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+                IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+            }
+            out.extend_from_slice(&p.port().to_be_bytes());
+        }
+        out
+    };
+    let (a4, a6, d4, d6) =
+        (compact(added, false), compact(added, true), compact(dropped, false), compact(dropped, true));
+    let mut m = b"d".to_vec();
+    let mut put = |key: &str, value: &[u8]| {
+        m.extend_from_slice(format!("{}:{key}{}:", key.len(), value.len()).as_bytes());
+        m.extend_from_slice(value);
+    };
+    // Keys in byte order, as bencode asks.
+    put("added", &a4);
+    put("added.f", &vec![0; a4.len() / 6]);
+    put("added6", &a6);
+    put("added6.f", &vec![0; a6.len() / 18]);
+    put("dropped", &d4);
+    put("dropped6", &d6);
+    m.push(b'e');
+    m
+}
 
 /// The peers a ut_pex message adds (dropped ones are not taken from the list: a peer we
 /// could not reach fails and backs off on its own).
@@ -108,6 +142,15 @@ mod tests {
         assert!(added(&[b'x'; MAX_MESSAGE + 1]).is_err());
         assert!(added(b"d5:addedi3ee").unwrap().is_empty(), "a wrong type is no peers");
         assert!(added(b"d5:added5:12345e").unwrap().is_empty(), "a partial entry is skipped");
+    }
+
+    #[test]
+    fn a_message_we_write_reads_back() {
+        let peers: Vec<SocketAddr> =
+            vec!["10.0.0.1:6881".parse().unwrap(), "[2001:db8::1]:51413".parse().unwrap()];
+        let m = message(&peers, &["10.0.0.2:1".parse().unwrap()]);
+        assert_eq!(added(&m).unwrap(), peers);
+        assert!(serde_bencode::from_bytes::<Value>(&m).is_ok());
     }
 
     #[test]

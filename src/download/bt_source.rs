@@ -16,7 +16,7 @@ use super::verify::{self, Unchecked};
 use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message};
-use crate::bt::pex;
+use crate::bt::{metadata, pex};
 use crossbeam_channel::Sender;
 use log::debug;
 use std::net::SocketAddr;
@@ -93,6 +93,11 @@ struct BtFetcher<'a> {
     depth: RequestDepth,
     /// When its last ut_pex message was read.
     pex_gap: pex::Gap,
+    /// Its id for ut_pex messages, once its extension handshake said it speaks it.
+    their_pex: Option<u8>,
+    /// The peers we last told it of, and when we may tell it again.
+    pex_told: Vec<SocketAddr>,
+    pex_next: Instant,
     /// To the checker thread.
     check: Sender<Unchecked>,
     /// Pieces that failed their check so far.
@@ -119,6 +124,9 @@ impl<'a> BtFetcher<'a> {
             unasked: 0,
             last_data: Instant::now(),
             pex_gap: pex::Gap::default(),
+            their_pex: None,
+            pex_told: Vec::new(),
+            pex_next: Instant::now(),
             depth: RequestDepth::new(
                 shared.store.manifest.piece_length,
                 shared.budget.bt_depth,
@@ -130,6 +138,45 @@ impl<'a> BtFetcher<'a> {
     }
 
     fn run(&mut self) -> Result<SourceEnd, BtError> {
+        self.shared.bt_connected.lock().push(self.addr);
+        let end = self.fetch();
+        self.shared.bt_connected.lock().retain(|a| *a != self.addr);
+        end
+    }
+
+    /// Tells the source which other BitTorrent sources we are connected to (BEP 11): once
+    /// there is something to tell, then at most every [`pex::SEND_EVERY`]; never for a
+    /// private torrent.
+    fn tell_pex(&mut self) -> Result<(), BtError> {
+        let Some(id) = self.their_pex else { return Ok(()) };
+        let now = Instant::now();
+        if self.shared.store.manifest.private || now < self.pex_next {
+            return Ok(());
+        }
+        let now_connected: Vec<SocketAddr> = self
+            .shared
+            .bt_connected
+            .lock()
+            .iter()
+            .filter(|a| **a != self.addr)
+            .take(pex::MAX_PER_MESSAGE)
+            .copied()
+            .collect();
+        let added: Vec<SocketAddr> =
+            now_connected.iter().filter(|a| !self.pex_told.contains(a)).copied().collect();
+        let dropped: Vec<SocketAddr> =
+            self.pex_told.iter().filter(|a| !now_connected.contains(a)).copied().collect();
+        if added.is_empty() && dropped.is_empty() {
+            self.pex_next = now + Duration::from_secs(1); // look again soon
+            return Ok(());
+        }
+        self.conn.send(&Message::Extended { id, payload: pex::message(&added, &dropped) })?;
+        self.pex_told = now_connected;
+        self.pex_next = now + pex::SEND_EVERY;
+        Ok(())
+    }
+
+    fn fetch(&mut self) -> Result<SourceEnd, BtError> {
         self.conn.send(&Message::Interested)?;
         self.shared.sched.lock().update_source(self.addr, Some(Bitfield::new(self.pieces)));
         loop {
@@ -139,6 +186,7 @@ impl<'a> BtFetcher<'a> {
             if !self.choked {
                 self.request_more()?;
             }
+            self.tell_pex()?;
             if self.fetching.is_empty() && self.shared.sched.lock().is_done() {
                 return Ok(SourceEnd::Finished);
             }
@@ -238,6 +286,10 @@ impl<'a> BtFetcher<'a> {
                 }
             }
             Message::Piece(b) => return self.block(b),
+            Message::Extended { id: metadata::HANDSHAKE_ID, payload } => {
+                // Only ut_pex is wanted of it here; a handshake that does not parse offers none.
+                self.their_pex = metadata::parse_handshake(&payload).ok().and_then(|h| h.ut_pex);
+            }
             Message::Extended { id: pex::OUR_UT_PEX, payload }
                 if !self.shared.store.manifest.private && self.pex_gap.admits(Instant::now()) =>
             {

@@ -75,6 +75,8 @@ pub struct DownloadCtx {
     pub web_seeds: Vec<WebSeed>,
     /// Peers BitTorrent sources named by peer exchange (BEP 11), first named first.
     pub pex: Mutex<Vec<SocketAddr>>,
+    /// The BitTorrent sources connected now (what we tell others in peer exchange).
+    pub bt_connected: Mutex<Vec<SocketAddr>>,
 }
 
 impl DownloadCtx {

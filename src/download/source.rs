@@ -415,6 +415,7 @@ mod tests {
             budget: crate::download::budget::Budget::for_piece(1 << 20),
             web_seeds: Vec::new(),
             pex: Mutex::new(Vec::new()),
+            bt_connected: Mutex::new(Vec::new()),
         };
         (dir, ctx, data)
     }

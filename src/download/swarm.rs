@@ -149,6 +149,7 @@ impl<'a> Swarm<'a> {
             budget,
             web_seeds: web_seeds(&opts.web_seeds),
             pex: Mutex::new(Vec::new()),
+            bt_connected: Mutex::new(Vec::new()),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }

@@ -1,5 +1,6 @@
-//! Peer exchange (BEP 11) with libtorrent: a seeder our downloader is never told of, but a
-//! libtorrent it is connected to names it in a ut_pex message, and pieces come from it.
+//! Peer exchange (BEP 11) with libtorrent, both ways: a seeder our downloader is never told
+//! of, but a libtorrent it is connected to names it, gives us pieces; and a libtorrent that
+//! knows only us hears of a seeder from us and gets the file from it.
 
 use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, start_until};
 use crate::support::test_bytes;
@@ -50,4 +51,52 @@ fn a_seeder_known_only_through_peer_exchange_gives_us_pieces() {
     assert!(text.contains("Peer exchange named"), "{text}");
     let from_seed = chunks_from(&text).iter().find(|(p, _)| *p == seed_port).map_or(0, |(_, n)| *n);
     assert!(from_seed > 0, "pieces from the seeder only peer exchange named (port {seed_port}):\n{text}");
+}
+
+#[test]
+fn a_libtorrent_that_knows_only_us_hears_of_a_seeder_from_us() {
+    let root = tempfile::tempdir().unwrap();
+    let seed_dir = root.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data = test_bytes(4 << 20, 32);
+    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
+    let torrent = root.path().join("t.torrent");
+    let made = crate::libtorrent::lt(&[
+        "torrent",
+        seed_dir.join("t.bin").to_str().unwrap(),
+        torrent.to_str().unwrap(),
+        "-",
+        "262144",
+    ]);
+    assert!(made.status.success(), "{}", all_output(&made));
+    let (_seed, seed_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
+    // A libtorrent told of no peer at all: it can only be dialed, and hear of others.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
+    let save = root.path().join("lonely");
+    let lonely = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["get", torrent.to_str().unwrap(), save.to_str().unwrap(), "60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lonely = crate::libtorrent::Killed(lonely);
+    let mut out = std::io::BufReader::new(lonely.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let lonely_port: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // We are told of both, and tell the lonely one of the seeder.
+    let dir = root.path().join("ours");
+    let ours = bin("peer")
+        .args(["--tracker", "127.0.0.1:1", "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
+        .arg(&torrent)
+        .args(["--peer", &format!("127.0.0.1:{lonely_port}"), "--peer", &format!("127.0.0.1:{seed_port}")])
+        .output()
+        .unwrap();
+    assert!(ours.status.success(), "{}", all_output(&ours));
+    let status = lonely.0.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "the lonely libtorrent did not finish:\n{rest}");
+    assert!(rest.contains(&format!("from 127.0.0.1:{seed_port} ")), "bytes from the seeder:\n{rest}");
+    assert!(sha1(&std::fs::read(save.join("t.bin")).unwrap()) == sha1(&data), "libtorrent got other bytes");
 }
