@@ -2,29 +2,32 @@
 //! of, but a libtorrent it is connected to names it, gives us pieces; and a libtorrent that
 //! knows only us hears of a seeder from us and gets the file from it.
 
-use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, start_until};
+use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, start_until, Killed};
 use crate::support::test_bytes;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// A libtorrent seeding 4 MiB (256 KiB pieces) under `root` at `rate` bytes a second:
+/// its torrent, the bytes, the process and its port.
+fn slow_seeder(root: &Path, seed: u64, rate: u64) -> (PathBuf, Vec<u8>, Killed, u16) {
+    let seed_dir = root.join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data = test_bytes(4 << 20, seed);
+    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
+    let torrent = root.join("t.torrent");
+    let file = seed_dir.join("t.bin");
+    let made =
+        crate::libtorrent::lt(&["torrent", file.to_str().unwrap(), torrent.to_str().unwrap(), "-", "262144"]);
+    assert!(made.status.success(), "{}", all_output(&made));
+    let (seeder, port) = lt_seed(&torrent, &seed_dir, Some(rate));
+    (torrent, data, seeder, port)
+}
 
 #[test]
 fn a_seeder_known_only_through_peer_exchange_gives_us_pieces() {
     let root = tempfile::tempdir().unwrap();
-    let seed_dir = root.path().join("seed");
-    std::fs::create_dir_all(&seed_dir).unwrap();
-    let data = test_bytes(4 << 20, 31);
-    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
-    let torrent = root.path().join("t.torrent");
-    let made = crate::libtorrent::lt(&[
-        "torrent",
-        seed_dir.join("t.bin").to_str().unwrap(),
-        torrent.to_str().unwrap(),
-        "-",
-        "262144",
-    ]);
-    assert!(made.status.success(), "{}", all_output(&made));
     // The seeder, slow, so the libtorrent downloading from it is still at it when we come.
-    let (_seed, seed_port) = lt_seed(&torrent, &seed_dir, Some(512 << 10));
+    let (torrent, data, _seed, seed_port) = slow_seeder(root.path(), 31, 512 << 10);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
     let mut middle = Command::new("/usr/bin/python3");
     // It says it listens once a piece came from the seeder: past the handshake, so the
@@ -56,20 +59,7 @@ fn a_seeder_known_only_through_peer_exchange_gives_us_pieces() {
 #[test]
 fn a_libtorrent_that_knows_only_us_hears_of_a_seeder_from_us() {
     let root = tempfile::tempdir().unwrap();
-    let seed_dir = root.path().join("seed");
-    std::fs::create_dir_all(&seed_dir).unwrap();
-    let data = test_bytes(4 << 20, 32);
-    std::fs::write(seed_dir.join("t.bin"), &data).unwrap();
-    let torrent = root.path().join("t.torrent");
-    let made = crate::libtorrent::lt(&[
-        "torrent",
-        seed_dir.join("t.bin").to_str().unwrap(),
-        torrent.to_str().unwrap(),
-        "-",
-        "262144",
-    ]);
-    assert!(made.status.success(), "{}", all_output(&made));
-    let (_seed, seed_port) = lt_seed(&torrent, &seed_dir, Some(1 << 20));
+    let (torrent, data, _seed, seed_port) = slow_seeder(root.path(), 32, 1 << 20);
     // A libtorrent told of no peer at all: it can only be dialed, and hear of others.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
     let save = root.path().join("lonely");
@@ -79,7 +69,7 @@ fn a_libtorrent_that_knows_only_us_hears_of_a_seeder_from_us() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lonely = crate::libtorrent::Killed(lonely);
+    let mut lonely = Killed(lonely);
     let mut out = std::io::BufReader::new(lonely.0.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
