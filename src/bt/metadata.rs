@@ -22,6 +22,8 @@ pub struct ExtHandshake {
     pub metadata_size: Option<usize>,
     /// Its id for ut_pex messages (BEP 11), if it speaks it.
     pub ut_pex: Option<u8>,
+    /// How many requests it queues (`reqq`), if it says.
+    pub reqq: Option<usize>,
     /// Its client name (`v`), for logs.
     pub client: Option<String>,
 }
@@ -81,7 +83,8 @@ pub fn parse_handshake(payload: &[u8]) -> Result<ExtHandshake, BtError> {
         Some(Value::Bytes(v)) => Some(crate::text::one_line(&String::from_utf8_lossy(&v[..v.len().min(64)]))),
         _ => None,
     };
-    Ok(ExtHandshake { ut_metadata, metadata_size, ut_pex, client })
+    let reqq = int(&d, "reqq").filter(|n| (1..=1_000_000).contains(n)).map(|n| n as usize);
+    Ok(ExtHandshake { ut_metadata, metadata_size, ut_pex, reqq, client })
 }
 
 /// A ut_metadata message.
@@ -192,7 +195,10 @@ mod tests {
     fn a_libtorrent_style_handshake_and_hostile_ones() {
         let lt = b"d1:md11:lt_donthavei7e10:share_modei8e11:upload_onlyi3e12:ut_holepunchi4e11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei12345e4:reqqi500e1:v16:libtorrent/2.0.8e";
         let h = parse_handshake(lt).unwrap();
-        assert_eq!((h.ut_metadata, h.metadata_size, h.ut_pex), (Some(2), Some(12345), Some(1)));
+        assert_eq!(
+            (h.ut_metadata, h.metadata_size, h.ut_pex, h.reqq),
+            (Some(2), Some(12345), Some(1), Some(500))
+        );
         let huge = b"d1:md11:ut_metadatai3ee13:metadata_sizei20000000000ee";
         assert_eq!(parse_handshake(huge).unwrap().metadata_size, None, "a 20 GB claim is ignored");
         assert!(parse_handshake(b"li1ee").is_err());

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 pub const BLOCK: u32 = 16 * 1024;
 /// Unasked-for blocks tolerated (late ones after a reject or choke) before giving up.
 const MAX_UNASKED: u32 = 256;
+/// Block requests kept at a peer that has not said how many it queues (BEP 10's `reqq`;
+/// libtorrent's default).
+pub const DEFAULT_REQQ: usize = 250;
 
 /// A piece being fetched.
 struct Fetching {
@@ -35,6 +38,8 @@ struct Fetching {
     /// Blocks received, by number.
     got: Vec<bool>,
     missing: usize,
+    /// Blocks asked for so far (the first `asked`, in order).
+    asked: usize,
 }
 
 impl Fetching {
@@ -43,20 +48,38 @@ impl Fetching {
     fn awaits(&self, b: &Block) -> bool {
         let n = (b.begin / BLOCK) as usize;
         b.begin.is_multiple_of(BLOCK)
-            && n < self.got.len()
+            && n < self.asked
             && !self.got[n]
             && b.length == BLOCK.min(self.buf.len() as u32 - b.begin)
+    }
+
+    /// Blocks asked for and not come yet.
+    fn outstanding(&self) -> usize {
+        self.asked - (self.got.len() - self.missing)
+    }
+
+    /// The requests for the next `n` blocks not asked for yet (fewer at the piece's end).
+    fn ask(&mut self, n: usize) -> Vec<Message> {
+        let len = self.buf.len() as u32;
+        let end = (self.asked + n).min(self.got.len());
+        let out = (self.asked..end)
+            .map(|b| {
+                let begin = b as u32 * BLOCK;
+                Message::Request(Block { index: self.index, begin, length: BLOCK.min(len - begin) })
+            })
+            .collect();
+        self.asked = end;
+        out
     }
 }
 
 /// The requests for every block of piece `index` of `len` bytes, in order.
+#[cfg(test)]
 fn block_requests(index: u32, len: u32) -> Vec<Message> {
-    (0..len.div_ceil(BLOCK))
-        .map(|b| {
-            let begin = b * BLOCK;
-            Message::Request(Block { index, begin, length: BLOCK.min(len - begin) })
-        })
-        .collect()
+    let blocks = len.div_ceil(BLOCK) as usize;
+    let mut f =
+        Fetching { index, buf: vec![0; len as usize], got: vec![false; blocks], missing: blocks, asked: 0 };
+    f.ask(blocks)
 }
 
 /// Fetches from a BitTorrent source at `addr` until nothing is left to fetch there;
@@ -95,6 +118,8 @@ struct BtFetcher<'a> {
     pex_gap: pex::Gap,
     /// Its id for ut_pex messages, once its extension handshake said it speaks it.
     their_pex: Option<u8>,
+    /// Block requests it queues ([`DEFAULT_REQQ`] until its extension handshake says).
+    reqq: usize,
     /// The peers we last told it of, and when we may tell it again.
     pex_told: Vec<SocketAddr>,
     pex_next: Instant,
@@ -125,6 +150,7 @@ impl<'a> BtFetcher<'a> {
             last_data: Instant::now(),
             pex_gap: pex::Gap::default(),
             their_pex: None,
+            reqq: DEFAULT_REQQ,
             pex_told: Vec::new(),
             pex_next: Instant::now(),
             depth: RequestDepth::new(
@@ -209,22 +235,36 @@ impl<'a> BtFetcher<'a> {
     /// Asks for every block of new pieces until as many are on the way as this source sends
     /// in two seconds ([`RequestDepth`]; at most the budget's: eight of 1 MiB, as many bytes'
     /// worth of smaller ones).
+    ///
+    /// No more block requests are kept at it than it queues (its `reqq`): the blocks of a
+    /// piece are asked for as earlier ones come, so a piece of more blocks than that (a
+    /// 64 MiB piece is 4096) is fetched too.
     fn request_more(&mut self) -> Result<(), BtError> {
-        while self.fetching.len() < self.depth.get() {
+        let mut room = self.reqq.saturating_sub(self.fetching.iter().map(Fetching::outstanding).sum());
+        let mut requests = Vec::new();
+        for f in &mut self.fetching {
+            if room == 0 {
+                break;
+            }
+            let asked = f.ask(room);
+            room -= asked.len();
+            requests.extend(asked);
+        }
+        while room > 0 && self.fetching.len() < self.depth.get() {
             let Some(i) = self.shared.sched.lock().assign(self.addr) else { break };
             let Some(idx) = self.shared.store.manifest.index(i) else { break };
             let len = self.shared.store.manifest.chunk_len(idx) as u32;
-            let requests = block_requests(i, len);
-            let blocks = requests.len() as u32;
-            self.conn.send_all(&requests)?;
+            let blocks = len.div_ceil(BLOCK) as usize;
             let mut buf = self.shared.pool.get();
             buf.resize(len as usize, 0);
-            self.fetching.push(Fetching {
-                index: i,
-                buf,
-                got: vec![false; blocks as usize],
-                missing: blocks as usize,
-            });
+            let mut f = Fetching { index: i, buf, got: vec![false; blocks], missing: blocks, asked: 0 };
+            let asked = f.ask(room);
+            room -= asked.len();
+            requests.extend(asked);
+            self.fetching.push(f);
+        }
+        if !requests.is_empty() {
+            self.conn.send_all(&requests)?;
         }
         Ok(())
     }
@@ -287,8 +327,10 @@ impl<'a> BtFetcher<'a> {
             }
             Message::Piece(b) => return self.block(b),
             Message::Extended { id: metadata::HANDSHAKE_ID, payload } => {
-                // Only ut_pex is wanted of it here; a handshake that does not parse offers none.
-                self.their_pex = metadata::parse_handshake(&payload).ok().and_then(|h| h.ut_pex);
+                // Its ut_pex id and request queue; a handshake that does not parse offers none.
+                let theirs = metadata::parse_handshake(&payload).ok();
+                self.their_pex = theirs.as_ref().and_then(|h| h.ut_pex);
+                self.reqq = theirs.and_then(|h| h.reqq).unwrap_or(DEFAULT_REQQ);
             }
             Message::Extended { id: pex::OUR_UT_PEX, payload }
                 if !self.shared.store.manifest.private && self.pex_gap.admits(Instant::now()) =>
@@ -364,9 +406,27 @@ mod tests {
     }
 
     #[test]
+    fn a_piece_of_more_blocks_than_the_peer_queues_is_asked_for_in_parts() {
+        let len = 10 * BLOCK + 5;
+        let mut f =
+            Fetching { index: 7, buf: vec![0; len as usize], got: vec![false; 11], missing: 11, asked: 0 };
+        let first = f.ask(4);
+        assert_eq!((first.len(), f.outstanding()), (4, 4));
+        assert!(!f.awaits(&Block { index: 7, begin: 4 * BLOCK, length: BLOCK }), "not asked yet");
+        f.got[0] = true;
+        f.missing -= 1;
+        assert_eq!(f.outstanding(), 3);
+        let rest = f.ask(100);
+        assert_eq!(rest.len(), 7, "only the blocks left");
+        assert_eq!(rest.last(), Some(&Message::Request(Block { index: 7, begin: 10 * BLOCK, length: 5 })));
+        assert!(f.ask(5).is_empty());
+    }
+
+    #[test]
     fn only_blocks_asked_for_and_not_yet_come_are_taken() {
         let len = 2 * BLOCK + 100;
-        let mut f = Fetching { index: 4, buf: vec![0; len as usize], got: vec![false; 3], missing: 3 };
+        let mut f =
+            Fetching { index: 4, buf: vec![0; len as usize], got: vec![false; 3], missing: 3, asked: 3 };
         assert!(f.awaits(&block(0, BLOCK)) && f.awaits(&block(2 * BLOCK, 100)));
         assert!(!f.awaits(&block(1, BLOCK)), "not at a block boundary");
         assert!(!f.awaits(&block(BLOCK, 100)), "short of a whole block");
