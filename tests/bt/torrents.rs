@@ -188,3 +188,24 @@ fn a_transmission_create_folder_torrent() {
 fn a_libtorrent_default_folder_torrent_with_padding() {
     round_trip("libtorrent", album(true));
 }
+
+/// The largest piece length accepted, 64 MiB: 4096 blocks a piece, more than libtorrent
+/// queues (2000), so the blocks of a piece are asked for as earlier ones come.
+#[test]
+fn a_torrent_with_64_mib_pieces() {
+    let root = tempfile::tempdir().unwrap();
+    let seed_dir = root.path().join("lt");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data = test_bytes(130 * MIB + 7, 64);
+    std::fs::write(seed_dir.join("big.bin"), &data).unwrap();
+    let torrent = root.path().join("big.torrent");
+    let file = seed_dir.join("big.bin");
+    let made = lt(&["torrent", file.to_str().unwrap(), torrent.to_str().unwrap(), "-", "67108864"]);
+    assert!(made.status.success(), "{}", all_output(&made));
+    assert_eq!(pieces(&torrent), 3);
+    let (_lt, lt_port) = lt_seed(&torrent, &seed_dir, None);
+    let dir = root.path().join("ours");
+    let text = download_torrent("127.0.0.1:1", &dir, &torrent, lt_port);
+    assert_eq!(chunks_from(&text), vec![(lt_port, 3)], "{text}");
+    assert!(sha1(&std::fs::read(dir.join("files/big.bin")).unwrap()) == sha1(&data), "bytes differ");
+}
