@@ -18,14 +18,15 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Connects to `addr` within `timeout`; with `tls`, as the server named `host` (the
-    /// URL's host, without its port) whose certificate must say so.
-    pub fn connect(addr: SocketAddr, host: &str, tls: bool, timeout: Duration) -> io::Result<Stream> {
+    /// Connects to `addr` within `timeout`; with `tls`, as the server `host_port` names (the
+    /// URL's `host:port`) whose certificate must say so.
+    pub fn connect(addr: SocketAddr, host_port: &str, tls: bool, timeout: Duration) -> io::Result<Stream> {
         let tcp = TcpStream::connect_timeout(&addr, timeout)?;
         tcp.set_nodelay(true)?;
         if !tls {
             return Ok(Stream::Plain(tcp));
         }
+        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
         let name = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(name.to_string()).map_err(|_| {
             io::Error::other(format!("'{}' is not a server name", crate::text::one_line(host)))

@@ -27,8 +27,7 @@ pub(super) fn announce(
     let (host_port, path) = host_port(rest, if tls { 443 } else { 80 })?;
     let addr = resolve(&host_port)?;
     let left = |d: Instant| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    let host = host_port.rsplit_once(':').map_or(host_port.as_str(), |(h, _)| h);
-    let mut s = Stream::connect(addr, host, tls, left(deadline))?;
+    let mut s = Stream::connect(addr, &host_port, tls, left(deadline))?;
     let sep = if path.contains('?') { '&' } else { '?' };
     let event = match a.event {
         Event::Started => "&event=started",

@@ -119,7 +119,7 @@ fn interval(secs: u64) -> Duration {
 }
 
 /// `host:port` and the rest of a URL after its scheme.
-fn host_port(rest: &str, default_port: u16) -> Result<(String, &str), AnnounceError> {
+pub(crate) fn host_port(rest: &str, default_port: u16) -> Result<(String, &str), AnnounceError> {
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),

@@ -40,7 +40,8 @@ pub struct WebSeed {
     pub url: String,
     /// Where it is (the source's key in the scheduler: one web seed per server).
     pub addr: SocketAddr,
-    /// `Host:` as the URL names it.
+    /// `host:port` as the URL names them (the default port added): the `Host:` header, and
+    /// the name its certificate must carry.
     host: String,
     /// `https://`.
     tls: bool,
@@ -78,22 +79,13 @@ impl WebSeed {
             Some(rest) => (rest, true),
             None => (url.strip_prefix("http://")?, false),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+        // Taken apart as a tracker's URL is (no user info; the default port added).
+        let (host, path) = crate::announce::host_port(rest, if tls { 443 } else { 80 }).ok()?;
+        if path.contains(['?', '#']) {
             return None;
         }
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            && !authority.ends_with(']')
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:{}", if tls { 443 } else { 80 })
-        };
-        let addr = with_port.to_socket_addrs().ok()?.next()?;
-        Some(WebSeed { url: url.to_string(), addr, host: authority.to_string(), path: path.to_string(), tls })
+        let addr = host.to_socket_addrs().ok()?.next()?;
+        Some(WebSeed { url: url.to_string(), addr, path: path.to_string(), host, tls })
     }
 
     /// The path of `file` of torrent `m` on this server (BEP 19).
@@ -226,16 +218,12 @@ impl Client<'_> {
     ) -> Result<(), WebSeedError> {
         let conn = match &mut self.conn {
             Some(c) => c,
-            None => {
-                let host = self.seed.host.rsplit_once(':').map_or(self.seed.host.as_str(), |(h, p)| {
-                    if p.parse::<u16>().is_ok() {
-                        h
-                    } else {
-                        self.seed.host.as_str()
-                    }
-                });
-                self.conn.insert(Stream::connect(self.seed.addr, host, self.seed.tls, self.io_timeout)?)
-            }
+            None => self.conn.insert(Stream::connect(
+                self.seed.addr,
+                &self.seed.host,
+                self.seed.tls,
+                self.io_timeout,
+            )?),
         };
         conn.tcp().set_write_timeout(Some(self.io_timeout))?;
         conn.write_all(self.seed.request(path, at, buf.len()).as_bytes())?;
