@@ -40,8 +40,12 @@ struct Args {
     /// UDP port of this peer's DHT node [default: the same number as its TCP port].
     #[arg(long, value_name = "P")]
     dht_port: Option<u16>,
+    /// BitTorrent encryption (MSE/PE): prefer (take both, dial encrypted first, then
+    /// plain), require (encrypted only, RC4 both ways), off (plain only) [default: prefer].
+    #[arg(long, value_name = "MODE")]
+    encryption: Option<String>,
     /// Settings from an INI file ([peer] tracker, dir, port, upload_limit, dht, dht_bootstrap,
-    /// dht_port); flags win.
+    /// dht_port, encryption); flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also write the log to FILE.
@@ -118,6 +122,7 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
         dht: args.dht,
         dht_bootstrap: args.dht_bootstrap,
         dht_port: args.dht_port,
+        encryption: args.encryption,
     };
     let mut cfg = settings::resolve(&given)?;
     cfg.max_conns_per_ip = args.max_conns_per_ip.into();

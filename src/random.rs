@@ -14,6 +14,13 @@ pub fn bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// Fills `out` with random bytes (padding of any length).
+pub fn fill(out: &mut [u8]) {
+    if getrandom::fill(out).is_err() {
+        fallback(out);
+    }
+}
+
 /// A number in [0, 1), for jitter.
 pub fn unit() -> f64 {
     (u64::from_le_bytes(bytes::<8>()) >> 11) as f64 / (1u64 << 53) as f64

@@ -3,20 +3,23 @@
 //! deadlines: waiting for the next one is bounded by the caller, and once one started it
 //! must arrive whole within the time-out plus its length at the minimum payload rate.
 
+use super::dial;
 use super::metadata::{self, ExtHandshake, MetadataMsg, METADATA_PIECE, OUR_UT_METADATA};
+use super::mse::Encryption;
 use super::msg::{self, reserved, BtError, Handshake, Message};
+use super::stream::PeerStream;
 use crate::hash::ContentId;
-use crate::wire::deadline::DeadlineStream;
 use crate::wire::deadline::MIN_PAYLOAD_RATE;
+use crate::wire::deadline::{DeadlineStream, Socket};
 use crate::wire::send_deadline::DeadlineWriter;
 use std::io::{self, BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// One BitTorrent connection to a source.
 pub struct BtConn {
-    reader: BufReader<DeadlineStream>,
-    writer: DeadlineWriter<TcpStream>,
+    reader: BufReader<DeadlineStream<PeerStream>>,
+    writer: DeadlineWriter<PeerStream>,
     pub addr: SocketAddr,
     pub theirs: Handshake,
     io_timeout: Duration,
@@ -28,7 +31,8 @@ impl BtConn {
     /// Connects to `addr` for the torrent `id`; the other side must answer for the same
     /// info-hash. Our extension handshake goes out when the other side supports it, and
     /// with `dht_port` the handshake's DHT bit is set and a `port` message follows when the
-    /// other side's bit is set too (BEP 5).
+    /// other side's bit is set too (BEP 5). `encryption`: how the connection is opened
+    /// (see [`dial`]).
     pub fn connect(
         addr: SocketAddr,
         id: ContentId,
@@ -36,13 +40,12 @@ impl BtConn {
         io_timeout: Duration,
         dht_port: Option<u16>,
         pex: bool,
+        encryption: Encryption,
     ) -> Result<BtConn, BtError> {
-        let stream = TcpStream::connect_timeout(&addr, io_timeout)?;
-        stream.set_nodelay(true)?;
-        let mut writer = DeadlineWriter::new(stream.try_clone()?, io_timeout);
         let ours = Handshake::ours(id, peer_id);
         let ours = if dht_port.is_some() { ours.with_dht() } else { ours };
-        writer.send(&ours.to_bytes())?;
+        let stream = dial::open(addr, &ours, encryption, io_timeout)?;
+        let writer = DeadlineWriter::new(stream.try_clone()?, io_timeout);
         let mut reader = BufReader::with_capacity(256 * 1024, DeadlineStream::new(stream));
         reader.get_mut().set_deadline(Instant::now() + io_timeout);
         let theirs = Handshake::read(&mut reader)?;

@@ -6,8 +6,10 @@
 //! dir = ./client1
 //! port = 6000
 //! upload_limit = 4M
+//! encryption = prefer
 //! ```
 
+use crate::bt::mse::Encryption;
 use crate::cli::rate::{parse_rate, BadRate};
 use crate::dht::PUBLIC_BOOTSTRAP;
 use crate::peer::node::DhtSettings;
@@ -29,6 +31,7 @@ pub enum SettingsError {
     BadPort(String),
     BadRate(BadRate),
     BadAddr(String),
+    BadEncryption(String),
 }
 
 impl fmt::Display for SettingsError {
@@ -40,6 +43,7 @@ impl fmt::Display for SettingsError {
             SettingsError::BadPort(p) => write!(f, "config: port '{p}' is not a port number"),
             SettingsError::BadRate(e) => write!(f, "{e}"),
             SettingsError::BadAddr(s) => write!(f, "'{s}' is not an address like 127.0.0.1:5000"),
+            SettingsError::BadEncryption(why) => write!(f, "{why}"),
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct Given {
     /// `--dht-bootstrap ADDR:PORT,...`: join a private DHT through these nodes.
     pub dht_bootstrap: Option<String>,
     pub dht_port: Option<u16>,
+    /// `--encryption prefer|require|off`.
+    pub encryption: Option<String>,
 }
 
 /// Resolves flags, then the config file, then defaults, into a node configuration.
@@ -86,6 +92,10 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
         None => None,
     };
     let dht = dht_settings(given, &from_ini)?;
+    let encryption = match given.encryption.clone().or_else(|| from_ini("encryption")) {
+        Some(e) => e.parse().map_err(SettingsError::BadEncryption)?,
+        None => Encryption::default(),
+    };
     Ok(NodeConfig {
         tracker,
         dir,
@@ -94,6 +104,7 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
         tracker_optional: false,
         dht,
         max_conns_per_ip: ServerOptions::default().max_conns_per_ip,
+        encryption,
     })
 }
 
@@ -161,6 +172,13 @@ mod tests {
         assert_eq!(c.dir, PathBuf::from("/tmp/x"));
         let bad = Given { upload_limit: Some("fast".into()), ..Given::default() };
         assert!(resolve(&bad).unwrap_err().to_string().contains("invalid rate"));
+        let bad_mode = Given { encryption: Some("always".into()), ..Given::default() };
+        assert!(resolve(&bad_mode).unwrap_err().to_string().contains("not one of prefer, require, off"));
+        std::fs::write(&cfg, "[peer]\nencryption = require\n").unwrap();
+        let from_ini = Given { config: Some(cfg.clone()), ..Given::default() };
+        assert_eq!(resolve(&from_ini).unwrap().encryption, Encryption::Require);
+        let flag = Given { encryption: Some("off".into()), ..from_ini };
+        assert_eq!(resolve(&flag).unwrap().encryption, Encryption::Off);
         let missing = Given { config: Some(dir.path().join("nope.ini")), ..Given::default() };
         assert!(resolve(&missing).unwrap_err().to_string().contains("cannot read config"));
     }

@@ -88,7 +88,15 @@ pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Opti
     let id = shared.store.content_id;
     let dht_port = shared.dht.as_ref().map(|d| d.local_addr().port());
     let pex = !shared.store.manifest.private;
-    let conn = match BtConn::connect(addr, id, shared.peer_id, shared.io_timeout, dht_port, pex) {
+    let conn = match BtConn::connect(
+        addr,
+        id,
+        shared.peer_id,
+        shared.io_timeout,
+        dht_port,
+        pex,
+        shared.encryption,
+    ) {
         Ok(conn) if conn.is_p2p_share() => return None,
         Ok(conn) => conn,
         Err(e) => return Some(SourceEnd::Failed(format!("over BitTorrent: {e}"))),

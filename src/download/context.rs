@@ -1,6 +1,7 @@
 //! What a download is given: its peer's context, its options, and whom it may ask.
 
 use super::reassembler::ProgressFn;
+use crate::bt::mse::Encryption;
 use crate::dht::PeerDht;
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
@@ -37,6 +38,8 @@ pub struct Options {
     pub peers: Vec<SocketAddr>,
     /// Web seeds (BEP 19: a `.torrent`'s `url-list`): HTTP servers holding the files.
     pub web_seeds: Vec<String>,
+    /// How BitTorrent sources are dialed (MSE, see `bt::dial`).
+    pub encryption: Encryption,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             progress: None,
             peers: Vec::new(),
             web_seeds: Vec::new(),
+            encryption: Encryption::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::budget::Budget;
 use super::scheduler::Scheduler;
 use super::web_seed::WebSeed;
+use crate::bt::mse::Encryption;
 use crate::chunk_store::ChunkStore;
 use crate::dht::PeerDht;
 use crate::manifest::ChunkIndex;
@@ -77,6 +78,8 @@ pub struct DownloadCtx {
     pub pex: Mutex<Vec<SocketAddr>>,
     /// The BitTorrent sources connected now (what we tell others in peer exchange).
     pub bt_connected: Mutex<Vec<SocketAddr>>,
+    /// How BitTorrent sources are dialed.
+    pub encryption: Encryption,
 }
 
 impl DownloadCtx {

@@ -6,6 +6,7 @@ use super::context::{candidates, Options};
 use super::error::DownloadError;
 use super::feed::PeerFeed;
 use crate::bt::client::BtConn;
+use crate::bt::mse::Encryption;
 use crate::bt::msg::BtError;
 use crate::bt::new_peer_id;
 use crate::hash::ContentId;
@@ -65,7 +66,7 @@ pub(super) fn manifest_until(
         let now = Instant::now();
         while rotation.asking() < MAX_ASKED {
             let Some(addr) = rotation.next(now) else { break };
-            if !ask(addr, id, opts.io_timeout, bt_first.contains(&addr), &tx) {
+            if !ask(addr, id, opts, bt_first.contains(&addr), &tx) {
                 rotation.failed(addr, now); // no thread: it rests like a failed candidate
             }
         }
@@ -99,14 +100,15 @@ pub(super) fn manifest_until(
 fn ask(
     addr: SocketAddr,
     id: ContentId,
-    timeout: Duration,
+    opts: &Options,
     bt_first: bool,
     tx: &crossbeam_channel::Sender<(SocketAddr, Result<Manifest, FetchError>)>,
 ) -> bool {
     let tx = tx.clone();
+    let (timeout, encryption) = (opts.io_timeout, opts.encryption);
     let spawned = thread::Builder::new()
         .name(format!("manifest-{addr}"))
-        .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout, bt_first)))));
+        .spawn(move || drop(tx.send((addr, manifest_from(addr, id, timeout, bt_first, encryption)))));
     if let Err(e) = &spawned {
         warn!("cannot ask {addr} for the manifest: {e}");
     }
@@ -206,11 +208,13 @@ fn manifest_from(
     id: ContentId,
     timeout: Duration,
     bt_first: bool,
+    encryption: Encryption,
 ) -> Result<Manifest, FetchError> {
     if !bt_first {
         return native_manifest(addr, id, timeout);
     }
-    let mut conn = BtConn::connect(addr, id, new_peer_id(), timeout, None, false).map_err(FetchError::Bt)?;
+    let mut conn =
+        BtConn::connect(addr, id, new_peer_id(), timeout, None, false, encryption).map_err(FetchError::Bt)?;
     if conn.is_p2p_share() {
         drop(conn);
         return native_manifest(addr, id, timeout);

@@ -416,6 +416,7 @@ mod tests {
             web_seeds: Vec::new(),
             pex: Mutex::new(Vec::new()),
             bt_connected: Mutex::new(Vec::new()),
+            encryption: Default::default(),
         };
         (dir, ctx, data)
     }

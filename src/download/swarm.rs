@@ -150,6 +150,7 @@ impl<'a> Swarm<'a> {
             web_seeds: web_seeds(&opts.web_seeds),
             pex: Mutex::new(Vec::new()),
             bt_connected: Mutex::new(Vec::new()),
+            encryption: opts.encryption,
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }

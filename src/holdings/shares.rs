@@ -114,6 +114,11 @@ impl Shares {
         self.by_id.read().values().filter(|s| !s.manifest.private).map(|s| s.content_id).collect()
     }
 
+    /// Every share's id: complete or partial, private or not.
+    pub fn ids(&self) -> Vec<ContentId> {
+        self.by_id.read().keys().copied().collect()
+    }
+
     /// Every complete share's id, private torrents' too.
     pub fn complete_ids(&self) -> Vec<ContentId> {
         self.by_id.read().values().filter(|s| s.is_complete()).map(|s| s.content_id).collect()

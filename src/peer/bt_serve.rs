@@ -86,18 +86,30 @@ struct Session<'a, S: Socket> {
     turn: Option<(Turn, usize)>,
 }
 
+/// How a served connection was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// It dialed us, in plain text: its handshake names the torrent.
+    Accepted,
+    /// It dialed us with an MSE handshake for this torrent; its BitTorrent handshake must
+    /// name the same one.
+    AcceptedEncrypted(ContentId),
+    /// We dialed it to upload this torrent to a downloader that will not dial us; our
+    /// handshake has gone out (see `bt::dial`).
+    Dialed(ContentId),
+}
+
 /// Serves one BitTorrent connection until it closes, idles out, gives way or breaks the
-/// protocol (a warning names what it did). `dialed`: we opened it, to upload `id` to a
-/// downloader the tracker named (our handshake goes first).
+/// protocol (a warning names what it did).
 pub fn serve<S: Socket>(
     stream: S,
     peer: SocketAddr,
     give_way: Option<GiveWay>,
     server: &BtServer,
     files: &mut OpenFiles,
-    dialed: Option<ContentId>,
+    opened: Opened,
 ) {
-    let result = run(stream, peer, give_way, server, files, dialed);
+    let result = run(stream, peer, give_way, server, files, opened);
     server.slots.release(server.conn_id);
     match result {
         Ok(()) => debug!("bt: {peer}: closed"),
@@ -112,7 +124,7 @@ fn run<S: Socket>(
     give_way: Option<GiveWay>,
     server: &BtServer,
     files: &mut OpenFiles,
-    dialed: Option<ContentId>,
+    opened: Opened,
 ) -> Result<(), BtError> {
     let mut writer = DeadlineWriter::new(stream.try_clone()?, server.opts.message_deadline);
     let mut reader = BufReader::with_capacity(64 * 1024, DeadlineStream::new(stream));
@@ -120,13 +132,16 @@ fn run<S: Socket>(
         reader.get_mut().set_give_way(g.clone());
         writer.set_give_way(g);
     }
-    if let Some(id) = dialed {
-        writer.send(&our_handshake(server, id).to_bytes())?;
-    }
     reader.get_mut().set_deadline(Instant::now() + server.opts.message_deadline);
     let theirs = Handshake::read(&mut reader)?;
-    if dialed.is_some_and(|id| id != theirs.info_hash) {
-        return Err(BtError::Protocol(format!("answered for {} instead", theirs.info_hash)));
+    let dialed = match opened {
+        Opened::Dialed(id) => Some(id),
+        _ => None,
+    };
+    if let Opened::Dialed(id) | Opened::AcceptedEncrypted(id) = opened {
+        if id != theirs.info_hash {
+            return Err(BtError::Protocol(format!("named {} after {id}", theirs.info_hash)));
+        }
     }
     let Some(shared) = server.shares.get(&theirs.info_hash) else {
         return Err(BtError::Protocol(format!("asked for {}, which is not shared here", theirs.info_hash)));
@@ -155,9 +170,13 @@ fn run<S: Socket>(
         block: Vec::new(),
         turn: None,
     };
-    info!("BitTorrent peer {peer} connected for '{}'", m.name);
+    let how = match opened {
+        Opened::AcceptedEncrypted(_) => " (encrypted handshake)",
+        _ => "",
+    };
+    info!("BitTorrent peer {peer} connected for '{}'{how}", m.name);
     if dialed.is_none() {
-        s.writer.send(&our_handshake(server, theirs.info_hash).to_bytes())?;
+        s.writer.send(&our_handshake(server.opts, server.peer_id, theirs.info_hash).to_bytes())?;
     }
     if theirs.supports(reserved::EXTENSIONS) {
         let payload = metadata::our_handshake(Some(s.info.len()), false);
@@ -179,9 +198,9 @@ fn have_of(shared: &Share, pieces: u32) -> Bitfield {
 }
 
 /// Our handshake for `id`, with the DHT bit when our DHT node runs.
-fn our_handshake(server: &BtServer, id: ContentId) -> Handshake {
-    let h = Handshake::ours(id, server.peer_id);
-    if server.opts.dht.is_some() {
+pub(super) fn our_handshake(opts: &ServerOptions, peer_id: [u8; 20], id: ContentId) -> Handshake {
+    let h = Handshake::ours(id, peer_id);
+    if opts.dht.is_some() {
         h.with_dht()
     } else {
         h
@@ -429,40 +448,62 @@ impl<S: Socket> Session<'_, S> {
     }
 }
 
-/// What a connection's first byte says it speaks.
+/// What a connection's first bytes say it speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Greeting {
-    /// 19, the length of "BitTorrent protocol".
+    /// `\x13BitTorrent protocol`, a plain BitTorrent handshake.
     BitTorrent,
-    /// 0, the high byte of our frame length (a frame is at most 1 MiB).
+    /// A 0 then at most 16: the length of one of our frames (at most 1 MiB).
     Native,
-    /// Neither: an encrypted BitTorrent handshake (MSE), or something else.
-    Unknown,
+    /// Anything else: an encrypted BitTorrent handshake (MSE) begins with a random
+    /// Diffie-Hellman key.
+    Encrypted,
 }
 
-/// Reads (without consuming) a connection's first byte, in slices of `poll`, until
-/// `deadline` or until `give_way` says to make room; `None` when none came.
+/// What the first bytes seen so far say, or `None` while they could still be either: a
+/// plain BitTorrent handshake needs all 20 of its first bytes to be told from an MSE key
+/// that happens to begin with 19; a native frame, two.
+pub fn classify(first: &[u8]) -> Option<Greeting> {
+    match first {
+        [] => None,
+        [0] => None,
+        [0, len, ..] if *len <= 0x10 => Some(Greeting::Native),
+        _ if first.len() >= msg::PROTOCOL.len() && first[..20] == msg::PROTOCOL[..] => {
+            Some(Greeting::BitTorrent)
+        }
+        _ if msg::PROTOCOL.starts_with(first) => None,
+        _ => Some(Greeting::Encrypted),
+    }
+}
+
+/// Reads (without consuming) a connection's first bytes, in slices of `poll`, until they
+/// tell what it speaks ([`classify`]), `deadline` passes or `give_way` says to make room;
+/// `None` when nothing came or it stayed unclear.
 pub fn greeting(
     stream: &std::net::TcpStream,
     deadline: Instant,
     give_way: &GiveWay,
     poll: Duration,
 ) -> io::Result<Option<Greeting>> {
-    let mut first = [0u8; 1];
+    let mut first = [0u8; 20];
+    let mut seen = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || give_way() {
             return Ok(None);
         }
+        if seen > 0 {
+            // Part came: peek returns at once now, so wait a little between looks.
+            std::thread::sleep(Duration::from_millis(5).min(left));
+        }
         stream.set_read_timeout(Some(left.min(poll)))?;
         match stream.peek(&mut first) {
             Ok(0) => return Ok(None),
-            Ok(_) => {
-                return Ok(Some(match first[0] {
-                    b if b == msg::PROTOCOL[0] => Greeting::BitTorrent,
-                    0 => Greeting::Native,
-                    _ => Greeting::Unknown,
-                }))
+            Ok(n) => {
+                seen = n;
+                if let Some(g) = classify(&first[..n]) {
+                    return Ok(Some(g));
+                }
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -474,6 +515,22 @@ pub fn greeting(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_bytes_tell_the_three_protocols_apart() {
+        assert_eq!(classify(&msg::PROTOCOL[..]), Some(Greeting::BitTorrent));
+        assert_eq!(classify(&msg::PROTOCOL[..7]), None, "a plain handshake still arriving");
+        assert_eq!(
+            classify(b"\x13BitTorrent protocoX"),
+            Some(Greeting::Encrypted),
+            "a key that begins with 19"
+        );
+        assert_eq!(classify(b"\x13Q"), Some(Greeting::Encrypted));
+        assert_eq!(classify(&[0, 0, 0, 40, b'{']), Some(Greeting::Native));
+        assert_eq!(classify(&[0]), None);
+        assert_eq!(classify(&[0, 0x11]), Some(Greeting::Encrypted), "no frame is over 1 MiB");
+        assert_eq!(classify(&[0xA7, 1, 2]), Some(Greeting::Encrypted));
+    }
     use crate::manifest::hash_file;
     use crate::peer::upload::UploadLine;
     use crate::storage::Place;
@@ -522,8 +579,14 @@ mod tests {
         let slots = Slots::new(4);
         let server = BtServer { shares, opts, slots: &slots, peer_id: [1; 20], conn_id: 7 };
         let total = AtomicUsize::new(0);
-        let ended =
-            run(socket.clone(), FROM.parse().unwrap(), None, &server, &mut OpenFiles::new(&total), None);
+        let ended = run(
+            socket.clone(),
+            FROM.parse().unwrap(),
+            None,
+            &server,
+            &mut OpenFiles::new(&total),
+            Opened::Accepted,
+        );
         let mut out = Cursor::new(socket.written());
         Handshake::read(&mut out).expect("our handshake first");
         let mut msgs = Vec::new();

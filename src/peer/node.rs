@@ -5,6 +5,7 @@ use super::monitor::FileMonitor;
 use super::options::ServerOptions;
 use super::seeding;
 use super::server::{Dialer, PeerServer};
+use crate::bt::mse::Encryption;
 use crate::dht::{DhtConfig, PeerDht};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;
@@ -42,6 +43,8 @@ pub struct NodeConfig {
     pub dht: Option<DhtSettings>,
     /// Connections the peer server takes from one address.
     pub max_conns_per_ip: usize,
+    /// BitTorrent encryption (MSE): what the server takes, how downloads dial.
+    pub encryption: Encryption,
 }
 
 /// How a peer joins the DHT.
@@ -157,6 +160,7 @@ pub struct Node {
     /// The server and background threads, until the peer leaves.
     running: Mutex<Option<Running>>,
     dht: Option<PeerDht>,
+    encryption: Encryption,
     _lock: File,
 }
 
@@ -219,6 +223,7 @@ impl Node {
             upload_limit: cfg.upload_limit.map(UploadLine::new),
             dht: dht.clone(),
             max_conns_per_ip: cfg.max_conns_per_ip,
+            encryption: cfg.encryption,
             ..Default::default()
         };
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)
@@ -257,6 +262,7 @@ impl Node {
             server_addr: addr,
             running: Mutex::new(Some(Running { server, stop: stop_tx, threads })),
             dht,
+            encryption: cfg.encryption,
             _lock: lock,
         })
     }
@@ -282,6 +288,7 @@ impl Node {
             dht: self.dht.as_ref(),
             me: Some(self.server_addr),
         };
+        let opts = &Options { encryption: self.encryption, ..opts.clone() };
         download::download(&ctx, target, from, opts)
     }
 

@@ -2,6 +2,7 @@
 //! Apart from the server so the BitTorrent side (`bt_serve`) reads them without importing
 //! the native server.
 
+use crate::bt::mse::Encryption;
 use crate::dht::PeerDht;
 use crate::peer::upload::UploadLine;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct ServerOptions {
     /// Our DHT node, when the DHT is on: its port is told to BitTorrent peers, and the
     /// nodes their `port` messages name join its routing table (BEP 5).
     pub dht: Option<PeerDht>,
+    /// Encrypted (MSE) and plain BitTorrent handshakes: which are taken, and how we dial.
+    pub encryption: Encryption,
 }
 
 impl Default for ServerOptions {
@@ -36,6 +39,7 @@ impl Default for ServerOptions {
             message_deadline: Duration::from_secs(10),
             upload_limit: None,
             dht: None,
+            encryption: Encryption::default(),
         }
     }
 }

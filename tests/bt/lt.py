@@ -23,6 +23,8 @@
                                            capped at RATE bytes/s, every session told every other's
                                            address; prints "finished I SECONDS" per downloader
 Loopback only: DHT, LSD, UPnP and NAT-PMP are off; the only peers are the ones named.
+With LT_ENCRYPTION=forced every session takes and makes encrypted (MSE, RC4) connections
+only, both ways (out_enc_policy and in_enc_policy forced).
 """
 import os, sys, time, libtorrent as lt
 
@@ -32,6 +34,12 @@ SETTINGS = {
     "enable_outgoing_utp": False, "enable_incoming_utp": False,
     "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.peer_notification,
 }
+
+if os.environ.get("LT_ENCRYPTION") == "forced":
+    SETTINGS.update({
+        "out_enc_policy": lt.enc_policy.forced, "in_enc_policy": lt.enc_policy.forced,
+        "allowed_enc_level": lt.enc_level.rc4, "prefer_rc4": True,
+    })
 
 
 def make_torrent(path, tracker=None, piece=1 << 20, private=False):

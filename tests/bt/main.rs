@@ -5,6 +5,7 @@
 //! Headless Chromium (Debian `chromium`) renders the tracker's status page.
 
 mod dht;
+mod encryption;
 mod libtorrent;
 mod nginx;
 mod pex;

@@ -19,17 +19,25 @@ pub struct Transmission {
 
 impl Transmission {
     pub fn start(root: &Path) -> Transmission {
+        Transmission::start_with(root, serde_json::json!({}))
+    }
+
+    /// Started with `extra` settings over ours (e.g. `{"encryption": 2}`: required).
+    pub fn start_with(root: &Path, extra: serde_json::Value) -> Transmission {
         let (cfg, dl) = (root.join("cfg"), root.join("dl"));
         std::fs::create_dir_all(&cfg).unwrap();
         std::fs::create_dir_all(&dl).unwrap();
         let (rpc, peer_port) = (free_port(), free_port());
-        let settings = serde_json::json!({
+        let mut settings = serde_json::json!({
             "rpc-authentication-required": false, "rpc-port": rpc, "rpc-bind-address": "127.0.0.1",
             "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
             "port-forwarding-enabled": false, "peer-port": peer_port, "peer-port-random-on-start": false,
             "bind-address-ipv4": "127.0.0.1", "download-dir": dl, "incomplete-dir-enabled": false,
             "message-level": 2
         });
+        if let (Some(s), Some(e)) = (settings.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
         std::fs::write(cfg.join("settings.json"), settings.to_string()).unwrap();
         let daemon = Command::new("transmission-daemon")
             .args(["-f", "-g", cfg.to_str().unwrap()])

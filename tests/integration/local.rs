@@ -82,6 +82,7 @@ impl LocalPeer {
             tracker_optional: false,
             max_conns_per_ip: 16,
             dht: None,
+            encryption: Default::default(),
         };
         LocalPeer { node: Node::start(&cfg).expect("start a peer") }
     }

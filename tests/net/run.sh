@@ -4,7 +4,8 @@
 # bridge that lives in a namespace of its own, so the machine's own network is not touched.
 # Each client's uplink is shaped with tbf (NET_RATE, default 100mbit); no --upload-limit.
 # Checks: every copy's SHA-1, peers listed by their own addresses, client4's time at most
-# NET_MAX_RATIO (0.5) of client2's. Everything is removed afterwards, also on failure.
+# NET_MAX_RATIO (0.5) of client2's. Then Transmission dials our seeder encrypted
+# (tests/net/transmission.sh). Everything is removed afterwards, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,6 +20,7 @@ command -v ip >/dev/null && command -v tc >/dev/null || { echo "test-net: needs 
 
 teardown() {
   pkill -f "$PWD/target/release/(peer|tracker) .*$SUBNET" 2>/dev/null || true
+  pkill -f "transmission-daemon -f -g /tmp/p2p-net-tr" 2>/dev/null || true
   for h in br h0 h1 h2 h3 h4; do ip netns del "$NS-$h" 2>/dev/null || true; done
 }
 trap teardown EXIT
@@ -41,6 +43,10 @@ for i in 0 1 2 3 4; do
   fi
 done
 echo "test-net: 5 hosts on $SUBNET.1-5, client uplinks shaped to $RATE"
+if [ "${NET_ONLY:-}" = transmission ]; then # NET_ONLY=transmission: that part alone
+  bash tests/net/transmission.sh "$NS" "$SUBNET"
+  exit 0
+fi
 
 DEMO_NETNS="$NS" DEMO_TRACKER_IP="$SUBNET.1" DEMO_SIZE_MIB="$SIZE_MIB" DEMO_MAX_RATIO="$MAX_RATIO" \
   bash demo/run.sh --check
@@ -65,4 +71,6 @@ if grep -q "Client connected" demo/work/tracker.log; then
   echo "test-net: a peer used the tracker in the DHT run"; exit 1
 fi
 echo "test-net: the DHT run found every source without a tracker"
+
+bash tests/net/transmission.sh "$NS" "$SUBNET"
 echo "test-net: passed"

@@ -6,12 +6,15 @@
 //! The native protocol's requests are answered in `native` (the loop), `decide` (which
 //! reply), `send` (the bytes, `busy`) and `turn` (a place in the upload line).
 
-use super::bt_serve::{self, BtServer, Greeting};
+use super::bt_serve::{self, BtServer, Greeting, Opened};
 use super::open_files::OpenFiles;
 use super::options::ServerOptions;
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::bt::choke::Slots;
+use crate::bt::mse::{self, Encryption};
 use crate::bt::new_peer_id;
+use crate::bt::stream::PeerStream;
+use crate::bt::{dial, mse::req2};
 use crate::conn_limit::ConnLimiter;
 use crate::hash::ContentId;
 use crate::holdings::shares::Shares;
@@ -19,7 +22,7 @@ use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::wire::conn::Conn;
 use crate::wire::deadline::{GiveWay, POLL};
 use crate::wire::peer_msg::PeerReply;
-use log::debug;
+use log::{debug, warn};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::io;
@@ -120,10 +123,11 @@ impl Dialer {
         let spawned = thread::Builder::new().name(format!("dial-{to}")).spawn({
             let ctx = Arc::clone(&ctx);
             move || {
-                match TcpStream::connect_timeout(&to, ctx.opts.io_timeout) {
+                let ours = bt_serve::our_handshake(&ctx.opts, ctx.peer_id, id);
+                match dial::open(to, &ours, ctx.opts.encryption, ctx.opts.io_timeout) {
                     Ok(stream) => {
-                        let _registered = ctx.conns.register(&stream);
-                        ctx.serve_bittorrent(stream, to, None, Some(id));
+                        let _registered = ctx.conns.register(stream.tcp());
+                        ctx.serve_bittorrent(stream, to, None, Opened::Dialed(id));
                     }
                     Err(e) => debug!("peer server: cannot dial {to}: {e}"),
                 }
@@ -156,15 +160,15 @@ struct PeerCtx {
 }
 
 impl PeerCtx {
-    /// Serves one BitTorrent connection (accepted, or `dialed` to upload a file).
+    /// Serves one BitTorrent connection (accepted, or dialed to upload a file).
     fn serve_bittorrent(
         &self,
-        stream: TcpStream,
+        stream: PeerStream,
         peer: SocketAddr,
         give_way: Option<GiveWay>,
-        dialed: Option<ContentId>,
+        opened: Opened,
     ) {
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let server = BtServer {
             shares: &self.shares,
@@ -174,7 +178,32 @@ impl PeerCtx {
             conn_id,
         };
         let mut files = OpenFiles::new(&self.open_files);
-        bt_serve::serve(stream, peer, give_way, &server, &mut files, dialed);
+        bt_serve::serve(stream, peer, give_way, &server, &mut files, opened);
+    }
+
+    /// Answers an encrypted handshake (MSE) and serves what follows, unless encryption is
+    /// off here. The whole handshake has the message deadline.
+    fn serve_encrypted(&self, stream: TcpStream, peer: SocketAddr, give_way: GiveWay) {
+        let policy = self.opts.encryption;
+        if policy == Encryption::Off {
+            debug!("peer server: {peer}: an encrypted BitTorrent handshake (or neither protocol), encryption is off; closing");
+            return;
+        }
+        // The torrent a dialer names is found by hashing each shared id the same way.
+        let shares = &self.shares;
+        let find = |h: &[u8; 20]| shares.ids().into_iter().find(|id| req2(id) == *h);
+        let deadline = Instant::now() + self.opts.message_deadline;
+        match mse::accept(&stream, &find, policy, deadline, Some(give_way.clone())) {
+            Ok((peer_stream, id)) => {
+                debug!(
+                    "peer server: {peer}: encrypted handshake for {id} (RC4 payload: {})",
+                    peer_stream.is_encrypted()
+                );
+                self.serve_bittorrent(peer_stream, peer, Some(give_way), Opened::AcceptedEncrypted(id));
+            }
+            Err(mse::MseError::Io(e)) => debug!("peer server: {peer}: {e} in the encrypted handshake"),
+            Err(e) => warn!("peer server: {peer}: {e}; closing"),
+        }
     }
 }
 
@@ -204,13 +233,15 @@ impl Service for Accepting {
             let opts = &ctx.opts;
             let deadline = Instant::now() + opts.io_timeout;
             match bt_serve::greeting(&stream, deadline, &give_way, POLL) {
-                Ok(Some(Greeting::BitTorrent)) => ctx.serve_bittorrent(stream, peer, Some(give_way), None),
-                Ok(Some(Greeting::Unknown)) => {
-                    // BitTorrent clients try an encrypted handshake first, then plain.
+                Ok(Some(Greeting::BitTorrent)) if opts.encryption == Encryption::Require => {
                     debug!(
-                        "peer server: {peer}: neither protocol (an encrypted BitTorrent handshake?); closing"
+                        "peer server: {peer}: a plain BitTorrent handshake, encryption is required; closing"
                     );
                 }
+                Ok(Some(Greeting::BitTorrent)) => {
+                    ctx.serve_bittorrent(PeerStream::plain(stream), peer, Some(give_way), Opened::Accepted)
+                }
+                Ok(Some(Greeting::Encrypted)) => ctx.serve_encrypted(stream, peer, give_way),
                 Ok(Some(Greeting::Native)) => {
                     let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
                     let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(give_way);
