@@ -91,6 +91,21 @@ impl BtConn {
         Ok(())
     }
 
+    /// A `piece` message with its data, in one write.
+    pub fn send_block(&mut self, b: super::msg::Block, data: &[u8]) -> io::Result<()> {
+        self.out.clear();
+        msg::encode(&Message::Piece(b), &mut self.out);
+        self.out.extend_from_slice(data);
+        self.writer.send(&self.out)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// Whether more of the other side's bytes are already read in (a pipelined request).
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
     /// A keep-alive when we have been silent for a minute.
     pub fn keep_alive(&mut self) -> io::Result<()> {
         if self.last_sent.elapsed() > Duration::from_secs(60) {

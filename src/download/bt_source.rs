@@ -9,7 +9,12 @@
 //! the connection. No byte from this source reaches the file unverified. Pieces are checked
 //! on a thread of their own (`verify`, as for a native source), so the socket is read while
 //! the piece before is hashed.
+//!
+//! The connection gives too ([`Giving`]): our pieces go to the other side under the
+//! server's slots and upload line, and once the download is complete the connection stays
+//! while the other side still wants pieces.
 
+use super::bt_give::Giving;
 use super::ctx::{Arrival, DownloadCtx, SourceEnd, MAX_BAD_CHUNKS};
 use super::request_depth::RequestDepth;
 use super::verify::{self, Unchecked};
@@ -135,6 +140,8 @@ struct BtFetcher<'a> {
     check: Sender<Unchecked>,
     /// Pieces that failed their check so far.
     bad: &'a AtomicU32,
+    /// Our uploading half, when this peer uploads.
+    give: Option<Giving<'a>>,
 }
 
 impl<'a> BtFetcher<'a> {
@@ -168,6 +175,7 @@ impl<'a> BtFetcher<'a> {
             ),
             check,
             bad,
+            give: shared.uploads.as_ref().map(|u| Giving::new(u, shared.store.content_id, pieces)),
         }
     }
 
@@ -211,19 +219,34 @@ impl<'a> BtFetcher<'a> {
     }
 
     fn fetch(&mut self) -> Result<SourceEnd, BtError> {
+        if let Some(g) = &mut self.give {
+            g.start(&mut self.conn)?;
+        }
         self.conn.send(&Message::Interested)?;
         self.shared.sched.lock().update_source(self.addr, Some(Bitfield::new(self.pieces)));
+        let mut taking = true;
         loop {
-            if self.shared.cancel.load(Ordering::Relaxed) {
+            if taking && self.nothing_left_to_take() {
+                // Done taking. A complete download goes on giving while it is wanted; an
+                // unfinished one (stalled, cancelled) stops: its reassembler waits for us.
+                taking = false;
+                self.drop_all();
+                let complete = self.shared.store.count() == self.pieces;
+                if !complete || self.give.is_none() {
+                    return Ok(SourceEnd::Finished);
+                }
+                self.conn.send(&Message::NotInterested)?;
+            }
+            if !taking && !self.give.as_ref().is_some_and(Giving::still_wanted) {
                 return Ok(SourceEnd::Finished);
             }
-            if !self.choked {
+            if taking && !self.choked {
                 self.request_more()?;
             }
-            self.tell_pex()?;
-            if self.fetching.is_empty() && self.shared.sched.lock().is_done() {
-                return Ok(SourceEnd::Finished);
+            if let Some(g) = &mut self.give {
+                g.chores(&mut self.conn)?;
             }
+            self.tell_pex()?;
             match self.conn.next(Duration::from_millis(200))? {
                 Some(m) => {
                     if let Some(end) = self.handle(m)? {
@@ -277,6 +300,12 @@ impl<'a> BtFetcher<'a> {
         Ok(())
     }
 
+    /// The download ended, or has nothing left to fetch from here.
+    fn nothing_left_to_take(&self) -> bool {
+        self.shared.cancel.load(Ordering::Relaxed)
+            || (self.fetching.is_empty() && self.shared.sched.lock().is_done())
+    }
+
     /// Gives every piece on the way back to the scheduler (a choke dropped its requests).
     fn drop_all(&mut self) {
         let mut sched = self.shared.sched.lock();
@@ -292,6 +321,20 @@ impl<'a> BtFetcher<'a> {
     }
 
     fn handle(&mut self, m: Message) -> Result<Option<SourceEnd>, BtError> {
+        if let Some(g) = &mut self.give {
+            g.heard();
+            match m {
+                Message::Interested | Message::NotInterested => {
+                    g.interested(&mut self.conn, m == Message::Interested)?;
+                    return Ok(None);
+                }
+                Message::Request(b) => {
+                    g.request(&mut self.conn, b)?;
+                    return Ok(None);
+                }
+                _ => {}
+            }
+        }
         match m {
             Message::Bitfield(bits) => {
                 self.has = Bitfield::from_bytes(&bits, self.pieces)
@@ -376,6 +419,9 @@ impl<'a> BtFetcher<'a> {
         self.last_data = Instant::now();
         self.depth.received(u64::from(b.length), self.last_data);
         self.shared.received.fetch_add(u64::from(b.length), Ordering::Relaxed);
+        if let Some(g) = &self.give {
+            g.received(u64::from(b.length));
+        }
         if self.fetching[pos].missing > 0 {
             return Ok(None);
         }

@@ -5,6 +5,7 @@ use crate::bt::mse::Encryption;
 use crate::dht::PeerDht;
 use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
+use crate::peer::server::Uploads;
 use crate::tracker_client::{Sources, TrackerClient};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,6 +23,8 @@ pub struct Context<'a> {
     pub dht: Option<&'a PeerDht>,
     /// This peer's own server address (never a source to itself).
     pub me: Option<SocketAddr>,
+    /// The server's upload machinery, so the BitTorrent connections we dial give back too.
+    pub uploads: Option<Uploads>,
 }
 
 /// Knobs of a download.

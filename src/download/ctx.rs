@@ -9,6 +9,7 @@ use crate::bt::mse::Encryption;
 use crate::chunk_store::ChunkStore;
 use crate::dht::PeerDht;
 use crate::manifest::ChunkIndex;
+use crate::peer::server::Uploads;
 use crate::wire::WireError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
@@ -80,6 +81,8 @@ pub struct DownloadCtx {
     pub bt_connected: Mutex<Vec<SocketAddr>>,
     /// How BitTorrent sources are dialed.
     pub encryption: Encryption,
+    /// What BitTorrent connections give back with (none: they only take).
+    pub uploads: Option<Uploads>,
 }
 
 impl DownloadCtx {

@@ -14,6 +14,7 @@
 //! into `DIR/files`. No whole-file hash: the chunk hashes are what the content id covers.
 
 mod backoff;
+mod bt_give;
 mod bt_source;
 mod budget;
 mod check;

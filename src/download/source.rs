@@ -417,6 +417,7 @@ mod tests {
             pex: Mutex::new(Vec::new()),
             bt_connected: Mutex::new(Vec::new()),
             encryption: Default::default(),
+            uploads: None,
         };
         (dir, ctx, data)
     }

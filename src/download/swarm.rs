@@ -151,6 +151,7 @@ impl<'a> Swarm<'a> {
             pex: Mutex::new(Vec::new()),
             bt_connected: Mutex::new(Vec::new()),
             encryption: opts.encryption,
+            uploads: ctx.uploads.clone(),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }

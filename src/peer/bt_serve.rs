@@ -190,7 +190,7 @@ fn run<S: Socket>(
 }
 
 /// The pieces of `shared` in place here.
-fn have_of(shared: &Share, pieces: u32) -> Bitfield {
+pub(crate) fn have_of(shared: &Share, pieces: u32) -> Bitfield {
     match &shared.holding {
         Holding::Complete(..) => Bitfield::full(pieces),
         Holding::Partial(store) => store.bitfield(),
@@ -397,6 +397,7 @@ impl<S: Socket> Session<'_, S> {
         self.out.extend_from_slice(&self.block);
         self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
+        server.slots.credit(server.conn_id, 0, u64::from(b.length));
         if self.turn.as_ref().is_some_and(|(_, sent)| *sent >= QUANTUM) {
             self.turn = None; // to the back of the line
         }

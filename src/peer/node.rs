@@ -287,6 +287,7 @@ impl Node {
             chunks_dir: &self.chunks_dir,
             dht: self.dht.as_ref(),
             me: Some(self.server_addr),
+            uploads: self.running.lock().as_ref().map(|r| r.server.uploads()),
         };
         let opts = &Options { encryption: self.encryption, ..opts.clone() };
         download::download(&ctx, target, from, opts)

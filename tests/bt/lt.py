@@ -23,7 +23,7 @@
                                            capped at RATE bytes/s, every session told every other's
                                            address; prints "finished I SECONDS" per downloader
 Loopback only: DHT, LSD, UPnP and NAT-PMP are off; the only peers are the ones named.
-With LT_ENCRYPTION=forced every session takes and makes encrypted (MSE, RC4) connections
+With LT_NO_PEX set, `get` and `seed` take no peers from peer exchange. With LT_ENCRYPTION=forced every session takes and makes encrypted (MSE, RC4) connections
 only, both ways (out_enc_policy and in_enc_policy forced).
 """
 import os, sys, time, libtorrent as lt
@@ -132,7 +132,10 @@ def main():
         print(ti.info_hashes().v1, ti.piece_length())
     elif cmd == "seed":
         ses = capped_session(int(sys.argv[5]) if len(sys.argv) > 5 else None)
-        h = ses.add_torrent({"ti": lt.torrent_info(sys.argv[2]), "save_path": sys.argv[3]})
+        atp = {"ti": lt.torrent_info(sys.argv[2]), "save_path": sys.argv[3]}
+        if os.environ.get("LT_NO_PEX"):
+            atp["flags"] = lt.torrent_flags.default_flags | lt.torrent_flags.disable_pex
+        h = ses.add_torrent(atp)
         t0 = time.time()
         while not h.status().is_seeding:
             if time.time() - t0 > 30:
@@ -171,6 +174,8 @@ def main():
             p.ti = lt.torrent_info(source)
         p.save_path = save
         p.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+        if os.environ.get("LT_NO_PEX"):  # hears of no peer through peer exchange either
+            p.flags |= lt.torrent_flags.disable_pex
         h = ses.add_torrent(p)
         for a in peers:
             h.connect_peer(peer(a))

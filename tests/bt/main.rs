@@ -6,6 +6,7 @@
 
 mod dht;
 mod encryption;
+mod giving;
 mod libtorrent;
 mod nginx;
 mod pex;

@@ -10,7 +10,7 @@ use super::bt_serve::{self, BtServer, Greeting, Opened};
 use super::open_files::OpenFiles;
 use super::options::ServerOptions;
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
-use crate::bt::choke::Slots;
+use crate::bt::choke::{next_conn_id, Slots};
 use crate::bt::mse::{self, Encryption};
 use crate::bt::new_peer_id;
 use crate::bt::stream::PeerStream;
@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -66,10 +66,9 @@ impl PeerServer {
         let ctx = Arc::new(PeerCtx {
             shares,
             opts,
-            open_files: AtomicUsize::new(0),
-            slots: Slots::new(UPLOAD_SLOTS),
+            open_files: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Slots::new(UPLOAD_SLOTS)),
             peer_id: new_peer_id(),
-            next_conn: AtomicU64::new(0),
             dialed: Mutex::new(HashSet::new()),
             conns: conns.clone(),
         });
@@ -78,6 +77,16 @@ impl PeerServer {
             .name("peer-server".into())
             .spawn(move || accept::run(&listener, &limiter, &registry, &stop, &service))?;
         Ok(PeerServer { shutdown, conns, thread: Some(thread), ctx })
+    }
+
+    /// What a download's BitTorrent connections give back with (see [`Uploads`]).
+    pub fn uploads(&self) -> Uploads {
+        Uploads {
+            shares: Arc::clone(&self.ctx.shares),
+            slots: Arc::clone(&self.ctx.slots),
+            limit: self.ctx.opts.upload_limit.clone(),
+            open_files: Arc::clone(&self.ctx.open_files),
+        }
     }
 
     /// A handle that dials BitTorrent downloaders for this server (see [`Dialer::dial`]).
@@ -97,6 +106,17 @@ impl PeerServer {
         }
         self.conns.close_all();
     }
+}
+
+/// What the BitTorrent connections a download dials need to upload over them too, under
+/// the same rules as the server's: the shares (a partial download is one), the upload
+/// slots and the upload line, and the count of files open.
+#[derive(Clone)]
+pub struct Uploads {
+    pub shares: Arc<Shares>,
+    pub slots: Arc<Slots>,
+    pub limit: Option<Arc<super::upload::UploadLine>>,
+    pub open_files: Arc<AtomicUsize>,
 }
 
 /// Opens uploads to BitTorrent downloaders on behalf of a peer server.
@@ -150,10 +170,9 @@ impl Drop for PeerServer {
 struct PeerCtx {
     shares: Arc<Shares>,
     opts: ServerOptions,
-    open_files: AtomicUsize,
-    slots: Slots,
+    open_files: Arc<AtomicUsize>,
+    slots: Arc<Slots>,
     peer_id: [u8; 20],
-    next_conn: AtomicU64,
     /// Uploads we dialed out for, running now.
     dialed: Mutex<HashSet<(ContentId, SocketAddr)>>,
     conns: ConnRegistry,
@@ -169,7 +188,7 @@ impl PeerCtx {
         opened: Opened,
     ) {
         let _ = stream.tcp().set_nodelay(true);
-        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let conn_id = next_conn_id();
         let server = BtServer {
             shares: &self.shares,
             opts: &self.opts,
@@ -246,7 +265,7 @@ impl Service for Accepting {
                     let Ok(conn) = Conn::new(stream, opts.io_timeout) else { return };
                     let mut conn = conn.with_message_deadline(opts.message_deadline).with_give_way(give_way);
                     let mut files = OpenFiles::new(&ctx.open_files);
-                    let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let conn_id = next_conn_id();
                     serve_requests(&mut conn, &ctx.shares, opts, &mut files, conn_id);
                 }
                 Ok(None) | Err(_) => debug!("peer server: {peer}: closed before its first byte"),
