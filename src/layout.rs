@@ -158,8 +158,8 @@ impl Layout {
         let first = self.files.partition_point(|f| f.offset + f.length <= offset);
         let mut out = Vec::new();
         for (i, f) in self.files.iter().enumerate().skip(first) {
-            if f.offset >= end {
-                break;
+            if f.offset >= end || offset == end {
+                break; // past the range, or an empty range: no span at all
             }
             if f.length == 0 {
                 continue;
