@@ -9,7 +9,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection to an HTTP server, encrypted or not.
 pub enum Stream {
@@ -33,6 +33,23 @@ impl Stream {
         })?;
         let conn = ClientConnection::new(config()?, name).map_err(io::Error::other)?;
         Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+    }
+
+    /// One `read` that returns by `deadline` (the end of the stream is `Ok(0)`); when it
+    /// has passed, or nothing comes before it, `TimedOut`: "`who` is too slow".
+    pub fn read_by(&mut self, buf: &mut [u8], deadline: Instant, who: &str) -> io::Result<usize> {
+        let too_slow = || io::Error::new(io::ErrorKind::TimedOut, format!("{who} is too slow"));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(too_slow());
+        }
+        self.tcp().set_read_timeout(Some(left))?;
+        match self.read(buf) {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(too_slow())
+            }
+            other => other,
+        }
     }
 
     /// The TCP connection underneath (for its time-outs).

@@ -10,7 +10,7 @@ use crate::tls::Stream;
 use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
 use serde_bencode::value::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -51,11 +51,7 @@ pub(super) fn announce(
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
-        s.tcp().set_read_timeout(Some(left(deadline)))?;
-        if Instant::now() >= deadline {
-            return Err(AnnounceError::Io(std::io::ErrorKind::TimedOut.into()));
-        }
-        match s.read(&mut buf)? {
+        match s.read_by(&mut buf, deadline, "the tracker")? {
             0 => break,
             n if answer.len() + n > MAX_ANSWER => {
                 return Err(AnnounceError::Malformed(format!("an answer over {} KiB", MAX_ANSWER / 1024)))
@@ -145,6 +141,7 @@ fn dict_peer(v: &Value) -> Option<SocketAddr> {
 mod tests {
     use super::super::tests::sample;
     use super::*;
+    use std::io::Read;
     use std::net::TcpListener;
 
     #[test]

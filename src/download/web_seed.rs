@@ -21,7 +21,7 @@ use crate::wire::deadline::MIN_PAYLOAD_RATE;
 use crossbeam_channel::Sender;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -255,18 +255,9 @@ impl Client<'_> {
 
 /// One `read` that must return by `deadline`; the end of the stream is an error.
 fn read_by(conn: &mut Stream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "the web seed is too slow"));
-    }
-    conn.tcp().set_read_timeout(Some(left))?;
-    match conn.read(buf) {
-        Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the web seed closed the connection")),
-        Ok(n) => Ok(n),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "the web seed is too slow"))
-        }
-        Err(e) => Err(e),
+    match conn.read_by(buf, deadline, "the web seed")? {
+        0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the web seed closed the connection")),
+        n => Ok(n),
     }
 }
 
@@ -319,6 +310,7 @@ pub fn run(ctx: &DownloadCtx, seed: &WebSeed, tx: &Sender<Arrival>) -> SourceEnd
 mod tests {
     use super::*;
     use crate::layout::Layout;
+    use std::io::Read;
     use std::sync::Arc;
 
     #[test]
