@@ -15,6 +15,7 @@ pub mod bitfield;
 pub mod bt;
 mod chunk_store;
 pub mod cli;
+pub mod compact;
 mod conn_limit;
 pub mod dht;
 pub mod download;

@@ -2,9 +2,8 @@
 //! over HTTP/1.0 (in TLS for `https://`: [`crate::tls`]), the answer read whole within the
 //! deadline and at most [`MAX_ANSWER`] bytes.
 
-use super::{
-    compact_peers, host_port, interval, usable, Announce, AnnounceError, Answer, Event, MAX_PEERS_PER_ANSWER,
-};
+use super::{host_port, interval, usable, Announce, AnnounceError, Answer, Event, MAX_PEERS_PER_ANSWER};
+use crate::compact;
 use crate::info_dict::check_depth;
 use crate::tls::Stream;
 use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
@@ -102,7 +101,7 @@ pub(super) fn parse_body(body: &[u8]) -> Result<Answer, AnnounceError> {
     let secs = int("interval").unwrap_or(1800).max(int("min interval").unwrap_or(0));
     let mut peers = Vec::new();
     match dict.get(b"peers".as_slice()) {
-        Some(Value::Bytes(b)) => compact_peers(b, false, &mut peers),
+        Some(Value::Bytes(b)) => compact::decode(b, false, MAX_PEERS_PER_ANSWER, &mut peers),
         Some(Value::List(list)) => {
             for entry in list {
                 if peers.len() >= MAX_PEERS_PER_ANSWER {
@@ -118,7 +117,7 @@ pub(super) fn parse_body(body: &[u8]) -> Result<Answer, AnnounceError> {
         _ => {}
     }
     if let Some(Value::Bytes(b)) = dict.get(b"peers6".as_slice()) {
-        compact_peers(b, true, &mut peers);
+        compact::decode(b, true, MAX_PEERS_PER_ANSWER, &mut peers);
     }
     Ok(Answer { interval: interval(secs), peers, warning: text("warning message") })
 }

@@ -90,29 +90,6 @@ pub fn usable(addr: &SocketAddr) -> bool {
     ip_ok && addr.port() != 0
 }
 
-/// Compact peers (BEP 23: 4-byte address and 2-byte port; BEP 7: 16 and 2), the usable ones,
-/// at most [`MAX_PEERS_PER_ANSWER`] in `out`.
-fn compact_peers(bytes: &[u8], v6: bool, out: &mut Vec<SocketAddr>) {
-    let width = if v6 { 18 } else { 6 };
-    for c in bytes.chunks_exact(width) {
-        if out.len() >= MAX_PEERS_PER_ANSWER {
-            return;
-        }
-        let port = u16::from_be_bytes([c[width - 2], c[width - 1]]);
-        let ip: IpAddr = if v6 {
-            let o: [u8; 16] = c[..16].try_into().expect("16 bytes");
-            o.into()
-        } else {
-            let o: [u8; 4] = c[..4].try_into().expect("4 bytes");
-            o.into()
-        };
-        let addr = SocketAddr::new(ip, port);
-        if usable(&addr) && !out.contains(&addr) {
-            out.push(addr);
-        }
-    }
-}
-
 /// An interval a tracker named, kept within bounds.
 fn interval(secs: u64) -> Duration {
     Duration::from_secs(secs).clamp(MIN_INTERVAL, MAX_INTERVAL)
@@ -137,29 +114,6 @@ pub(crate) fn host_port(rest: &str, default_port: u16) -> Result<(String, &str),
 mod tests {
     use super::*;
     use crate::hash::ContentId;
-
-    #[test]
-    fn only_dialable_peers_are_taken_and_at_most_a_few_hundred() {
-        let mut out = Vec::new();
-        let mut bytes = Vec::new();
-        for (ip, port) in
-            [([0, 0, 0, 0], 1), ([224, 0, 0, 1], 2), ([255, 255, 255, 255], 3), ([10, 0, 0, 1], 0)]
-        {
-            bytes.extend_from_slice(&ip);
-            bytes.extend_from_slice(&u16::to_be_bytes(port));
-        }
-        bytes.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1]);
-        bytes.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1]); // twice
-        compact_peers(&bytes, false, &mut out);
-        assert_eq!(out, vec!["127.0.0.1:6881".parse().unwrap()]);
-        let many: Vec<u8> = (0..1000u32).flat_map(|i| [10, (i >> 8) as u8, i as u8, 1, 0x1a, 0xe1]).collect();
-        let mut out = Vec::new();
-        compact_peers(&many, false, &mut out);
-        assert_eq!(out.len(), MAX_PEERS_PER_ANSWER);
-        let mut out = Vec::new();
-        compact_peers(&[0; 17], true, &mut out);
-        assert!(out.is_empty(), "a short entry is ignored");
-    }
 
     #[test]
     fn intervals_are_kept_within_bounds() {

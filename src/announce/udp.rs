@@ -2,9 +2,8 @@
 //! request is sent again after 15 × 2^n seconds without an answer, as BEP 15 says, until
 //! the deadline; answers whose transaction id or action do not match are ignored.
 
-use super::{
-    compact_peers, host_port, interval, Announce, AnnounceError, Answer, Event, MAX_PEERS_PER_ANSWER,
-};
+use super::{host_port, interval, Announce, AnnounceError, Answer, Event, MAX_PEERS_PER_ANSWER};
+use crate::compact;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -61,7 +60,7 @@ pub(super) fn announce(rest: &str, a: &Announce, within: Duration) -> Result<Ans
             body.map(|b| {
                 let secs = u32::from_be_bytes(b[..4].try_into().expect("4"));
                 let mut peers = Vec::new();
-                compact_peers(&b[12..], v6, &mut peers);
+                compact::decode(&b[12..], v6, MAX_PEERS_PER_ANSWER, &mut peers);
                 Answer { interval: interval(u64::from(secs)), peers, warning: None }
             })
         })

@@ -7,10 +7,11 @@
 //! our extension handshake then, and what comes anyway is ignored.
 
 use super::msg::BtError;
+use crate::compact;
 use crate::info_dict::check_depth;
 use serde_bencode::value::Value;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The id we ask peers to use for ut_pex messages to us.
@@ -28,16 +29,8 @@ pub const SEND_EVERY: Duration = Duration::from_secs(60);
 /// A ut_pex message: `added` (with no flags) and `dropped`, IPv4 and IPv6 apart, at most
 /// [`MAX_PER_MESSAGE`] of each.
 pub fn message(added: &[SocketAddr], dropped: &[SocketAddr]) -> Vec<u8> {
-    let compact = |peers: &[SocketAddr], v6: bool| -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in peers.iter().filter(|p| p.is_ipv6() == v6).take(MAX_PER_MESSAGE) {
-            match p.ip() {
-                IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-                IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-            }
-            out.extend_from_slice(&p.port().to_be_bytes());
-        }
-        out
+    let compact = |peers: &[SocketAddr], v6: bool| {
+        compact::encode(peers.iter().filter(|p| p.is_ipv6() == v6).take(MAX_PER_MESSAGE))
     };
     let (a4, a6, d4, d6) =
         (compact(added, false), compact(added, true), compact(dropped, false), compact(dropped, true));
@@ -69,22 +62,9 @@ pub fn added(payload: &[u8]) -> Result<Vec<SocketAddr>, BtError> {
         _ => return Err(BtError::Protocol("a ut_pex message that is not a dictionary".into())),
     };
     let mut out = Vec::new();
-    for (key, width) in [(b"added".as_slice(), 6), (b"added6".as_slice(), 18)] {
+    for (key, v6) in [(b"added".as_slice(), false), (b"added6".as_slice(), true)] {
         if let Some(Value::Bytes(b)) = dict.get(key) {
-            for c in b.chunks_exact(width) {
-                if out.len() >= MAX_PER_MESSAGE {
-                    break;
-                }
-                let ip: IpAddr = if width == 6 {
-                    Ipv4Addr::new(c[0], c[1], c[2], c[3]).into()
-                } else {
-                    Ipv6Addr::from(<[u8; 16]>::try_from(&c[..16]).expect("16 bytes")).into()
-                };
-                let addr = SocketAddr::new(ip, u16::from_be_bytes([c[width - 2], c[width - 1]]));
-                if crate::announce::usable(&addr) && !out.contains(&addr) {
-                    out.push(addr);
-                }
-            }
+            compact::decode(b, v6, MAX_PER_MESSAGE, &mut out);
         }
     }
     Ok(out)

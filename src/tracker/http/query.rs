@@ -13,7 +13,6 @@ use serde::Serialize;
 use serde_bencode::value::Value;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 
 /// Peers returned when the client asks for none in particular, and the most it may ask.
 pub const DEFAULT_NUMWANT: usize = 50;
@@ -159,19 +158,8 @@ pub fn announce_reply(a: &AnnounceAnswer, compact: bool) -> Vec<u8> {
     d.insert(b"complete".to_vec(), int(a.complete));
     d.insert(b"incomplete".to_vec(), int(a.incomplete));
     if compact {
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for p in &a.peers {
-            match p {
-                SocketAddr::V4(s) => {
-                    v4.extend_from_slice(&s.ip().octets());
-                    v4.extend_from_slice(&s.port().to_be_bytes());
-                }
-                SocketAddr::V6(s) => {
-                    v6.extend_from_slice(&s.ip().octets());
-                    v6.extend_from_slice(&s.port().to_be_bytes());
-                }
-            }
-        }
+        let v4 = crate::compact::encode(a.peers.iter().filter(|p| p.is_ipv4()));
+        let v6 = crate::compact::encode(a.peers.iter().filter(|p| p.is_ipv6()));
         d.insert(b"peers".to_vec(), Value::Bytes(v4));
         if !v6.is_empty() {
             d.insert(b"peers6".to_vec(), Value::Bytes(v6));
