@@ -41,6 +41,29 @@ impl Tiers {
         out
     }
 
+    /// Announces `a` to the trackers in order (each within `within`) until one answers,
+    /// which moves to the front of its tier; returns it and its answer. Warnings and
+    /// failures are logged.
+    pub fn announce(
+        &mut self,
+        a: &super::Announce,
+        within: std::time::Duration,
+    ) -> Option<(String, super::Answer)> {
+        for (tier, place, url) in self.in_order() {
+            match super::announce(&url, a, within) {
+                Ok(answer) => {
+                    if let Some(w) = &answer.warning {
+                        log::warn!("tracker {url}: {w}");
+                    }
+                    self.answered(tier, place);
+                    return Some((url, answer));
+                }
+                Err(e) => log::warn!("tracker {url}: {e}"),
+            }
+        }
+        None
+    }
+
     /// The tracker at (`tier`, `place`) answered: it is asked first in its tier from now on.
     pub fn answered(&mut self, tier: usize, place: usize) {
         if let Some(t) = self.0.get_mut(tier) {

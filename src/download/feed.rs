@@ -95,22 +95,12 @@ impl PeerFeed {
             let mut answered: Option<String> = None;
             while !halt.load(Ordering::Relaxed) {
                 let mut wait = announce::MIN_INTERVAL;
-                for (tier, place, url) in tiers.in_order() {
-                    match announce::announce(&url, &a, ANNOUNCE_WITHIN) {
-                        Ok(answer) => {
-                            if let Some(w) = &answer.warning {
-                                warn!("tracker {url}: {w}");
-                            }
-                            let added = merge(&mut list.lock(), answer.peers);
-                            info!("Tracker {url} named {added} new peer(s)");
-                            wait = answer.interval;
-                            answered = Some(url.clone());
-                            tiers.answered(tier, place);
-                            a.event = Event::None;
-                            break;
-                        }
-                        Err(e) => warn!("tracker {url}: {e}"),
-                    }
+                if let Some((url, answer)) = tiers.announce(&a, ANNOUNCE_WITHIN) {
+                    let added = merge(&mut list.lock(), answer.peers);
+                    info!("Tracker {url} named {added} new peer(s)");
+                    wait = answer.interval;
+                    answered = Some(url);
+                    a.event = Event::None;
                 }
                 if !pause(&halt, wait) {
                     break;

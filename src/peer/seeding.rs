@@ -17,7 +17,7 @@ use crate::holdings::shares::Shares;
 use crate::holdings::tracker_lists::TrackerLists;
 use crate::peer::server::Dialer;
 use crossbeam_channel::{bounded, select, tick, unbounded, Receiver};
-use log::{info, warn};
+use log::info;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -134,23 +134,6 @@ impl Schedule {
     }
 }
 
-/// Asks `tiers` in order until one answers; returns it, its interval and the peers it named.
-fn announce_once(tiers: &mut Tiers, a: &Announce) -> Option<(String, Duration, Vec<SocketAddr>)> {
-    for (tier, place, url) in tiers.in_order() {
-        match announce::announce(&url, a, ANNOUNCE_WITHIN) {
-            Ok(answer) => {
-                if let Some(w) = &answer.warning {
-                    warn!("tracker {url}: {w}");
-                }
-                tiers.answered(tier, place);
-                return Some((url, answer.interval, answer.peers));
-            }
-            Err(e) => warn!("tracker {url}: {e}"),
-        }
-    }
-    None
-}
-
 /// The announce of a seeder of `id` on `port`.
 fn seeder(id: ContentId, peer_id: [u8; 20], port: u16, event: Event) -> Announce {
     Announce { info_hash: id, peer_id, port, uploaded: 0, downloaded: 0, left: 0, event }
@@ -188,17 +171,20 @@ fn run(shares: &Shares, lists: &TrackerLists, port: u16, dialer: &Arc<Dialer>, s
                 .spawn(move || {
                     for mut due in rx {
                         let answered =
-                            announce_once(&mut due.tiers, &seeder(due.id, peer_id, port, due.event));
-                        if let Some((url, _, peers)) = &answered {
+                            due.tiers.announce(&seeder(due.id, peer_id, port, due.event), ANNOUNCE_WITHIN);
+                        if let Some((url, answer)) = &answered {
                             if due.event == Event::Started {
                                 info!("Seeding {} announced to {url}", due.id);
                             }
-                            for p in peers.iter().filter(|p| !is_me(**p, port)) {
+                            for p in answer.peers.iter().filter(|p| !is_me(**p, port)) {
                                 dialer.dial(due.id, *p);
                             }
                         }
-                        let _ =
-                            tx.send((due.id, due.tiers, answered.map(|(url, interval, _)| (url, interval))));
+                        let _ = tx.send((
+                            due.id,
+                            due.tiers,
+                            answered.map(|(url, answer)| (url, answer.interval)),
+                        ));
                     }
                 })
                 .ok()
