@@ -13,7 +13,7 @@ use crate::bitfield::Bitfield;
 use crate::bt::client::BtConn;
 use crate::bt::msg::{Block, BtError, Message, MAX_BLOCK};
 use crate::hash::ContentId;
-use crate::peer::bt_serve::have_of;
+use crate::peer::bt_serve::{availability, have_of, news};
 use crate::peer::open_files::{open_for_chunk, OpenFiles, Refusal};
 use crate::peer::server::Uploads;
 use crate::peer::upload::{Turn, QUANTUM};
@@ -42,8 +42,6 @@ pub struct Giving<'a> {
     turn: Option<(Turn, usize)>,
     last_wanted: Instant,
     last_heard: Instant,
-    /// Payload bytes sent to them.
-    pub sent: u64,
 }
 
 impl<'a> Giving<'a> {
@@ -61,19 +59,15 @@ impl<'a> Giving<'a> {
             turn: None,
             last_wanted: Instant::now(),
             last_heard: Instant::now(),
-            sent: 0,
         }
     }
 
-    /// Tells the other side what we have so far (nothing at all is said by silence, or
-    /// `have_none` with the fast extension).
+    /// Tells the other side what we have so far, as the server's connections do.
     pub fn start(&mut self, conn: &mut BtConn) -> Result<(), BtError> {
         let Some(shared) = self.up.shares.get(&self.id) else { return Ok(()) };
         let have = have_of(&shared, self.pieces);
-        if have.count() > 0 {
-            conn.send(&Message::Bitfield(have.as_bytes().to_vec()))?;
-        } else if conn.fast() {
-            conn.send(&Message::HaveNone)?;
+        if let Some(m) = availability(&have, conn.fast()) {
+            conn.send(&m)?;
         }
         self.announced = have;
         Ok(())
@@ -83,13 +77,8 @@ impl<'a> Giving<'a> {
     /// is ours, choke when it passed on).
     pub fn chores(&mut self, conn: &mut BtConn) -> Result<(), BtError> {
         let Some(shared) = self.up.shares.get(&self.id) else { return Ok(()) };
-        let now_have = have_of(&shared, self.pieces);
-        if now_have.count() > self.announced.count() {
-            let fresh: Vec<u32> = now_have.ones().filter(|i| !self.announced.get(*i)).collect();
-            for i in fresh {
-                conn.send(&Message::Have(i))?;
-            }
-            self.announced = now_have;
+        for i in news(&shared, &mut self.announced) {
+            conn.send(&Message::Have(i))?;
         }
         let now = Instant::now();
         let slots = &self.up.slots;
@@ -160,7 +149,6 @@ impl<'a> Giving<'a> {
             turn.left(QUANTUM.saturating_sub(*sent));
         }
         conn.send_block(b, &self.block)?;
-        self.sent += u64::from(b.length);
         self.up.slots.credit(self.conn_id, 0, u64::from(b.length));
         let more_asked = conn.has_buffered();
         if !more_asked || self.turn.as_ref().is_some_and(|(_, sent)| *sent >= QUANTUM) {

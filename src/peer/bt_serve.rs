@@ -134,10 +134,7 @@ fn run<S: Socket>(
     }
     reader.get_mut().set_deadline(Instant::now() + server.opts.message_deadline);
     let theirs = Handshake::read(&mut reader)?;
-    let dialed = match opened {
-        Opened::Dialed(id) => Some(id),
-        _ => None,
-    };
+    let dialed = matches!(opened, Opened::Dialed(_));
     if let Opened::Dialed(id) | Opened::AcceptedEncrypted(id) = opened {
         if id != theirs.info_hash {
             return Err(BtError::Protocol(format!("named {} after {id}", theirs.info_hash)));
@@ -161,7 +158,7 @@ fn run<S: Socket>(
         pieces,
         interested: false,
         choked: true,
-        dialed: dialed.is_some(),
+        dialed,
         last_wanted: Instant::now(),
         announced: Bitfield::new(pieces),
         last_heard: Instant::now(),
@@ -175,7 +172,7 @@ fn run<S: Socket>(
         _ => "",
     };
     info!("BitTorrent peer {peer} connected for '{}'{how}", m.name);
-    if dialed.is_none() {
+    if !dialed {
         s.writer.send(&our_handshake(server.opts, server.peer_id, theirs.info_hash).to_bytes())?;
     }
     if theirs.supports(reserved::EXTENSIONS) {
@@ -195,6 +192,36 @@ pub(crate) fn have_of(shared: &Share, pieces: u32) -> Bitfield {
         Holding::Complete(..) => Bitfield::full(pieces),
         Holding::Partial(store) => store.bitfield(),
     }
+}
+
+/// What tells a peer the pieces in `have`, the shortest way it understands; `None`: say
+/// nothing (without the fast extension, no bitfield at all means "nothing yet").
+pub(crate) fn availability(have: &Bitfield, fast: bool) -> Option<Message> {
+    if fast && have.is_complete() {
+        Some(Message::HaveAll)
+    } else if fast && have.count() == 0 {
+        Some(Message::HaveNone)
+    } else if have.count() == 0 {
+        None
+    } else {
+        Some(Message::Bitfield(have.as_bytes().to_vec()))
+    }
+}
+
+/// The pieces of `shared` in place since `announced`, which is brought up to date. The
+/// bitfield is built only when the count says there is something new, not every tick.
+pub(crate) fn news(shared: &Share, announced: &mut Bitfield) -> Vec<u32> {
+    let more = match &shared.holding {
+        Holding::Complete(..) => !announced.is_complete(),
+        Holding::Partial(store) => store.count() > announced.count(),
+    };
+    if !more {
+        return Vec::new();
+    }
+    let now_have = have_of(shared, announced.len());
+    let fresh = now_have.ones().filter(|i| !announced.get(*i)).collect();
+    *announced = now_have;
+    fresh
 }
 
 /// Our handshake for `id`, with the DHT bit when our DHT node runs.
@@ -219,16 +246,7 @@ impl<S: Socket> Session<'_, S> {
     /// The pieces we have, the shortest way the other side understands.
     fn send_availability(&mut self, shared: &Share) -> Result<(), BtError> {
         let have = have_of(shared, self.pieces);
-        let m = if self.fast && have.is_complete() {
-            Some(Message::HaveAll)
-        } else if self.fast && have.count() == 0 {
-            Some(Message::HaveNone)
-        } else if have.count() == 0 {
-            None // without the fast extension, no bitfield at all says "nothing yet"
-        } else {
-            Some(Message::Bitfield(have.as_bytes().to_vec()))
-        };
-        if let Some(m) = m {
+        if let Some(m) = availability(&have, self.fast) {
             self.send(&m)?;
         }
         self.announced = have;
@@ -288,19 +306,8 @@ impl<S: Socket> Session<'_, S> {
         let Some(shared) = self.server.shares.get(&self.id) else {
             return Err(BtError::Protocol("the file is no longer shared here".into()));
         };
-        // Only when there may be something new: the bitfield is built once per change,
-        // not every tick.
-        let more = match &shared.holding {
-            Holding::Complete(..) => !self.announced.is_complete(),
-            Holding::Partial(store) => store.count() > self.announced.count(),
-        };
-        if more {
-            let now_have = have_of(&shared, self.pieces);
-            let fresh: Vec<u32> = now_have.ones().filter(|i| !self.announced.get(*i)).collect();
-            for i in fresh {
-                self.send(&Message::Have(i))?;
-            }
-            self.announced = now_have;
+        for i in news(&shared, &mut self.announced) {
+            self.send(&Message::Have(i))?;
         }
         let slots = self.server.slots;
         let now = Instant::now();
