@@ -127,9 +127,8 @@ impl State {
             (std::cmp::Reverse(got), std::cmp::Reverse(sent))
         };
         // A stable sort: holders first among equals, then the waiters in their order.
-        let mut ranked = all.clone();
-        ranked.sort_by_key(score);
-        let winners: HashSet<u64> = ranked.iter().take(self.limit).copied().collect();
+        all.sort_by_key(score);
+        let winners: HashSet<u64> = all.iter().take(self.limit).copied().collect();
         let demoted: Vec<u64> = self.regular.iter().filter(|id| !winners.contains(id)).copied().collect();
         self.waiting.retain(|w| !winners.contains(w));
         self.waiting.extend(demoted);

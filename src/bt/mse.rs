@@ -339,23 +339,13 @@ pub fn initiate(
     }
 }
 
-/// What answering needs: the torrent behind a dialer's `HASH('req2', SKEY)`.
-pub trait Skeys {
-    fn find(&self, req2: &[u8; 20]) -> Option<ContentId>;
-}
-
-impl<F: Fn(&[u8; 20]) -> Option<ContentId>> Skeys for F {
-    fn find(&self, req2: &[u8; 20]) -> Option<ContentId> {
-        self(req2)
-    }
-}
-
 /// The answering side: runs the handshake of a connection whose first bytes are not a
-/// plain BitTorrent handshake, by `deadline` (giving way when `give_way` says). Returns
+/// plain BitTorrent handshake, by `deadline` (giving way when `give_way` says); `find`
+/// names the torrent behind a dialer's `HASH('req2', SKEY)`, if shared here. Returns
 /// the stream (A's BitTorrent handshake is its first bytes) and the torrent A asked for.
 pub fn accept(
     tcp: &TcpStream,
-    skeys: &dyn Skeys,
+    find: &dyn Fn(&[u8; 20]) -> Option<ContentId>,
     policy: Encryption,
     deadline: Instant,
     give_way: Option<GiveWay>,
@@ -378,7 +368,7 @@ pub fn accept(
     let mask = hash(&[b"req3", &s]);
     let mut wanted = [0u8; 20];
     wanted.iter_mut().zip(masked.iter().zip(&mask)).for_each(|(w, (a, b))| *w = a ^ b);
-    let skey = skeys.find(&wanted).ok_or_else(|| bad("it asked for a torrent not shared here"))?;
+    let skey = find(&wanted).ok_or_else(|| bad("it asked for a torrent not shared here"))?;
     let (mut dec, mut enc) = ciphers(&s, &skey, false);
     let mut head = inc.take(14)?;
     dec.apply_keystream(&mut head);
@@ -425,14 +415,8 @@ pub fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::mem::tcp_pair as pair;
     use std::io::Write;
-    use std::net::TcpListener;
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        (a, l.accept().unwrap().0)
-    }
 
     fn id(n: u8) -> ContentId {
         ContentId::from_bytes([n; 20])

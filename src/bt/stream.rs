@@ -49,13 +49,12 @@ pub struct PeerStream {
     tcp: TcpStream,
     rx: Option<Arc<Mutex<Rx>>>,
     tx: Option<Arc<Mutex<Tx>>>,
-    encrypted: bool,
 }
 
 impl PeerStream {
     /// A plain-text stream.
     pub fn plain(tcp: TcpStream) -> PeerStream {
-        PeerStream { tcp, rx: None, tx: None, encrypted: false }
+        PeerStream { tcp, rx: None, tx: None }
     }
 
     /// The stream after an MSE handshake: `leftover` (plain) is read first; `ciphers`
@@ -65,7 +64,6 @@ impl PeerStream {
         leftover: Vec<u8>,
         ciphers: Option<(Cipher, Cipher)>,
     ) -> PeerStream {
-        let encrypted = ciphers.is_some();
         let (dec, enc) = match ciphers {
             Some((d, e)) => (Some(d), Some(e)),
             None => (None, None),
@@ -74,12 +72,12 @@ impl PeerStream {
             .then(|| Arc::new(Mutex::new(Rx { leftover, at: 0, rc4: dec })));
         let tx =
             enc.map(|rc4| Arc::new(Mutex::new(Tx { rc4, ks: Vec::new(), ks_at: 0, scratch: Vec::new() })));
-        PeerStream { tcp, rx, tx, encrypted }
+        PeerStream { tcp, rx, tx }
     }
 
     /// Whether the payload is RC4-encrypted (not only the handshake obfuscated).
     pub fn is_encrypted(&self) -> bool {
-        self.encrypted
+        self.tx.is_some()
     }
 
     pub fn tcp(&self) -> &TcpStream {
@@ -93,7 +91,7 @@ impl PeerStream {
 
 impl std::fmt::Debug for PeerStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerStream").field("tcp", &self.tcp).field("encrypted", &self.encrypted).finish()
+        f.debug_struct("PeerStream").field("tcp", &self.tcp).field("encrypted", &self.is_encrypted()).finish()
     }
 }
 
@@ -154,12 +152,7 @@ impl Write for PeerStream {
 
 impl Socket for PeerStream {
     fn try_clone(&self) -> io::Result<Self> {
-        Ok(PeerStream {
-            tcp: self.tcp.try_clone()?,
-            rx: self.rx.clone(),
-            tx: self.tx.clone(),
-            encrypted: self.encrypted,
-        })
+        Ok(PeerStream { tcp: self.tcp.try_clone()?, rx: self.rx.clone(), tx: self.tx.clone() })
     }
 
     fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
@@ -187,13 +180,7 @@ impl Socket for PeerStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        (a, l.accept().unwrap().0)
-    }
+    use crate::wire::mem::tcp_pair as pair;
 
     #[test]
     fn what_one_side_encrypts_the_other_reads_after_its_leftover() {

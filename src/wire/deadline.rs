@@ -148,15 +148,9 @@ impl<S: Socket> Read for DeadlineStream<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::mem::tcp_pair as pair;
     use std::io::Write;
-    use std::net::TcpListener;
     use std::sync::atomic::{AtomicBool, Ordering};
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        (a, l.accept().unwrap().0)
-    }
 
     #[test]
     fn a_dripping_writer_cannot_pass_the_deadline() {

@@ -56,3 +56,12 @@ impl Socket for MemSocket {
         Ok(())
     }
 }
+
+/// A connected loopback TCP pair (dialer, accepted), for tests that need real sockets:
+/// time-outs, short writes.
+#[cfg(test)]
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    (a, l.accept().unwrap().0)
+}
