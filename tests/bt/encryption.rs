@@ -86,24 +86,17 @@ fn libtorrent_forcing_encryption_both_ways() {
 /// encrypted, when the tracker names it), then seeds to a p2p-share downloader.
 #[test]
 fn transmission_requiring_encryption_both_ways() {
-    let (_t, tracker, http) = http_tracker();
+    let (_t, tracker, _http) = http_tracker();
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("ours");
     std::fs::create_dir_all(dir.join("files")).unwrap();
     let data = test_bytes(8 * MIB + 1, 32);
-    std::fs::write(dir.join("required.bin"), &data).unwrap();
-    std::fs::rename(dir.join("required.bin"), dir.join("files/required.bin")).unwrap();
+    std::fs::write(dir.join("files/required.bin"), &data).unwrap();
     let (_seed, _) = serve(tracker, &dir, &[]);
     let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "torrent", "required.bin"]).output().unwrap();
     assert!(out.status.success(), "{}", all_output(&out));
     let tr = Transmission::start_with(&root.path().join("tr"), serde_json::json!({ "encryption": 2 }));
-    let added = tr.remote(&["-a", dir.join("required.bin.torrent").to_str().unwrap()]);
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    assert!(
-        tr.wait_done(Duration::from_secs(60)),
-        "{}",
-        String::from_utf8_lossy(&tr.remote(&["-t", "1", "-i"]).stdout)
-    );
+    tr.add_and_finish(&dir.join("required.bin.torrent"), Duration::from_secs(60));
     assert_eq!(sha1(&std::fs::read(tr.download_dir.join("required.bin")).unwrap()), sha1(&data));
     drop(_seed);
     drop(tr);
@@ -113,8 +106,7 @@ fn transmission_requiring_encryption_both_ways() {
     // a new p2p-share peer downloads from it.
     let tr = Transmission::start_with(&root.path().join("tr2"), serde_json::json!({ "encryption": 2 }));
     std::fs::write(tr.download_dir.join("required.bin"), &data).unwrap();
-    assert!(tr.remote(&["-a", dir.join("required.bin.torrent").to_str().unwrap()]).status.success());
-    assert!(tr.wait_done(Duration::from_secs(30)), "transmission checked the data it seeds");
+    tr.add_and_finish(&dir.join("required.bin.torrent"), Duration::from_secs(30)); // it checks the data
     let again = root.path().join("again");
     let out = bin("peer")
         .args([
@@ -134,5 +126,4 @@ fn transmission_requiring_encryption_both_ways() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("from {}", tr.peer_port)), "chunks came from transmission:\n{text}");
     assert_eq!(sha1(&std::fs::read(again.join("files/required.bin")).unwrap()), sha1(&data));
-    let _ = http;
 }

@@ -60,6 +60,19 @@ impl Transmission {
         Command::new("transmission-remote").arg(self.rpc.to_string()).args(args).output().unwrap()
     }
 
+    /// Adds `torrent` (it must be taken) and waits until it is 100% done, which must
+    /// happen within `limit` (Transmission's view of it is shown if not): a download, or
+    /// the check of data already in `download_dir`.
+    pub fn add_and_finish(&self, torrent: &Path, limit: Duration) {
+        let added = self.remote(&["-a", torrent.to_str().unwrap()]);
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+        assert!(
+            self.wait_done(limit),
+            "{}",
+            String::from_utf8_lossy(&self.remote(&["-t", "1", "-i"]).stdout)
+        );
+    }
+
     /// Waits until torrent 1 is 100% done.
     pub fn wait_done(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
@@ -90,13 +103,7 @@ fn transmission_downloads_from_our_peer_through_our_tracker() {
         .unwrap();
     assert!(out.status.success());
     let tr = Transmission::start(&root.path().join("transmission"));
-    let added = tr.remote(&["-a", dir.join("to-transmission.bin.torrent").to_str().unwrap()]);
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    assert!(
-        tr.wait_done(Duration::from_secs(60)),
-        "{}",
-        String::from_utf8_lossy(&tr.remote(&["-t", "1", "-i"]).stdout)
-    );
+    tr.add_and_finish(&dir.join("to-transmission.bin.torrent"), Duration::from_secs(60));
     assert_eq!(sha1(&std::fs::read(tr.download_dir.join("to-transmission.bin")).unwrap()), sha1(&data));
 }
 
@@ -117,8 +124,7 @@ fn we_download_from_transmission_through_our_tracker() {
         &format!("http://{http}/announce"),
     ]);
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    assert!(tr.remote(&["-a", torrent.to_str().unwrap()]).status.success());
-    assert!(tr.wait_done(Duration::from_secs(30)), "transmission checked the data it seeds");
+    tr.add_and_finish(&torrent, Duration::from_secs(30)); // it checks the data it seeds
     let dir = root.path().join("ours");
     let out = bin("peer")
         .args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
