@@ -29,7 +29,7 @@ pub struct BtConn {
 
 impl BtConn {
     /// Connects to `addr` for the torrent `id`; the other side must answer for the same
-    /// info-hash. Our extension handshake goes out when the other side supports it, and
+    /// info-hash. Our extension handshake (`offer`) goes out when the other side supports it, and
     /// with `dht_port` the handshake's DHT bit is set and a `port` message follows when the
     /// other side's bit is set too (BEP 5). `encryption`: how the connection is opened
     /// (see [`dial`]).
@@ -39,7 +39,7 @@ impl BtConn {
         peer_id: [u8; 20],
         io_timeout: Duration,
         dht_port: Option<u16>,
-        pex: bool,
+        offer: metadata::Offer,
         encryption: Encryption,
     ) -> Result<BtConn, BtError> {
         let ours = Handshake::ours(id, peer_id);
@@ -55,7 +55,7 @@ impl BtConn {
         let mut conn =
             BtConn { reader, writer, addr, theirs, io_timeout, out: Vec::new(), last_sent: Instant::now() };
         if conn.theirs.supports(reserved::EXTENSIONS) {
-            let payload = metadata::our_handshake(None, pex);
+            let payload = metadata::our_handshake(offer);
             conn.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
         }
         if let (Some(port), true) = (dht_port, conn.theirs.supports(reserved::DHT)) {

@@ -26,6 +26,8 @@ pub struct ExtHandshake {
     pub reqq: Option<usize>,
     /// Its client name (`v`), for logs.
     pub client: Option<String>,
+    /// The port it listens on (`p`), which a client that dialed us names.
+    pub listen_port: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -33,20 +35,38 @@ struct OurHandshake<'a> {
     m: BTreeMap<&'a str, i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata_size: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<i64>,
     reqq: i64,
     v: &'a str,
 }
 
-/// Our extension handshake: ut_metadata under [`OUR_UT_METADATA`], ut_pex under
-/// [`OUR_UT_PEX`](super::pex::OUR_UT_PEX) when `pex` (we read what peers tell us), and the
-/// size of the info dictionary when we have it.
-pub fn our_handshake(metadata_size: Option<usize>, pex: bool) -> Vec<u8> {
+/// What our extension handshake offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offer {
+    /// The size of the info dictionary, when we have it (ut_metadata answers then).
+    pub metadata_size: Option<usize>,
+    /// ut_pex under [`OUR_UT_PEX`](super::pex::OUR_UT_PEX): we read and tell peers.
+    pub pex: bool,
+    /// The port our peer server listens on (`p`), so a peer we dialed can name us to
+    /// others in its peer exchange.
+    pub listen_port: Option<u16>,
+}
+
+/// Our extension handshake: ut_metadata under [`OUR_UT_METADATA`], and what `offer` says.
+pub fn our_handshake(offer: Offer) -> Vec<u8> {
     let mut m = BTreeMap::from([("ut_metadata", OUR_UT_METADATA as i64)]);
-    if pex {
+    if offer.pex {
         m.insert("ut_pex", super::pex::OUR_UT_PEX as i64);
     }
     let v = concat!("p2p-share ", env!("CARGO_PKG_VERSION"));
-    let h = OurHandshake { m, metadata_size: metadata_size.map(|n| n as i64), reqq: 250, v };
+    let h = OurHandshake {
+        m,
+        metadata_size: offer.metadata_size.map(|n| n as i64),
+        p: offer.listen_port.filter(|p| *p != 0).map(i64::from),
+        reqq: 250,
+        v,
+    };
     serde_bencode::to_bytes(&h).expect("a handshake always encodes")
 }
 
@@ -84,7 +104,8 @@ pub fn parse_handshake(payload: &[u8]) -> Result<ExtHandshake, BtError> {
         _ => None,
     };
     let reqq = int(&d, "reqq").filter(|n| (1..=1_000_000).contains(n)).map(|n| n as usize);
-    Ok(ExtHandshake { ut_metadata, metadata_size, ut_pex, reqq, client })
+    let listen_port = int(&d, "p").and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0);
+    Ok(ExtHandshake { ut_metadata, metadata_size, ut_pex, reqq, client, listen_port })
 }
 
 /// A ut_metadata message.
@@ -185,9 +206,11 @@ mod tests {
 
     #[test]
     fn our_handshake_reads_back() {
-        let h = parse_handshake(&our_handshake(Some(4321), true)).unwrap();
+        let offer = Offer { metadata_size: Some(4321), pex: true, listen_port: Some(6881) };
+        let h = parse_handshake(&our_handshake(offer)).unwrap();
         assert_eq!(h.ut_metadata, Some(OUR_UT_METADATA));
         assert_eq!(h.metadata_size, Some(4321));
+        assert_eq!((h.ut_pex, h.listen_port), (Some(super::super::pex::OUR_UT_PEX), Some(6881)));
         assert!(h.client.unwrap().starts_with("p2p-share"));
     }
 
@@ -199,6 +222,11 @@ mod tests {
             (h.ut_metadata, h.metadata_size, h.ut_pex, h.reqq),
             (Some(2), Some(12345), Some(1), Some(500))
         );
+        let port = b"d1:md6:ut_pexi1ee1:pi51413ee";
+        assert_eq!(parse_handshake(port).unwrap().listen_port, Some(51413));
+        for bad in [&b"d1:pi0ee"[..], b"d1:pi70000ee", b"d1:pi-1ee", b"d1:p4:6881e"] {
+            assert_eq!(parse_handshake(bad).unwrap().listen_port, None, "{}", String::from_utf8_lossy(bad));
+        }
         let huge = b"d1:md11:ut_metadatai3ee13:metadata_sizei20000000000ee";
         assert_eq!(parse_handshake(huge).unwrap().metadata_size, None, "a 20 GB claim is ignored");
         assert!(parse_handshake(b"li1ee").is_err());

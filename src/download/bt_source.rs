@@ -92,14 +92,18 @@ fn block_requests(index: u32, len: u32) -> Vec<Message> {
 pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Option<SourceEnd> {
     let id = shared.store.content_id;
     let dht_port = shared.dht.as_ref().map(|d| d.local_addr().port());
-    let pex = !shared.store.manifest.private;
+    // No listen port (`p`): our server is another BitTorrent peer (its own peer id), and a
+    // client that learnt it from us and dialed it would take this connection for a
+    // duplicate of that one and close one of them, maybe this one.
+    let offer =
+        metadata::Offer { metadata_size: None, pex: !shared.store.manifest.private, listen_port: None };
     let conn = match BtConn::connect(
         addr,
         id,
         shared.peer_id,
         shared.io_timeout,
         dht_port,
-        pex,
+        offer,
         shared.encryption,
     ) {
         Ok(conn) if conn.is_p2p_share() => return None,
@@ -133,9 +137,10 @@ struct BtFetcher<'a> {
     their_pex: Option<u8>,
     /// Block requests it queues ([`DEFAULT_REQQ`] until its extension handshake says).
     reqq: usize,
-    /// The peers we last told it of, and when we may tell it again.
-    pex_told: Vec<SocketAddr>,
-    pex_next: Instant,
+    /// What peer exchange told it, and when it may tell again.
+    teller: pex::Teller,
+    /// This connection in the process's book of connections (see [`pex::Book`]).
+    book_id: u64,
     /// To the checker thread.
     check: Sender<Unchecked>,
     /// Pieces that failed their check so far.
@@ -166,8 +171,8 @@ impl<'a> BtFetcher<'a> {
             pex_gap: pex::Gap::default(),
             their_pex: None,
             reqq: DEFAULT_REQQ,
-            pex_told: Vec::new(),
-            pex_next: Instant::now(),
+            teller: pex::Teller::new(Instant::now()),
+            book_id: crate::bt::choke::next_conn_id(),
             depth: RequestDepth::new(
                 shared.store.manifest.piece_length,
                 shared.budget.bt_depth,
@@ -180,41 +185,24 @@ impl<'a> BtFetcher<'a> {
     }
 
     fn run(&mut self) -> Result<SourceEnd, BtError> {
-        self.shared.bt_connected.lock().push(self.addr);
+        let id = self.shared.store.content_id;
+        self.shared.book.join(id, self.book_id, Some(self.addr));
         let end = self.fetch();
-        self.shared.bt_connected.lock().retain(|a| *a != self.addr);
+        self.shared.book.leave(id, self.book_id);
         end
     }
 
-    /// Tells the source which other BitTorrent sources we are connected to (BEP 11): once
-    /// there is something to tell, then at most every [`pex::SEND_EVERY`]; never for a
-    /// private torrent.
+    /// Tells the source which other BitTorrent peers of the torrent this process is
+    /// connected to (BEP 11), the server's included; never for a private torrent.
     fn tell_pex(&mut self) -> Result<(), BtError> {
-        let Some(id) = self.their_pex else { return Ok(()) };
-        let now = Instant::now();
-        if self.shared.store.manifest.private || now < self.pex_next {
+        let Some(their_id) = self.their_pex else { return Ok(()) };
+        if self.shared.store.manifest.private {
             return Ok(());
         }
-        let now_connected: Vec<SocketAddr> = self
-            .shared
-            .bt_connected
-            .lock()
-            .iter()
-            .filter(|a| **a != self.addr)
-            .take(pex::MAX_PER_MESSAGE)
-            .copied()
-            .collect();
-        let added: Vec<SocketAddr> =
-            now_connected.iter().filter(|a| !self.pex_told.contains(a)).copied().collect();
-        let dropped: Vec<SocketAddr> =
-            self.pex_told.iter().filter(|a| !now_connected.contains(a)).copied().collect();
-        if added.is_empty() && dropped.is_empty() {
-            self.pex_next = now + Duration::from_secs(1); // look again soon
-            return Ok(());
+        let (book, id, conn) = (&self.shared.book, self.shared.store.content_id, self.book_id);
+        if let Some(payload) = self.teller.due(Instant::now(), || book.others(id, conn)) {
+            self.conn.send(&Message::Extended { id: their_id, payload })?;
         }
-        self.conn.send(&Message::Extended { id, payload: pex::message(&added, &dropped) })?;
-        self.pex_told = now_connected;
-        self.pex_next = now + pex::SEND_EVERY;
         Ok(())
     }
 

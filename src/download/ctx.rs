@@ -77,8 +77,9 @@ pub struct DownloadCtx {
     pub web_seeds: Vec<WebSeed>,
     /// Peers BitTorrent sources named by peer exchange (BEP 11), first named first.
     pub pex: Mutex<Vec<SocketAddr>>,
-    /// The BitTorrent sources connected now (what we tell others in peer exchange).
-    pub bt_connected: Mutex<Vec<SocketAddr>>,
+    /// The BitTorrent connections of this process by torrent (the server's, when there is
+    /// one): what peer exchange tells, and peers the server's connections heard of.
+    pub book: Arc<crate::bt::pex::Book>,
     /// How BitTorrent sources are dialed.
     pub encryption: Encryption,
     /// What BitTorrent connections give back with (none: they only take).

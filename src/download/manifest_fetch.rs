@@ -213,8 +213,8 @@ fn manifest_from(
     if !bt_first {
         return native_manifest(addr, id, timeout);
     }
-    let mut conn =
-        BtConn::connect(addr, id, new_peer_id(), timeout, None, false, encryption).map_err(FetchError::Bt)?;
+    let mut conn = BtConn::connect(addr, id, new_peer_id(), timeout, None, Default::default(), encryption)
+        .map_err(FetchError::Bt)?;
     if conn.is_p2p_share() {
         drop(conn);
         return native_manifest(addr, id, timeout);

@@ -415,7 +415,7 @@ mod tests {
             budget: crate::download::budget::Budget::for_piece(1 << 20),
             web_seeds: Vec::new(),
             pex: Mutex::new(Vec::new()),
-            bt_connected: Mutex::new(Vec::new()),
+            book: Default::default(),
             encryption: Default::default(),
             uploads: None,
         };

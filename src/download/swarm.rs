@@ -149,7 +149,7 @@ impl<'a> Swarm<'a> {
             budget,
             web_seeds: web_seeds(&opts.web_seeds),
             pex: Mutex::new(Vec::new()),
-            bt_connected: Mutex::new(Vec::new()),
+            book: ctx.uploads.as_ref().map_or_else(Default::default, |u| Arc::clone(&u.book)),
             encryption: opts.encryption,
             uploads: ctx.uploads.clone(),
         };
@@ -178,7 +178,9 @@ impl<'a> Swarm<'a> {
                 self.greet_in_bittorrent(&fresh);
                 candidates.extend(fresh);
             }
-            // Peer exchange's new peers at once too (BitTorrent clients, greeted as such).
+            // Peer exchange's new peers at once too (BitTorrent clients, greeted as such),
+            // those our server's connections heard of included.
+            self.shared.add_pex(&self.shared.book.take_heard(self.shared.store.content_id));
             let fresh: Vec<SocketAddr> = self.shared.pex.lock().get(pex_seen..).unwrap_or_default().to_vec();
             if !fresh.is_empty() {
                 pex_seen += fresh.len();

@@ -15,6 +15,7 @@ use crate::bitfield::Bitfield;
 use crate::bt::choke::Slots;
 use crate::bt::metadata::{self, MetadataMsg, OUR_UT_METADATA};
 use crate::bt::msg::{self, reserved, Block, BtError, Handshake, Message, MAX_BLOCK};
+use crate::bt::pex::{self, Book, Gap, Teller, OUR_UT_PEX};
 use crate::hash::ContentId;
 use crate::holdings::shares::{Holding, Share, Shares};
 use crate::wire::deadline::{gave_way, DeadlineStream, GiveWay, Socket};
@@ -52,8 +53,12 @@ pub struct BtServer<'a> {
     pub opts: &'a ServerOptions,
     pub slots: &'a Slots,
     pub peer_id: [u8; 20],
-    /// This connection's number, for the slots.
+    /// This connection's number, for the slots and the book.
     pub conn_id: u64,
+    /// Every BitTorrent connection of the process, for peer exchange.
+    pub book: &'a Book,
+    /// The port we listen on (told in our extension handshake).
+    pub listen_port: u16,
 }
 
 /// The state of one served connection.
@@ -68,6 +73,12 @@ struct Session<'a, S: Socket> {
     their_ut_metadata: Option<u8>,
     /// Metadata requests this connection made.
     metadata_asked: usize,
+    /// Peer exchange, unless the torrent is private: their id for ut_pex messages, once
+    /// their extension handshake says it, what we told them and when they last told us.
+    pex: bool,
+    their_pex: Option<u8>,
+    teller: Teller,
+    pex_gap: Gap,
     info: Vec<u8>,
     pieces: u32,
     interested: bool,
@@ -154,6 +165,10 @@ fn run<S: Socket>(
         fast: theirs.supports(reserved::FAST),
         their_ut_metadata: None,
         metadata_asked: 0,
+        pex: !m.private,
+        their_pex: None,
+        teller: Teller::new(Instant::now()),
+        pex_gap: Gap::default(),
         info: m.info_bytes().into_owned(),
         pieces,
         interested: false,
@@ -176,14 +191,24 @@ fn run<S: Socket>(
         s.writer.send(&our_handshake(server.opts, server.peer_id, theirs.info_hash).to_bytes())?;
     }
     if theirs.supports(reserved::EXTENSIONS) {
-        let payload = metadata::our_handshake(Some(s.info.len()), false);
+        let offer = metadata::Offer {
+            metadata_size: Some(s.info.len()),
+            pex: s.pex,
+            listen_port: Some(server.listen_port),
+        };
+        let payload = metadata::our_handshake(offer);
         s.send(&Message::Extended { id: metadata::HANDSHAKE_ID, payload })?;
     }
     s.send_availability(&shared)?;
     if let (Some(dht), true) = (&server.opts.dht, theirs.supports(reserved::DHT)) {
         s.send(&Message::Port(dht.local_addr().port()))?;
     }
-    s.serve(files)
+    // In the book while served: one we dialed is dialed again where we reached it; one that
+    // dialed us, at the listen port its extension handshake names.
+    server.book.join(s.id, server.conn_id, dialed.then_some(peer));
+    let served = s.serve(files);
+    server.book.leave(s.id, server.conn_id);
+    served
 }
 
 /// The pieces of `shared` in place here.
@@ -319,6 +344,12 @@ impl<S: Socket> Session<'_, S> {
             self.turn = None;
             self.send(&Message::Choke)?;
         }
+        if let (Some(their_id), true) = (self.their_pex, self.pex) {
+            let (book, id, conn) = (self.server.book, self.id, self.server.conn_id);
+            if let Some(payload) = self.teller.due(now, || book.others(id, conn)) {
+                self.send(&Message::Extended { id: their_id, payload })?;
+            }
+        }
         if self.last_sent.elapsed() > KEEPALIVE_EVERY {
             self.send(&Message::KeepAlive)?;
         }
@@ -429,6 +460,21 @@ impl<S: Socket> Session<'_, S> {
                 debug!("bt: {} is {client}", self.peer);
             }
             self.their_ut_metadata = h.ut_metadata;
+            self.their_pex = h.ut_pex;
+            if let (Some(port), false) = (h.listen_port, self.dialed) {
+                self.server.book.join(
+                    self.id,
+                    self.server.conn_id,
+                    Some(SocketAddr::new(self.peer.ip(), port)),
+                );
+            }
+            return Ok(());
+        }
+        if id == OUR_UT_PEX && self.pex {
+            if self.pex_gap.admits(Instant::now()) {
+                let peers = pex::added(payload)?;
+                self.server.book.heard(self.id, &peers);
+            }
             return Ok(());
         }
         if id != OUR_UT_METADATA {
@@ -575,17 +621,19 @@ mod tests {
     /// Serves `input` on one in-memory connection; returns how it ended and the messages
     /// written after our handshake.
     fn exchange(shares: &Shares, input: Vec<u8>) -> (Result<(), BtError>, Written) {
-        exchange_with(shares, input, &ServerOptions::default())
+        exchange_with(shares, input, &ServerOptions::default(), &Book::default())
     }
 
     fn exchange_with(
         shares: &Shares,
         input: Vec<u8>,
         opts: &ServerOptions,
+        book: &Book,
     ) -> (Result<(), BtError>, Written) {
         let socket = MemSocket::new(input);
         let slots = Slots::new(4);
-        let server = BtServer { shares, opts, slots: &slots, peer_id: [1; 20], conn_id: 7 };
+        let server =
+            BtServer { shares, opts, slots: &slots, peer_id: [1; 20], conn_id: 7, book, listen_port: 6881 };
         let total = AtomicUsize::new(0);
         let ended = run(
             socket.clone(),
@@ -638,6 +686,41 @@ mod tests {
     }
 
     #[test]
+    fn peer_exchange_tells_of_the_other_connections_and_hears_for_a_download() {
+        let (_dir, shares, id, _) = shared_file();
+        let book = Book::default();
+        let other: SocketAddr = "10.0.0.9:51413".parse().unwrap();
+        book.join(id, 99, Some(other)); // another connection of the torrent
+        let theirs = Message::Extended {
+            id: metadata::HANDSHAKE_ID,
+            payload: b"d1:md6:ut_pexi5ee1:pi7000ee".to_vec(),
+        };
+        let named: SocketAddr = "10.0.0.8:6881".parse().unwrap();
+        let pex = Message::Extended { id: OUR_UT_PEX, payload: pex::message(&[named], &[]) };
+        let (ended, msgs) =
+            exchange_with(&shares, opening(id, &[theirs, pex]), &ServerOptions::default(), &book);
+        assert!(ended.is_ok(), "{ended:?}");
+        let ours = msgs.iter().find_map(|(m, _)| match m {
+            Message::Extended { id: metadata::HANDSHAKE_ID, payload } => {
+                metadata::parse_handshake(payload).ok()
+            }
+            _ => None,
+        });
+        let ours = ours.expect("our extension handshake");
+        assert_eq!((ours.ut_pex, ours.listen_port), (Some(OUR_UT_PEX), Some(6881)));
+        let told: Vec<Vec<SocketAddr>> = msgs
+            .iter()
+            .filter_map(|(m, _)| match m {
+                Message::Extended { id: 5, payload } => pex::added(payload).ok(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told, vec![vec![other]], "told once, of the other connection");
+        assert_eq!(book.take_heard(id), vec![named], "what it named waits for a download");
+        assert_eq!(book.others(id, 99), vec![], "it left the book when it closed");
+    }
+
+    #[test]
     fn a_choked_request_is_rejected_and_an_interested_peer_is_served() {
         let (_dir, shares, id, data) = shared_file();
         let block = Block { index: 2, begin: 16384, length: 16384 };
@@ -670,7 +753,7 @@ mod tests {
                 (0..32).for_each(|_| chunk.take(64 << 10));
                 Instant::now()
             });
-            let (ended, msgs) = exchange_with(&shares, opening(id, &asks), &opts);
+            let (ended, msgs) = exchange_with(&shares, opening(id, &asks), &opts, &Book::default());
             let blocks_done = Instant::now();
             assert!(ended.is_ok(), "{ended:?}");
             (sender.join().unwrap(), blocks_done, msgs)

@@ -1,6 +1,7 @@
 //! Peer exchange (BEP 11) with libtorrent, both ways: a seeder our downloader is never told
-//! of, but a libtorrent it is connected to names it, gives us pieces; and a libtorrent that
-//! knows only us hears of a seeder from us and gets the file from it.
+//! of, but a libtorrent it is connected to names it, gives us pieces; a libtorrent that
+//! knows only us hears of a seeder from us and gets the file from it; and two libtorrents
+//! that dialed our seeder hear of each other from it.
 
 use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, start_until, Killed};
 use crate::support::test_bytes;
@@ -99,4 +100,52 @@ fn a_libtorrent_that_knows_only_us_hears_of_a_seeder_from_us() {
         .count();
     assert!(senders >= 2, "bytes from a peer only peer exchange named (seeder port {seed_port}):\n{rest}");
     assert!(sha1(&std::fs::read(save.join("t.bin")).unwrap()) == sha1(&data), "libtorrent got other bytes");
+}
+
+#[test]
+fn our_seeder_tells_two_libtorrents_of_each_other() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("seed");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let data = test_bytes(8 << 20, 33);
+    std::fs::write(dir.join("files/shared.bin"), &data).unwrap();
+    // Our seeder uploads one copy in 16 s. The leechers are given its link without the
+    // tracker (and have no DHT): whoever they meet, they heard of from our seeder.
+    let (_tracker, tracker) = crate::libtorrent::tracker();
+    let (_seeder, port) = crate::libtorrent::serve(tracker, &dir, &["--upload-limit", "512K"]);
+    let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "magnet", "shared.bin"]).output().unwrap();
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let link: Vec<&str> = link.split('&').filter(|p| !p.starts_with("tr=")).collect();
+    let link = link.join("&");
+    assert!(link.contains("x.pe="), "{link}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
+    let leecher = |name: &str| {
+        let save = root.path().join(name);
+        let child = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .args(["get", &link, save.to_str().unwrap(), "90", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (save, Killed(child))
+    };
+    let (a_save, mut a) = leecher("a");
+    let (b_save, mut b) = leecher("b");
+    let mut from_each_other = 0;
+    for (save, proc) in [(&a_save, &mut a), (&b_save, &mut b)] {
+        let status = proc.0.wait().unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(proc.0.stdout.as_mut().unwrap(), &mut text).unwrap();
+        assert!(status.success(), "a libtorrent leecher did not finish:\n{text}");
+        assert!(sha1(&std::fs::read(save.join("shared.bin")).unwrap()) == sha1(&data), "bytes differ");
+        from_each_other += text
+            .lines()
+            .filter_map(|l| l.strip_prefix("from "))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(addr, _)| *addr != format!("127.0.0.1:{port}"))
+            .map(|(_, n)| n.parse::<u64>().unwrap())
+            .sum::<u64>();
+    }
+    assert!(from_each_other >= 2 << 20, "the leechers gave each other {from_each_other} bytes");
 }

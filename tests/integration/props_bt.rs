@@ -49,7 +49,14 @@ fn valid_messages() -> Vec<u8> {
         Message::Request(b),
         Message::Cancel(b),
         Message::RejectRequest(b),
-        Message::Extended { id: 0, payload: metadata::our_handshake(Some(200), true) },
+        Message::Extended {
+            id: 0,
+            payload: metadata::our_handshake(metadata::Offer {
+                metadata_size: Some(200),
+                pex: true,
+                listen_port: None,
+            }),
+        },
         Message::Extended { id: 1, payload: metadata::encode(&MetadataMsg::Request(0)) },
     ] {
         encode(&m, &mut out);

@@ -13,6 +13,7 @@ use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::bt::choke::{next_conn_id, Slots};
 use crate::bt::mse::{self, Encryption};
 use crate::bt::new_peer_id;
+use crate::bt::pex::Book;
 use crate::bt::stream::PeerStream;
 use crate::bt::{dial, mse::req2};
 use crate::conn_limit::ConnLimiter;
@@ -71,6 +72,8 @@ impl PeerServer {
             peer_id: new_peer_id(),
             dialed: Mutex::new(HashSet::new()),
             conns: conns.clone(),
+            book: Arc::default(),
+            port: shutdown.addr().port(),
         });
         let service = Accepting(Arc::clone(&ctx));
         let thread = thread::Builder::new()
@@ -86,6 +89,7 @@ impl PeerServer {
             slots: Arc::clone(&self.ctx.slots),
             limit: self.ctx.opts.upload_limit.clone(),
             open_files: Arc::clone(&self.ctx.open_files),
+            book: Arc::clone(&self.ctx.book),
         }
     }
 
@@ -117,6 +121,8 @@ pub struct Uploads {
     pub slots: Arc<Slots>,
     pub limit: Option<Arc<super::upload::UploadLine>>,
     pub open_files: Arc<AtomicUsize>,
+    /// Every BitTorrent connection of the process, for peer exchange.
+    pub book: Arc<Book>,
 }
 
 /// Opens uploads to BitTorrent downloaders on behalf of a peer server.
@@ -176,6 +182,10 @@ struct PeerCtx {
     /// Uploads we dialed out for, running now.
     dialed: Mutex<HashSet<(ContentId, SocketAddr)>>,
     conns: ConnRegistry,
+    /// Every BitTorrent connection of the process, for peer exchange.
+    book: Arc<Book>,
+    /// The port we listen on.
+    port: u16,
 }
 
 impl PeerCtx {
@@ -195,6 +205,8 @@ impl PeerCtx {
             slots: &self.slots,
             peer_id: self.peer_id,
             conn_id,
+            book: &self.book,
+            listen_port: self.port,
         };
         let mut files = OpenFiles::new(&self.open_files);
         bt_serve::serve(stream, peer, give_way, &server, &mut files, opened);
