@@ -44,8 +44,13 @@ struct Args {
     /// plain), require (encrypted only, RC4 both ways), off (plain only) [default: prefer].
     #[arg(long, value_name = "MODE")]
     encryption: Option<String>,
+    /// Ask the home router to forward this peer's port (and its DHT port) so peers outside
+    /// can dial it: NAT-PMP, then UPnP IGD; renewed while the peer runs, removed when it
+    /// stops. Off by default.
+    #[arg(long)]
+    port_forward: bool,
     /// Settings from an INI file ([peer] tracker, dir, port, upload_limit, dht, dht_bootstrap,
-    /// dht_port, encryption); flags win.
+    /// dht_port, encryption, port_forward); flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also write the log to FILE.
@@ -123,6 +128,7 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
         dht_bootstrap: args.dht_bootstrap,
         dht_port: args.dht_port,
         encryption: args.encryption,
+        port_forward: args.port_forward,
     };
     let mut cfg = settings::resolve(&given)?;
     cfg.max_conns_per_ip = args.max_conns_per_ip.into();

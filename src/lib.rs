@@ -28,6 +28,7 @@ mod magnet;
 pub mod manifest;
 pub mod names;
 pub mod peer;
+pub mod port_map;
 mod random;
 mod refusals;
 pub mod shutdown;

@@ -7,6 +7,7 @@
 //! port = 6000
 //! upload_limit = 4M
 //! encryption = prefer
+//! port_forward = no
 //! ```
 
 use crate::bt::mse::Encryption;
@@ -65,6 +66,8 @@ pub struct Given {
     pub dht_port: Option<u16>,
     /// `--encryption prefer|require|off`.
     pub encryption: Option<String>,
+    /// `--port-forward`: ask the home router to forward our ports.
+    pub port_forward: bool,
 }
 
 /// Resolves flags, then the config file, then defaults, into a node configuration.
@@ -105,7 +108,13 @@ pub fn resolve(given: &Given) -> Result<NodeConfig, SettingsError> {
         dht,
         max_conns_per_ip: ServerOptions::default().max_conns_per_ip,
         encryption,
+        port_forward: given.port_forward || from_ini("port_forward").is_some_and(|v| is_yes(&v)),
     })
+}
+
+/// An INI switch that is on.
+fn is_yes(v: &str) -> bool {
+    matches!(v.trim(), "true" | "yes" | "1" | "on")
 }
 
 /// The DHT settings: a private DHT's bootstrap nodes win over `--dht` (the public ones);
@@ -120,8 +129,7 @@ fn dht_settings(
         (None, None) => None,
     };
     let bootstrap = given.dht_bootstrap.clone().or_else(|| from_ini("dht_bootstrap"));
-    let public =
-        given.dht || from_ini("dht").is_some_and(|v| matches!(v.trim(), "true" | "yes" | "1" | "on"));
+    let public = given.dht || from_ini("dht").is_some_and(|v| is_yes(&v));
     let bootstrap: Vec<String> = match bootstrap {
         Some(list) => {
             let nodes: Vec<String> =
@@ -181,6 +189,16 @@ mod tests {
         assert_eq!(resolve(&flag).unwrap().encryption, Encryption::Off);
         let missing = Given { config: Some(dir.path().join("nope.ini")), ..Given::default() };
         assert!(resolve(&missing).unwrap_err().to_string().contains("cannot read config"));
+    }
+
+    #[test]
+    fn port_forwarding_is_off_unless_asked_for_by_flag_or_ini() {
+        assert!(!resolve(&Given::default()).unwrap().port_forward);
+        assert!(resolve(&Given { port_forward: true, ..Given::default() }).unwrap().port_forward);
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("p.ini");
+        std::fs::write(&ini, "[peer]\nport_forward = yes\n").unwrap();
+        assert!(resolve(&Given { config: Some(ini), ..Given::default() }).unwrap().port_forward);
     }
 
     #[test]

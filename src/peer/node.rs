@@ -12,6 +12,7 @@ use crate::holdings::manifest_cache::ManifestCache;
 use crate::holdings::shares::Shares;
 use crate::holdings::tracker_lists::TrackerLists;
 use crate::peer::upload::UploadLine;
+use crate::port_map::{self, Mapping, Proto};
 use crate::tracker_client::{TrackerClient, TrackerError};
 use crossbeam_channel::{bounded, select, tick, Sender};
 use log::{info, warn};
@@ -45,6 +46,8 @@ pub struct NodeConfig {
     pub max_conns_per_ip: usize,
     /// BitTorrent encryption (MSE): what the server takes, how downloads dial.
     pub encryption: Encryption,
+    /// Ask the home router to forward our ports (NAT-PMP, then UPnP; see `port_map`).
+    pub port_forward: bool,
 }
 
 /// How a peer joins the DHT.
@@ -199,7 +202,8 @@ impl Node {
             FileMonitor::new(files_dir.clone(), ManifestCache::new(&chunks_dir), Arc::clone(&shares));
         monitor.initial_scan();
         info!("Registering peer from tracker...");
-        let listener = bind_and_register(&tracker, cfg)?;
+        let mut mappings = Vec::new();
+        let listener = bind_and_register(&tracker, cfg, &mut mappings)?;
         info!("Setting peer as a server...");
         let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         let addr = listener.local_addr().map_err(|err| NodeError::Listen { addr: unknown, err })?;
@@ -216,9 +220,16 @@ impl Node {
                     bind,
                     public: DhtConfig::is_public(&d.bootstrap),
                 };
-                Some(PeerDht::start(&c).map_err(|e| NodeError::Listen { addr, err: e.0 })?)
+                let dht = PeerDht::start(&c).map_err(|e| NodeError::Listen { addr, err: e.0 })?;
+                if cfg.port_forward {
+                    forward(Proto::Udp, dht.local_addr().port(), &mut mappings);
+                }
+                Some(dht)
             }
         };
+        // The port others dial: the one the router forwards, or ours.
+        let public_port =
+            mappings.first().filter(|m| m.proto == Proto::Tcp).map_or(addr.port(), |m| m.external.port());
         let opts = ServerOptions {
             upload_limit: cfg.upload_limit.map(UploadLine::new),
             dht: dht.clone(),
@@ -241,17 +252,20 @@ impl Node {
         let mut threads = vec![monitor.spawn(Arc::clone(&tracker), stop_rx.clone())];
         info!("File monitor system started!");
         if let Some(d) = &dht {
-            threads.push(spawn_dht_announcer(d.clone(), Arc::clone(&shares), addr.port(), stop_rx.clone()));
+            threads.push(spawn_dht_announcer(d.clone(), Arc::clone(&shares), public_port, stop_rx.clone()));
         }
         let lists = TrackerLists::new(&chunks_dir);
         threads.push(seeding::spawn(
             Arc::clone(&shares),
             lists,
-            addr.port(),
+            public_port,
             server.dialer(),
             stop_rx.clone(),
         ));
-        threads.push(spawn_announcer(Arc::clone(&tracker), addr.port(), server.dialer(), stop_rx));
+        if !mappings.is_empty() {
+            threads.push(port_map::keep(mappings, stop_rx.clone()));
+        }
+        threads.push(spawn_announcer(Arc::clone(&tracker), public_port, server.dialer(), stop_rx));
         let cache = ManifestCache::new(&chunks_dir);
         Ok(Node {
             shares,
@@ -317,30 +331,54 @@ impl Drop for Node {
 
 /// Binds the peer's listening socket on the address the tracker reaches it by, and
 /// registers it. A port the tracker assigns that is taken here is swapped for a free one.
-fn bind_and_register(tracker: &TrackerClient, cfg: &NodeConfig) -> Result<TcpListener, NodeError> {
-    match bind_and_register_at(tracker, cfg) {
+/// With port forwarding, the port registered is the one the router forwards (its mapping
+/// is pushed onto `mappings`).
+fn bind_and_register(
+    tracker: &TrackerClient,
+    cfg: &NodeConfig,
+    mappings: &mut Vec<Mapping>,
+) -> Result<TcpListener, NodeError> {
+    match bind_and_register_at(tracker, cfg, mappings) {
         Err(NodeError::Tracker(e @ TrackerError::Unreachable { .. })) if cfg.tracker_optional => {
             warn!("{e}; going on without it (it is asked again every announce interval)");
             let any = SocketAddr::from(([0, 0, 0, 0], cfg.port.unwrap_or(0)));
-            TcpListener::bind(any).map_err(|err| NodeError::Listen { addr: any, err })
+            let l = TcpListener::bind(any).map_err(|err| NodeError::Listen { addr: any, err })?;
+            if cfg.port_forward && mappings.is_empty() {
+                forward(Proto::Tcp, l.local_addr().map(|a| a.port()).unwrap_or(0), mappings);
+            }
+            Ok(l)
         }
         other => other,
     }
 }
 
-fn bind_and_register_at(tracker: &TrackerClient, cfg: &NodeConfig) -> Result<TcpListener, NodeError> {
+fn bind_and_register_at(
+    tracker: &TrackerClient,
+    cfg: &NodeConfig,
+    mappings: &mut Vec<Mapping>,
+) -> Result<TcpListener, NodeError> {
+    // The port to register for the one we listen on.
+    let mut public = |port: u16| match cfg.port_forward {
+        true => forward(Proto::Tcp, port, mappings).unwrap_or(port),
+        false => port,
+    };
     match cfg.port {
         None => {
             let me = tracker.register(None)?;
-            if let Ok(l) = bind(me.ip(), me.port()) {
-                return Ok(l);
-            }
-            warn!("port {} is taken here; using another", me.port());
-            let _ = tracker.leave();
-            let l = bind(me.ip(), 0)
-                .map_err(|err| NodeError::Listen { addr: SocketAddr::new(me.ip(), 0), err })?;
+            let l = match bind(me.ip(), me.port()) {
+                Ok(l) => l,
+                Err(_) => {
+                    warn!("port {} is taken here; using another", me.port());
+                    bind(me.ip(), 0)
+                        .map_err(|err| NodeError::Listen { addr: SocketAddr::new(me.ip(), 0), err })?
+                }
+            };
             let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-            tracker.register(Some(port))?;
+            let announced = public(port);
+            if announced != me.port() {
+                let _ = tracker.leave();
+                tracker.register(Some(announced))?;
+            }
             Ok(l)
         }
         Some(port) => {
@@ -349,8 +387,32 @@ fn bind_and_register_at(tracker: &TrackerClient, cfg: &NodeConfig) -> Result<Tcp
             let l =
                 bind(ip, port).map_err(|err| NodeError::Listen { addr: SocketAddr::new(ip, port), err })?;
             let port = l.local_addr().map(|a| a.port()).unwrap_or(port);
-            tracker.register(Some(port))?;
+            tracker.register(Some(public(port)))?;
             Ok(l)
+        }
+    }
+}
+
+/// Asks the router to forward `port`; on success the mapping joins `mappings` and its
+/// public port is returned, else a warning says why and peers outside cannot dial us.
+fn forward(proto: Proto, port: u16, mappings: &mut Vec<Mapping>) -> Option<u16> {
+    match port_map::map(proto, port) {
+        Ok(m) => {
+            info!(
+                "Port forwarding: the router forwards {proto} {} to our port {port} ({}, lease {} s)",
+                m.external,
+                m.via(),
+                m.lease.as_secs()
+            );
+            let public = m.external.port();
+            mappings.push(m);
+            Some(public)
+        }
+        Err(e) => {
+            warn!(
+                "port forwarding: {e}; peers outside the router cannot dial this peer on {proto} port {port}"
+            );
+            None
         }
     }
 }

@@ -83,6 +83,7 @@ impl LocalPeer {
             max_conns_per_ip: 16,
             dht: None,
             encryption: Default::default(),
+            port_forward: false,
         };
         LocalPeer { node: Node::start(&cfg).expect("start a peer") }
     }

@@ -5,7 +5,9 @@
 # Each client's uplink is shaped with tbf (NET_RATE, default 100mbit); no --upload-limit.
 # Checks: every copy's SHA-1, peers listed by their own addresses, client4's time at most
 # NET_MAX_RATIO (0.5) of client2's. Then Transmission dials our seeder encrypted
-# (tests/net/transmission.sh). Everything is removed afterwards, also on failure.
+# (tests/net/transmission.sh), and a peer behind a miniupnpd router is reached through the
+# port it had forwarded (tests/net/port_forward.sh). Everything is removed afterwards, also
+# on failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +19,10 @@ SUBNET=10.99.0
 
 [ "$(id -u)" = 0 ] || { echo "test-net: needs root (network namespaces)"; exit 1; }
 command -v ip >/dev/null && command -v tc >/dev/null || { echo "test-net: needs iproute2 (ip, tc)"; exit 1; }
+if [ "${NET_ONLY:-}" = port_forward ]; then # NET_ONLY=port_forward: that part alone
+  bash tests/net/port_forward.sh
+  exit 0
+fi
 
 teardown() {
   pkill -f "$PWD/target/release/(peer|tracker) .*$SUBNET" 2>/dev/null || true
@@ -73,4 +79,5 @@ fi
 echo "test-net: the DHT run found every source without a tracker"
 
 bash tests/net/transmission.sh "$NS" "$SUBNET"
+bash tests/net/port_forward.sh
 echo "test-net: passed"
