@@ -156,6 +156,9 @@ pub fn map(proto: Proto, internal: u16) -> Result<Mapping, MapError> {
             },
             Err(e) => format!("UPnP: cannot reach the router at {}: {e}", gw.addr),
         },
+        Err(igd_next::SearchError::NoResponseWithinTimeout) => {
+            format!("UPnP: no router answered the search in {} s", ASK_WITHIN.as_secs())
+        }
         Err(e) => format!("UPnP: {e}"),
     };
     Err(MapError(format!("no router forwards {proto} port {internal} ({pmp}; {upnp})")))
@@ -220,8 +223,26 @@ fn answer(n: &mut Natpmp) -> Result<Response, MapError> {
             Err(natpmp::Error::NATPMP_TRYAGAIN) => {
                 return Err(MapError(format!("no answer in {} s", ASK_WITHIN.as_secs())));
             }
-            Err(e) => return Err(MapError(format!("{e:?}"))),
+            Err(e) => return Err(MapError(natpmp_reason(e))),
         }
+    }
+}
+
+/// A NAT-PMP error in words.
+fn natpmp_reason(e: natpmp::Error) -> String {
+    use natpmp::Error as E;
+    match e {
+        E::NATPMP_ERR_NOGATEWAYSUPPORT | E::NATPMP_ERR_RECVFROM | E::NATPMP_ERR_CONNECTERR => {
+            "the gateway does not speak it".into()
+        }
+        E::NATPMP_ERR_NOTAUTHORIZED => "the router refused (not authorized)".into(),
+        E::NATPMP_ERR_NETWORKFAILURE => "the router has no public address yet".into(),
+        E::NATPMP_ERR_OUTOFRESOURCES => "the router has no mapping left".into(),
+        E::NATPMP_ERR_UNSUPPORTEDVERSION | E::NATPMP_ERR_UNSUPPORTEDOPCODE => {
+            "the router does not support the request".into()
+        }
+        E::NATPMP_TRYAGAIN => format!("no answer in {} s", ASK_WITHIN.as_secs()),
+        other => format!("{other:?}"),
     }
 }
 
