@@ -64,6 +64,11 @@ impl BtConn {
         Ok(conn)
     }
 
+    /// The connection's socket (to shut it down from another thread).
+    pub fn tcp(&self) -> &std::net::TcpStream {
+        self.writer.get_ref().tcp()
+    }
+
     /// The other side is a p2p-share peer (its peer id says so), which also speaks our
     /// own protocol.
     pub fn is_p2p_share(&self) -> bool {

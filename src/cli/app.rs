@@ -12,6 +12,7 @@ use crossbeam_channel::{bounded, select, Receiver};
 use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -61,7 +62,7 @@ impl fmt::Display for CliError {
             CliError::Link(e) => write!(f, "{e}"),
             CliError::Target(name, e) => write!(f, "{}: {e}", crate::text::one_line(name)),
             CliError::CtrlC(e) => write!(f, "cannot install Ctrl+C handler: {e}"),
-            CliError::Thread(e) => write!(f, "cannot start the menu thread: {e}"),
+            CliError::Thread(e) => write!(f, "cannot start a thread: {e}"),
         }
     }
 }
@@ -115,13 +116,39 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
             let offline_ok = targets.iter().all(|t| t.needs_no_tracker(opts.peers.len(), cfg.dht.is_some()));
             let cfg = &NodeConfig { tracker_optional: offline_ok, ..cfg.clone() };
             let (node, ctrl_c) = start(cfg)?;
+            // Ctrl+C stops the downloads within a second, their verified chunks kept.
+            let stop = Arc::new(AtomicBool::new(false));
+            let (done_tx, done_rx) = bounded::<()>(0);
+            let watcher = {
+                let (stop, ctrl_c) = (Arc::clone(&stop), ctrl_c.clone());
+                thread::Builder::new()
+                    .name("ctrl-c".into())
+                    .spawn(move || {
+                        select! {
+                            recv(ctrl_c) -> _ => {
+                                eprintln!("peer: stopping the download (its chunks are kept)...");
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                            recv(done_rx) -> _ => {}
+                        }
+                    })
+                    .map_err(CliError::Thread)?
+            };
+            let opts = Options { stop: Some(Arc::clone(&stop)), ..opts };
             let ok = commands::download(&node, &names, from.as_deref(), timeline.as_deref(), opts);
-            if stay {
+            drop(done_tx);
+            let _ = watcher.join();
+            let stopped = stop.load(Ordering::SeqCst);
+            if stay && !stopped {
                 println!("Serving as a peer to help others; press ctrl + c to leave.");
                 let _ = ctrl_c.recv();
             }
             node.leave();
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(match (ok, stopped) {
+                (_, true) => ExitCode::from(130),
+                (true, false) => ExitCode::SUCCESS,
+                (false, false) => ExitCode::FAILURE,
+            })
         }
         Action::Menu => menu_until_done(cfg),
     }

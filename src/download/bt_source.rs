@@ -110,6 +110,7 @@ pub fn run(shared: &DownloadCtx, addr: SocketAddr, tx: &Sender<Arrival>) -> Opti
         Ok(conn) => conn,
         Err(e) => return Some(SourceEnd::Failed(format!("over BitTorrent: {e}"))),
     };
+    let _registered = shared.conns.register(conn.tcp());
     Some(verify::with_checker(shared, addr, tx, |check, bad| {
         BtFetcher::new(shared, conn, check, bad).run().unwrap_or_else(|e| match e {
             BtError::Protocol(why) => SourceEnd::Lying(format!("over BitTorrent: {why}")),

@@ -9,6 +9,7 @@ use crate::peer::server::Uploads;
 use crate::tracker_client::{Sources, TrackerClient};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,16 @@ pub struct Options {
     pub web_seeds: Vec<String>,
     /// How BitTorrent sources are dialed (MSE, see `bt::dial`).
     pub encryption: Encryption,
+    /// Set to stop the download (Ctrl+C, a pause): it ends within a fraction of a second
+    /// with [`DownloadError::Stopped`](super::DownloadError::Stopped), its verified chunks kept.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Options {
+    /// Whether the download was asked to stop.
+    pub fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
 }
 
 impl Default for Options {
@@ -54,6 +65,7 @@ impl Default for Options {
             peers: Vec::new(),
             web_seeds: Vec::new(),
             encryption: Encryption::default(),
+            stop: None,
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct DownloadCtx {
     pub encryption: Encryption,
     /// What BitTorrent connections give back with (none: they only take).
     pub uploads: Option<Uploads>,
+    /// The sources' connections, shut down when the download is stopped so that a chunk
+    /// arriving slowly does not hold the stop up.
+    pub conns: crate::shutdown::ConnRegistry,
 }
 
 impl DownloadCtx {

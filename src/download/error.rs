@@ -46,6 +46,12 @@ pub enum DownloadError {
     },
     /// A part of the download crashed (a bug: please report it).
     Crashed(&'static str),
+    /// Stopped on request (Ctrl+C, a pause), its verified chunks kept.
+    Stopped {
+        name: String,
+        have: u32,
+        total: u32,
+    },
 }
 
 impl fmt::Display for DownloadError {
@@ -74,6 +80,9 @@ impl fmt::Display for DownloadError {
             ),
             DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
             DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),
+            DownloadError::Stopped { name, have, total } => {
+                write!(f, "download of '{name}' stopped ({have} of {total} chunks kept; run the command again to resume)")
+            }
         }
     }
 }

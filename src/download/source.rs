@@ -42,6 +42,7 @@ pub fn run(ctx: &DownloadCtx, addr: SocketAddr, tx: &Sender<super::ctx::Arrival>
         Ok(conn) => conn,
         Err(e) => return SourceEnd::Failed(format!("cannot connect: {e}")),
     };
+    let _registered = ctx.conns.register(conn.stream());
     let peer = match conn.call(&PeerRequest::Hello { abilities: Abilities::ALL }) {
         Ok(PeerReply::Hello { abilities }) => abilities,
         Ok(PeerReply::Error { reason }) => return SourceEnd::Failed(reason),
@@ -418,6 +419,7 @@ mod tests {
             book: Default::default(),
             encryption: Default::default(),
             uploads: None,
+            conns: Default::default(),
         };
         (dir, ctx, data)
     }

@@ -152,6 +152,7 @@ impl<'a> Swarm<'a> {
             book: ctx.uploads.as_ref().map_or_else(Default::default, |u| Arc::clone(&u.book)),
             encryption: opts.encryption,
             uploads: ctx.uploads.clone(),
+            conns: Default::default(),
         };
         Swarm { ctx, shared: Arc::new(shared), from, opts, started, tracker_failed: Default::default(), dht }
     }
@@ -218,12 +219,18 @@ impl<'a> Swarm<'a> {
             if last_progress.1.elapsed() > self.opts.stall_timeout {
                 break true;
             }
+            if self.opts.stopped() {
+                break false;
+            }
             if last_refresh.elapsed() >= Duration::from_secs(1) {
                 last_refresh = Instant::now();
                 candidates = self.refresh();
             }
         };
         self.shared.cancel.store(true, Ordering::SeqCst);
+        if self.opts.stopped() {
+            self.shared.conns.close_all();
+        }
         drop(tx);
         self.conclude(reassembler, stalled)
     }
@@ -270,7 +277,11 @@ impl<'a> Swarm<'a> {
         let assembly = joined.map_err(disk(data))?;
         if stalled || !assembly.complete {
             let (have, total) = (store.count(), store.manifest.chunk_count());
-            return Err(DownloadError::Stalled { name: store.manifest.name.clone(), have, total });
+            let name = store.manifest.name.clone();
+            if !stalled && self.opts.stopped() {
+                return Err(DownloadError::Stopped { name, have, total });
+            }
+            return Err(DownloadError::Stalled { name, have, total });
         }
         Ok(assembly)
     }

@@ -49,6 +49,38 @@ fn ctrl_c_tells_the_tracker_the_peer_leaves() {
     assert_eq!(listed(&t, "a.txt"), 0);
 }
 
+#[test]
+fn ctrl_c_during_a_download_stops_it_at_once_keeps_its_chunks_and_tells_the_tracker() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(8 * MIB, 32);
+    let (_src, _) = PeerProc::serve(
+        t.addr,
+        &peer_dir(root.path(), "c1", &[("slow.bin", &data)]),
+        &["--upload-limit", "1M"],
+    );
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let mut d = PeerProc::spawn(t.addr, &dir, &["download", "slow.bin"]);
+    let port = d.port();
+    wait_chunks(&d, "slow.bin", 2, Duration::from_secs(20));
+    d.proc.signal("-INT");
+    let asked = std::time::Instant::now();
+    // The whole file takes 8 s at this rate; stopped, the command ends at once.
+    let code = d.proc.wait_exit(Duration::from_secs(5));
+    let took = asked.elapsed();
+    let out = d.proc.output();
+    assert_eq!(code, Some(130), "{out}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(out.contains("download of 'slow.bin' stopped") && out.contains("chunks kept"), "{out}");
+    assert!(!out.contains("Download time is"), "{out}");
+    // The tracker heard the peer leave; the chunks are there for the next run.
+    t.proc.wait_for_line(&format!("Peer {port} removed!"), IO);
+    let again = PeerProc::spawn(t.addr, &dir, &["download", "slow.bin"]);
+    let line = again.proc.wait_for_line("Chunks: ", Duration::from_secs(30));
+    assert!(line.contains("resumed from disk"), "{line}");
+    assert!(fs::read(dir.join("files/slow.bin")).unwrap() == data);
+}
+
 /// Mounts a tmpfs of `mib` MiB at `path` (needs root); false where that is not possible.
 fn mount_tmpfs(path: &std::path::Path, mib: u32) -> bool {
     fs::create_dir_all(path).unwrap();
