@@ -1,23 +1,37 @@
 //! One HTTP/1.1 connection: requests read under deadlines (a request head must arrive whole
-//! within the message deadline once its first byte came, at most [`MAX_HEAD`] bytes; no
-//! bodies), responses written whole under a deadline of their own (see `send_deadline`).
-//! Keep-alive unless the client says `Connection: close`.
+//! within the message deadline once its first byte came, at most [`MAX_HEAD`] bytes; a body
+//! only where the server allows one, up to its cap, with `Content-Length`, within the message
+//! deadline plus its length at [`BODY_FLOOR`]), responses written whole under a deadline of
+//! their own (see `send_deadline`). Keep-alive unless the client says `Connection: close`.
+//! The tracker takes no bodies; the peer's control API takes small ones.
 
 use crate::wire::deadline::{DeadlineStream, GiveWay, Socket};
 use crate::wire::send_deadline::DeadlineWriter;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
+/// The slowest a request body may arrive, in bytes a second, past the message deadline.
+pub const BODY_FLOOR: u64 = 64 * 1024;
 
 /// A request this server answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     pub method: String,
     pub path: String,
     pub query: String,
     pub keep_alive: bool,
+    /// Its headers (at most 32), names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The value of header `name` (lower case), if it came.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why no request could be read.
@@ -35,21 +49,34 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Headers beyond the usual ones (`Set-Cookie`, `Location`).
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl Response {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, content_type, body: body.into() }
+        Response { status, content_type, body: body.into(), extra: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Response {
+        self.extra.push((name, value));
+        self
     }
 }
 
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        413 => "Request Header Fields Too Large",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        421 => "Misdirected Request",
         503 => "Service Unavailable",
         _ => "Error",
     }
@@ -62,6 +89,8 @@ pub struct HttpConn<S: Socket> {
     idle: Duration,
     message: Duration,
     head: Vec<u8>,
+    /// Largest body taken (0: requests with a body are refused).
+    max_body: usize,
 }
 
 impl<S: Socket> HttpConn<S> {
@@ -77,7 +106,13 @@ impl<S: Socket> HttpConn<S> {
             reader.get_mut().set_give_way(g.clone());
             writer.set_give_way(g);
         }
-        Ok(HttpConn { reader, writer, idle, message, head: Vec::new() })
+        Ok(HttpConn { reader, writer, idle, message, head: Vec::new(), max_body: 0 })
+    }
+
+    /// Takes request bodies of up to `max` bytes.
+    pub fn with_max_body(mut self, max: usize) -> HttpConn<S> {
+        self.max_body = max;
+        self
     }
 
     /// Reads the next request head.
@@ -123,7 +158,23 @@ impl<S: Socket> HttpConn<S> {
                 return Err(HttpError::Bad(413, "request head too large"));
             }
         }
-        parse(&self.head)
+        let (mut req, body_len) = parse(&self.head)?;
+        if body_len > 0 {
+            if self.max_body == 0 {
+                return Err(HttpError::Bad(400, "requests with a body are not served"));
+            }
+            if body_len > self.max_body as u64 {
+                return Err(HttpError::Bad(413, "request body too large"));
+            }
+            let budget = self.message + Duration::from_secs_f64(body_len as f64 / BODY_FLOOR as f64);
+            self.reader.get_mut().set_deadline(Instant::now() + budget);
+            req.body = vec![0; body_len as usize];
+            self.reader.read_exact(&mut req.body).map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut => HttpError::Bad(408, "request too slow"),
+                _ => HttpError::Io(e),
+            })?;
+        }
+        Ok(req)
     }
 
     /// Writes `r` whole within the message deadline plus its length at the payload floor
@@ -138,6 +189,15 @@ impl<S: Socket> HttpConn<S> {
             if keep_alive { "keep-alive" } else { "close" }
         );
         let mut all = head.into_bytes();
+        if !r.extra.is_empty() {
+            all.truncate(all.len() - 2); // before the blank line
+            for (name, value) in &r.extra {
+                // Values are ours, but a line break in one would start a header of its own.
+                let value: String = value.chars().filter(|c| !c.is_control()).collect();
+                all.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+            all.extend_from_slice(b"\r\n");
+        }
         all.extend_from_slice(&r.body);
         self.writer.send(&all)
     }
@@ -148,7 +208,8 @@ fn find_end(head: &[u8], from: usize) -> Option<usize> {
     head.get(from..)?.windows(4).position(|w| w == b"\r\n\r\n").map(|p| from + p + 4)
 }
 
-fn parse(head: &[u8]) -> Result<Request, HttpError> {
+/// The request a head describes, and the length of the body that follows it.
+fn parse(head: &[u8]) -> Result<(Request, u64), HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(head) {
@@ -164,16 +225,26 @@ fn parse(head: &[u8]) -> Result<Request, HttpError> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
     };
-    if header("content-length").is_some_and(|v| v.trim() != "0") || header("transfer-encoding").is_some() {
-        return Err(HttpError::Bad(400, "requests with a body are not served"));
+    if header("transfer-encoding").is_some() {
+        return Err(HttpError::Bad(400, "chunked request bodies are not served"));
     }
+    let body_len = match header("content-length") {
+        None => 0,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| HttpError::Bad(400, "a bad Content-Length"))?,
+    };
     let http10 = req.version == Some(0);
     let keep_alive = match header("connection").as_deref() {
         Some(v) if v.contains("close") => false,
         Some(v) if v.contains("keep-alive") => true,
         _ => !http10,
     };
-    Ok(Request { method, path: path.to_string(), query: query.to_string(), keep_alive })
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+        .collect();
+    let (path, query) = (path.to_string(), query.to_string());
+    Ok((Request { method, path, query, keep_alive, headers, body: Vec::new() }, body_len))
 }
 
 #[cfg(test)]
@@ -209,6 +280,26 @@ mod tests {
             conn(b"\x13BitTorrent protocol\r\n\r\n").0.read_request(),
             Err(HttpError::Bad(400, _))
         ));
+    }
+
+    #[test]
+    fn reads_a_body_only_where_allowed_and_up_to_its_cap() {
+        let post = b"POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-Thing: Yes\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+        let (c, _) = conn(post);
+        let mut c = c.with_max_body(5);
+        let r = c.read_request().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.body.as_slice(), r.header("x-thing")),
+            ("POST", &b"hello"[..], Some("Yes"))
+        );
+        assert_eq!(c.read_request().unwrap().path, "/", "the next request follows the body");
+        let (c, _) = conn(post);
+        assert!(matches!(c.with_max_body(4).read_request(), Err(HttpError::Bad(413, _))));
+        let short = b"POST / HTTP/1.1\r\nContent-Length: 50\r\n\r\nhello";
+        let (c, _) = conn(short);
+        assert!(c.with_max_body(100).read_request().is_err(), "a body cut short");
+        let bad = b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
+        assert!(matches!(conn(bad).0.with_max_body(100).read_request(), Err(HttpError::Bad(400, _))));
     }
 
     #[test]
