@@ -65,8 +65,31 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Share DIR/files and serve until Ctrl+C.
-    Serve,
+    /// Share DIR/files and serve until Ctrl+C or `peer stop`: the long-running peer of DIR,
+    /// which `status`, `pause`, `resume`, `remove`, `stop` and `download` talk to.
+    Serve {
+        /// Where its control API listens (its secret is written into DIR/.p2p-share.lock).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+        control: std::net::SocketAddr,
+    },
+    /// Every share and download of the peer running on DIR.
+    Status,
+    /// Pause a download of the running peer (by number, name or what was asked for).
+    Pause { key: String },
+    /// Resume a paused download of the running peer from the chunks it has.
+    Resume { key: String },
+    /// Stop a download or a share of the running peer (by number, name or content id).
+    Remove {
+        key: String,
+        /// Also delete its data (the file in DIR/files, the partial download).
+        #[arg(long)]
+        delete: bool,
+    },
+    /// The peer running on DIR leaves the swarm and exits.
+    Stop,
+    /// Print the link that opens the running peer's web page (it carries the secret: keep it
+    /// to yourself).
+    Page,
     /// Every file and who has it.
     List,
     /// Print the magnet link of DIR/files/NAME (naming the peer serving DIR, if one runs).
@@ -95,6 +118,10 @@ enum Command {
         /// Keep serving afterwards until Ctrl+C.
         #[arg(long)]
         stay: bool,
+        /// With a peer running on DIR, hand the downloads to it and return at once (see
+        /// `peer status`).
+        #[arg(long)]
+        detach: bool,
         /// Write when each chunk arrived and from whom to FILE (CSV: file,chunk,seconds,source).
         #[arg(long, value_name = "FILE")]
         timeline: Option<PathBuf>,
@@ -134,15 +161,21 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
     cfg.max_conns_per_ip = args.max_conns_per_ip.into();
     let action = match args.command {
         None => Action::Menu,
-        Some(Command::Serve) => Action::Serve,
+        Some(Command::Serve { control }) => Action::Serve { control },
+        Some(Command::Status) => Action::Status,
+        Some(Command::Pause { key }) => Action::Remote { action: "pause", key, delete: false },
+        Some(Command::Resume { key }) => Action::Remote { action: "resume", key, delete: false },
+        Some(Command::Remove { key, delete }) => Action::Remote { action: "remove", key, delete },
+        Some(Command::Stop) => Action::Stop,
+        Some(Command::Page) => Action::Page,
         Some(Command::List) => Action::List,
         Some(Command::Search { name }) => Action::Search(name),
         Some(Command::Magnet { name }) => Action::Magnet(name),
         Some(Command::Torrent { name, out }) => Action::Torrent { name, out },
-        Some(Command::Download { names, from, peers, stay, timeline, stall_timeout }) => {
+        Some(Command::Download { names, from, peers, stay, detach, timeline, stall_timeout }) => {
             let opts =
                 Options { stall_timeout: Duration::from_secs(stall_timeout), peers, ..Options::default() };
-            Action::Download { names, from, stay, timeline, opts }
+            Action::Download { names, from, stay, timeline, opts, detach }
         }
     };
     app::run(action, &cfg)

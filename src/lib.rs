@@ -17,6 +17,7 @@ mod chunk_store;
 pub mod cli;
 pub mod compact;
 mod conn_limit;
+pub mod control;
 pub mod dht;
 pub mod download;
 pub mod hash;

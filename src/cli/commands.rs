@@ -2,6 +2,7 @@
 //! reads goes to stdout; logs go to stderr.
 
 use crate::download::reassembler::{Progress, ProgressFn};
+use crate::download::summary::Summary;
 use crate::download::{DownloadError, Options, Report};
 use crate::peer::{Node, NodeConfig};
 use crate::text::peer_label;
@@ -139,23 +140,18 @@ pub fn progress_display() -> ProgressFn {
 }
 
 /// What a finished download prints, in the original's words plus where chunks came from.
-pub fn print_report(r: &Report, out: &mut impl Write) {
+pub fn print_report(r: &Summary, out: &mut impl Write) {
     if r.already_here {
-        let _ = writeln!(out, "'{}' is already here: {}", r.name, r.path.display());
+        let _ = writeln!(out, "'{}' is already here: {}", r.name, r.path);
         return;
     }
     let _ = writeln!(out, "Chunks downloaded!");
     let _ = writeln!(out, "Creating File...");
-    let _ = writeln!(out, "Download time is: {:.6} seconds", r.took.as_secs_f64());
+    let _ = writeln!(out, "Download time is: {:.6} seconds", r.took_secs);
     let mb = r.size as f64 / 1e6;
-    let _ = writeln!(
-        out,
-        "File downloaded: {} ({mb:.1} MB, {:.1} MB/s)",
-        r.path.display(),
-        mb / r.took.as_secs_f64().max(1e-6)
-    );
+    let _ = writeln!(out, "File downloaded: {} ({mb:.1} MB, {:.1} MB/s)", r.path, mb / r.took_secs.max(1e-6));
     let sources: Vec<String> =
-        r.assembly.per_source.iter().map(|(a, n)| format!("{n} from {}", peer_label(a))).collect();
+        r.per_source.iter().map(|(a, n)| format!("{n} from {}", peer_label(a))).collect();
     let resumed = if r.resumed > 0 { format!(", {} resumed from disk", r.resumed) } else { String::new() };
     let _ = writeln!(
         out,
@@ -198,7 +194,7 @@ pub fn download(
     }
     for (name, r) in results {
         match r {
-            Ok(report) => print_report(&report, stdout),
+            Ok(report) => print_report(&report.summary(), stdout),
             Err(e) => {
                 eprintln!("peer: {name}: {e}");
                 ok = false;

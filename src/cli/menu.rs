@@ -114,7 +114,7 @@ fn download(node: &Node, input: &mut impl BufRead, out: &mut impl Write) -> bool
     let opts = Options { progress: Some(progress_display()), ..Options::default() };
     let target = if found.len() > 1 { listing.info.content_id.to_hex() } else { name.clone() };
     match node.download(&target, Some(&peer), &opts) {
-        Ok(report) => print_report(&report, out),
+        Ok(report) => print_report(&report.summary(), out),
         Err(e) => {
             let _ = writeln!(out, "Download failed: {e}");
             return true;

@@ -5,4 +5,5 @@ pub mod commands;
 pub mod links;
 pub mod menu;
 pub mod rate;
+pub mod remote;
 pub mod settings;

@@ -28,6 +28,7 @@ mod request_depth;
 pub mod scheduler;
 mod shunned;
 mod source;
+pub mod summary;
 pub mod swarm;
 mod verify;
 mod web_seed;

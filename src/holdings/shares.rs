@@ -63,6 +63,11 @@ impl Shares {
         Some(shared.content_id)
     }
 
+    /// Shares `name` again when it appears in `DIR/files` (after its data was deleted).
+    pub fn share_again(&self, name: &str) {
+        self.withheld.write().remove(name);
+    }
+
     pub fn is_withheld(&self, name: &str) -> bool {
         self.withheld.read().contains(name)
     }

@@ -6,6 +6,7 @@ use super::options::ServerOptions;
 use super::seeding;
 use super::server::{Dialer, PeerServer};
 use crate::bt::mse::Encryption;
+use crate::control::client::Remote;
 use crate::dht::{DhtConfig, PeerDht};
 use crate::download::{self, DownloadError, Options, Report};
 use crate::holdings::manifest_cache::ManifestCache;
@@ -21,7 +22,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -110,6 +111,8 @@ pub struct Serving {
     pub addr: SocketAddr,
     /// Its tracker's BitTorrent announce URL, when the tracker speaks HTTP.
     pub announce: Option<String>,
+    /// Its control API, when it runs one (`peer serve`).
+    pub control: Option<Remote>,
 }
 
 /// The peer serving `dir` right now; `None` when no peer holds the folder's lock.
@@ -122,29 +125,50 @@ pub fn serving(dir: &Path) -> Option<Serving> {
             let mut lines = text.lines();
             let addr = lines.next()?.trim().parse().ok()?;
             let announce = lines.next().map(str::trim).filter(|u| u.starts_with("http")).map(String::from);
-            Some(Serving { addr, announce })
+            let control = lines.next().and_then(|l| {
+                let mut w = l.split_whitespace();
+                match (w.next(), w.next().and_then(|a| a.parse().ok()), w.next()) {
+                    (Some("control"), Some(addr), Some(secret)) => {
+                        Some(Remote { addr, secret: secret.to_string() })
+                    }
+                    _ => None,
+                }
+            });
+            Some(Serving { addr, announce, control })
         }
         Err(TryLockError::Error(_)) => None,
     }
 }
 
-/// Writes the address this peer serves on, and its tracker's announce URL, into its lock
-/// file (for [`serving`]).
-fn record_addr(lock: &File, addr: SocketAddr, announce: Option<&str>) -> io::Result<()> {
+/// Writes the address this peer serves on, its tracker's announce URL and its control API
+/// into its lock file (for [`serving`]).
+fn record_addr(
+    lock: &File,
+    addr: SocketAddr,
+    announce: Option<&str>,
+    control: Option<&Remote>,
+) -> io::Result<()> {
+    let mut text = format!("{addr}\n{}\n", announce.unwrap_or(""));
+    if let Some(c) = control {
+        text.push_str(&format!("control {} {}\n", c.addr, c.secret));
+    }
     lock.set_len(0)?;
-    lock.write_all_at(format!("{addr}\n{}\n", announce.unwrap_or("")).as_bytes(), 0)
+    lock.write_all_at(text.as_bytes(), 0)
 }
 
 /// Takes the folder's lock (an OS file lock, released when the process ends), or says
 /// that another peer holds it.
 pub fn lock_dir(dir: &Path) -> Result<File, NodeError> {
     let path = dir.join(LOCK_FILE);
+    // Readable by its owner only: it holds the control API's secret.
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(|err| NodeError::Folder { path: path.clone(), err })?;
+    let _ = file.set_permissions(fs::Permissions::from_mode(0o600));
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(NodeError::Busy { dir: dir.to_path_buf() }),
@@ -164,7 +188,8 @@ pub struct Node {
     running: Mutex<Option<Running>>,
     dht: Option<PeerDht>,
     encryption: Encryption,
-    _lock: File,
+    /// The folder's lock, held while the peer runs; it says where the peer is.
+    lock: File,
 }
 
 struct Running {
@@ -241,7 +266,7 @@ impl Node {
             .map_err(|err| NodeError::Listen { addr, err })?;
         info!("Peer server started on {addr}!");
         let reachable = tracker.me().unwrap_or(addr);
-        if let Err(e) = record_addr(&lock, reachable, tracker.http_announce().as_deref()) {
+        if let Err(e) = record_addr(&lock, reachable, tracker.http_announce().as_deref(), None) {
             warn!("cannot record this peer's address in {}: {e}", cfg.dir.join(LOCK_FILE).display());
         }
         if tracker.me().is_some() {
@@ -277,13 +302,19 @@ impl Node {
             running: Mutex::new(Some(Running { server, stop: stop_tx, threads })),
             dht,
             encryption: cfg.encryption,
-            _lock: lock,
+            lock,
         })
     }
 
     /// This peer as others reach it.
     pub fn addr(&self) -> SocketAddr {
         self.tracker.me().unwrap_or(self.server_addr)
+    }
+
+    /// Writes the control API's address and secret into the folder's lock file, where the
+    /// `peer` commands find them.
+    pub fn record_control(&self, control: &Remote) -> io::Result<()> {
+        record_addr(&self.lock, self.addr(), self.tracker.http_announce().as_deref(), Some(control))
     }
 
     /// Downloads a file (by name or content id) into `DIR/files`.

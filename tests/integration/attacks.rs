@@ -233,12 +233,13 @@ fn two_peers_cannot_share_one_folder() {
     let root = tempfile::tempdir().unwrap();
     let dir = peer_dir(root.path(), "p", &[("a.bin", &test_bytes(1000, 96))]);
     let (_p, _) = PeerProc::serve(t.addr, &dir, &[]);
-    for args in [&["download", "a.bin"][..], &["serve"]] {
-        let (code, out) = PeerProc::spawn(t.addr, &dir, args).finish(LONG);
-        assert_eq!(code, Some(1), "{out}");
-        assert!(out.contains("another peer is already using"), "{out}");
-        assert!(!out.contains("partial download kept"), "{out}");
-    }
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["serve"]).finish(LONG);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("another peer is already using"), "{out}");
+    // A download is handed to the running peer instead (tests/integration/running_peer.rs).
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "a.bin"]).finish(LONG);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("to the running peer") && out.contains("'a.bin' is already here"), "{out}");
     let (code, out) = PeerProc::spawn(t.addr, &dir, &["list"]).finish(LONG);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("a.bin"), "{out}");

@@ -18,6 +18,7 @@ mod menu;
 mod never_read;
 mod props;
 mod props_bt;
+mod running_peer;
 mod soak;
 #[path = "../support/mod.rs"]
 mod support;
