@@ -15,49 +15,49 @@ use std::time::Duration;
 #[command(version)]
 struct Args {
     /// The tracker's address [default: 127.0.0.1:5000].
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
     tracker: Option<String>,
     /// The peer's folder: shares DIR/files, keeps partial downloads in DIR/chunks [default: .].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Port to serve on (default: the tracker assigns one; 0 = any free port).
-    #[arg(long, value_name = "P")]
+    #[arg(long, global = true, value_name = "P")]
     port: Option<u16>,
     /// Cap on all uploads, bytes per second with K, M, G suffixes (binary): 4M = 4 MiB/s.
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, global = true, value_name = "RATE")]
     upload_limit: Option<String>,
     /// Connections the peer server takes from one address (other peers behind one NAT,
     /// or a crowd of peers on one test host).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     max_conns_per_ip: u16,
     /// Join the public Mainline DHT (its well-known bootstrap nodes) to find peers without
     /// a tracker. Off by default.
-    #[arg(long)]
+    #[arg(long, global = true)]
     dht: bool,
     /// Join a private DHT through these nodes (e.g. a tracker started with --dht-port).
-    #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT...]")]
+    #[arg(long, global = true, value_name = "ADDR:PORT[,ADDR:PORT...]")]
     dht_bootstrap: Option<String>,
     /// UDP port of this peer's DHT node [default: the same number as its TCP port].
-    #[arg(long, value_name = "P")]
+    #[arg(long, global = true, value_name = "P")]
     dht_port: Option<u16>,
     /// BitTorrent encryption (MSE/PE): prefer (take both, dial encrypted first, then
     /// plain), require (encrypted only, RC4 both ways), off (plain only) [default: prefer].
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, global = true, value_name = "MODE")]
     encryption: Option<String>,
     /// Ask the home router to forward this peer's port (and its DHT port) so peers outside
     /// can dial it: NAT-PMP, then UPnP IGD; renewed while the peer runs, removed when it
     /// stops. Off by default.
-    #[arg(long)]
+    #[arg(long, global = true)]
     port_forward: bool,
     /// Settings from an INI file ([peer] tracker, dir, port, upload_limit, dht, dht_bootstrap,
     /// dht_port, encryption, port_forward); flags win.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also write the log to FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     log: Option<PathBuf>,
     /// Log level: error, warn, info or debug.
-    #[arg(long, default_value = "info")]
+    #[arg(long, global = true, default_value = "info")]
     log_level: LevelFilter,
     #[command(subcommand)]
     command: Option<Command>,

@@ -76,6 +76,8 @@ pub enum CliError {
     Thread(std::io::Error),
     /// No peer runs on the folder (a command that needs one).
     NotRunning(PathBuf),
+    /// The folder a command reads does not exist.
+    NoFolder(PathBuf),
     Remote(RemoteError),
     /// An option the running peer cannot take over.
     NotHandedOver(&'static str),
@@ -100,6 +102,7 @@ impl fmt::Display for CliError {
                 dir.display()
             ),
             CliError::Remote(e) => write!(f, "{e}"),
+            CliError::NoFolder(dir) => write!(f, "folder {} does not exist (give --dir the peer's folder)", dir.display()),
             CliError::NotHandedOver(opt) => write!(
                 f,
                 "a peer is running on this folder and {opt} is not handed over to it: stop it (`peer stop`) or use another --dir"
@@ -131,6 +134,9 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
         Action::Search(name) => {
             let n = commands::search(cfg, &name, out)?;
             Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Action::Magnet(_) | Action::Torrent { .. } if !cfg.dir.is_dir() => {
+            Err(CliError::NoFolder(cfg.dir.clone()))
         }
         Action::Magnet(name) => {
             links::magnet(&cfg.dir, &name, out).map_err(CliError::Link)?;

@@ -145,10 +145,66 @@ fn dht_settings(
     Ok(Some(DhtSettings { bootstrap, port }))
 }
 
+/// The keys a `[peer]` section may hold.
+pub const KEYS: [&str; 9] = [
+    "tracker",
+    "dir",
+    "port",
+    "upload_limit",
+    "dht",
+    "dht_bootstrap",
+    "dht_port",
+    "encryption",
+    "port_forward",
+];
+
 fn load(path: &Path) -> Result<Ini, SettingsError> {
+    let bad = |reason: String| SettingsError::Config { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    check_ini(&text).map_err(bad)?;
     let mut ini = Ini::new();
-    ini.load(path).map_err(|reason| SettingsError::Config { path: path.to_path_buf(), reason })?;
+    ini.read(text).map_err(bad)?;
     Ok(ini)
+}
+
+/// Refuses what a config file should not hold, naming the line: a section other than
+/// `[peer]`, a setting outside it, a key we do not know (a typo would be ignored otherwise),
+/// a line that is not `key = value`.
+fn check_ini(text: &str) -> Result<(), String> {
+    let mut in_peer = false;
+    let mut seen_peer = false;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        let n = n + 1;
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_peer = name.trim().eq_ignore_ascii_case("peer");
+            seen_peer |= in_peer;
+            if !in_peer {
+                return Err(format!(
+                    "line {n}: section [{}] is not known; settings go in [peer]",
+                    name.trim()
+                ));
+            }
+            continue;
+        }
+        let Some((key, _)) = line.split_once(['=', ':']) else {
+            return Err(format!("line {n}: '{}' is not 'key = value'", crate::text::one_line(line)));
+        };
+        let key = key.trim().to_ascii_lowercase();
+        if !in_peer {
+            return Err(format!("line {n}: '{key}' is outside a [peer] section"));
+        }
+        if !KEYS.contains(&key.as_str()) {
+            return Err(format!("line {n}: '{key}' is not a setting (known: {})", KEYS.join(", ")));
+        }
+    }
+    if !seen_peer {
+        return Err("no [peer] section".into());
+    }
+    Ok(())
 }
 
 /// `ADDR:PORT`, or a host name with a port.
@@ -162,6 +218,28 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_file_with_a_typo_an_odd_section_or_no_section_is_refused_by_line() {
+        assert!(check_ini("# mine\n[peer]\ntracker = 127.0.0.1:5000\n\n; note\nport: 6000\n").is_ok());
+        assert_eq!(
+            check_ini("[peer]\ntraker = x\n").unwrap_err().split(" (").next(),
+            Some("line 2: 'traker' is not a setting")
+        );
+        assert_eq!(check_ini("tracker = x\n").unwrap_err(), "line 1: 'tracker' is outside a [peer] section");
+        assert!(check_ini("[peer]\n[tracker]\nbind = x\n")
+            .unwrap_err()
+            .starts_with("line 2: section [tracker]"));
+        assert!(check_ini("[peer]\njust words\n").unwrap_err().starts_with("line 2:"));
+        assert_eq!(check_ini("\n# nothing\n").unwrap_err(), "no [peer] section");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Given { config: Some(dir.path().join("x.ini")), ..Given::default() };
+        let e = resolve(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cannot read config ") && e.ends_with("No such file or directory (os error 2)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn flags_win_over_config_file() {

@@ -213,8 +213,12 @@ impl Node {
     pub fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         let files_dir = cfg.dir.join("files");
         let chunks_dir = cfg.dir.join("chunks");
+        let existed = cfg.dir.is_dir();
         for d in [&files_dir, &chunks_dir] {
             fs::create_dir_all(d).map_err(|err| NodeError::Folder { path: d.clone(), err })?;
+        }
+        if !existed {
+            warn!("{} did not exist: created it, with an empty {}", cfg.dir.display(), files_dir.display());
         }
         let lock = lock_dir(&cfg.dir)?;
         let shares = Arc::new(Shares::default());
@@ -226,6 +230,9 @@ impl Node {
         let mut monitor =
             FileMonitor::new(files_dir.clone(), ManifestCache::new(&chunks_dir), Arc::clone(&shares));
         monitor.initial_scan();
+        let shared = shares.complete_ids();
+        let bytes: u64 = shared.iter().filter_map(|id| shares.get(id)).map(|s| s.manifest.size).sum();
+        info!("Sharing {} files, {bytes} bytes, from {}", shared.len(), files_dir.display());
         info!("Registering peer from tracker...");
         let mut mappings = Vec::new();
         let listener = bind_and_register(&tracker, cfg, &mut mappings)?;
