@@ -124,11 +124,13 @@ impl Tracker {
         let reaper = self.spawn_reaper();
         let http_port = self.http_addr().map(|a| a.port());
         let http_stop = Shutdown::new(self.http_addr().unwrap_or(self.local_addr()));
+        let native = self.local_addr();
         let http = self.http.map(|listener| {
             let shared = http::server::HttpCtx {
                 state: Arc::clone(&self.state),
                 metrics: Arc::clone(&self.metrics),
                 native_limiter: limiter.clone(),
+                native,
             };
             http::server::spawn(listener, shared, self.opts.http_opts.clone(), http_stop.clone())
         });

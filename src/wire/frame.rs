@@ -15,6 +15,8 @@ pub enum FrameError {
     Truncated { expected: usize, got: usize },
     /// The length prefix exceeds the limit; the body is not read.
     TooLarge { len: usize, limit: usize },
+    /// An HTTP server answered (its first bytes were `HTTP`): the first line of its body.
+    Http(String),
     /// A socket error or time-out.
     Io(io::Error),
 }
@@ -28,6 +30,12 @@ impl fmt::Display for FrameError {
             }
             FrameError::TooLarge { len, limit } => {
                 write!(f, "frame of {len} bytes exceeds the limit of {limit} bytes")
+            }
+            FrameError::Http(said) if said.is_empty() => {
+                write!(f, "this is an HTTP server, not a p2p-share port")
+            }
+            FrameError::Http(said) => {
+                write!(f, "this is an HTTP server, not a p2p-share port; it says: {said}")
             }
             FrameError::Io(e) if is_timeout(e) => write!(f, "timed out"),
             FrameError::Io(e) => write!(f, "{e}"),
@@ -53,6 +61,9 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> Result<
     if got < 4 {
         return Err(FrameError::Truncated { expected: 4, got });
     }
+    if &len_bytes == b"HTTP" {
+        return Err(FrameError::Http(http_says(r)));
+    }
     let len = u32::from_be_bytes(len_bytes) as usize;
     if len > limit {
         return Err(FrameError::TooLarge { len, limit });
@@ -64,6 +75,16 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> Result<
         return Err(FrameError::Truncated { expected: len, got });
     }
     Ok(())
+}
+
+/// The first line of the body of an HTTP answer whose first 4 bytes were read (what comes
+/// in one read of at most 2 KiB).
+fn http_says(r: &mut impl Read) -> String {
+    let mut rest = [0u8; 2048];
+    let n = r.read(&mut rest).unwrap_or(0);
+    let text = String::from_utf8_lossy(&rest[..n]);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    crate::text::one_line(&body.lines().next().unwrap_or("").chars().take(200).collect::<String>())
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.

@@ -16,6 +16,7 @@ mod links;
 mod local;
 mod menu;
 mod never_read;
+mod new_user;
 mod props;
 mod props_bt;
 mod running_peer;

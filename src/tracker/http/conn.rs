@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
+/// Why a request was refused at its first bytes: they cannot start an HTTP request (a
+/// p2p-share frame, a BitTorrent handshake), so the client hears at once.
+pub const NOT_HTTP: &str = "not HTTP";
+
 /// The slowest a request body may arrive, in bytes a second, past the message deadline.
 pub const BODY_FLOOR: u64 = 64 * 1024;
 
@@ -156,6 +160,12 @@ impl<S: Socket> HttpConn<S> {
             }
             if self.head.len() > MAX_HEAD {
                 return Err(HttpError::Bad(413, "request head too large"));
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            if let Err(httparse::Error::Token | httparse::Error::Version | httparse::Error::NewLine) =
+                httparse::Request::new(&mut headers).parse(&self.head)
+            {
+                return Err(HttpError::Bad(400, NOT_HTTP));
             }
         }
         let (mut req, body_len) = parse(&self.head)?;

@@ -2,7 +2,7 @@
 //! workers, keep-alive connections. Routes: `/announce`, `/scrape`, `/` (the status page,
 //! with `/status.js` and `/status.css`), `/api/status`, `/metrics`.
 
-use super::conn::{HttpConn, HttpError, Request, Response};
+use super::conn::{HttpConn, HttpError, Request, Response, NOT_HTTP};
 use super::query::{announce_reply, failure, parse_announce, parse_scrape, scrape_reply};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::conn_limit::ConnLimiter;
@@ -50,6 +50,8 @@ pub struct HttpCtx {
     pub metrics: Arc<Metrics>,
     /// The native listener's caps (for the refused-connections metric).
     pub native_limiter: ConnLimiter,
+    /// The native listener's address, named to a client that speaks it to this port.
+    pub native: SocketAddr,
 }
 
 struct Http<'a> {
@@ -114,7 +116,15 @@ fn serve(mut conn: HttpConn<TcpStream>, peer: SocketAddr, shared: &HttpCtx, limi
             Ok(r) => r,
             Err(HttpError::Bad(status, why)) => {
                 debug!("http: {peer}: {why}");
-                let _ = conn.respond(&Response::new(status, "text/plain; charset=utf-8", why), false);
+                let body = if why == NOT_HTTP {
+                    format!(
+                        "this is the tracker's HTTP port; p2p-share peers use its native port, {}\n",
+                        shared.native
+                    )
+                } else {
+                    why.to_string()
+                };
+                let _ = conn.respond(&Response::new(status, "text/plain; charset=utf-8", body), false);
                 return;
             }
             Err(HttpError::Gone) | Err(HttpError::Io(_)) => return,
