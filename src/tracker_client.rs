@@ -324,7 +324,9 @@ fn unexpected(reply: &TrackerReply) -> TrackerError {
 fn speaks_another_protocol(e: &WireError) -> bool {
     matches!(
         e,
-        WireError::Frame(FrameError::TooLarge { .. }) | WireError::InvalidJson(_) | WireError::BadMessage(_)
+        WireError::Frame(FrameError::TooLarge { .. } | FrameError::Http(_))
+            | WireError::InvalidJson(_)
+            | WireError::BadMessage(_)
     )
 }
 
