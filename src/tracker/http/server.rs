@@ -187,7 +187,7 @@ pub fn route(req: &Request, peer: SocketAddr, shared: &HttpCtx, limiter: &ConnLi
                 Gauges {
                     native_peers: s.peer_count(),
                     bittorrent_peers: s.bt_swarms().peer_count(),
-                    files: s.claim_count() + s.bt_swarms().len(),
+                    files: s.file_count(),
                     swarms: s.bt_swarms().len(),
                     refused_native: shared.native_limiter.refused(),
                     refused_http: limiter.refused(),

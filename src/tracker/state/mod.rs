@@ -88,6 +88,9 @@ struct PeerEntry {
 struct ClaimEntry {
     lower_name: String,
     holders: BTreeSet<SocketAddr>,
+    /// Native downloads of it that completed here (a peer that was downloading it began
+    /// to share it); BitTorrent ones are counted in its swarm.
+    completed: u64,
 }
 
 /// Who downloads one content id, and what it is (the best claim seen while they do).
@@ -291,6 +294,12 @@ impl TrackerState {
         self.claims.len()
     }
 
+    /// Files the tracker knows: each claim, and each BitTorrent swarm no claim names (what
+    /// the status page lists and `/metrics` counts).
+    pub fn file_count(&self) -> usize {
+        self.claims.len() + self.bt.iter().filter(|(id, _)| !self.by_id.contains_key(*id)).count()
+    }
+
     fn register(&mut self, from: IpAddr, port: Option<u16>, token: Option<&str>, now: Instant) -> Outcome {
         let port = match port {
             Some(0) => return error("port 0 is not a listening port"),
@@ -407,7 +416,11 @@ impl TrackerState {
         let mut notes = Vec::new();
         for info in new {
             notes.push(format!("Peer {} shares '{}' ({} bytes)", peer_label(&addr), info.name, info.size));
-            self.add_holder(addr, info);
+            let finished = self.peers.get(&addr).is_some_and(|p| p.downloading.contains(&info.content_id));
+            self.add_holder(addr, info.clone());
+            if let (true, Some(claim)) = (finished, self.claims.get_mut(&info)) {
+                claim.completed += 1;
+            }
         }
         Outcome { reply: TrackerReply::Ok, notes }
     }
@@ -439,7 +452,7 @@ impl TrackerState {
         let claim = self.claims.entry(info.clone()).or_insert_with(|| {
             by_id.entry(info.content_id).or_default().insert(info.clone());
             by_name.entry(info.name.clone()).or_default().insert(info.clone());
-            ClaimEntry { lower_name: info.name.to_lowercase(), holders: BTreeSet::new() }
+            ClaimEntry { lower_name: info.name.to_lowercase(), holders: BTreeSet::new(), completed: 0 }
         });
         claim.holders.insert(addr);
         if let Some(p) = self.peers.get_mut(&addr) {
@@ -956,6 +969,32 @@ mod tests {
         };
         let q = AnnounceQuery { announce, compact: true, numwant: 50 };
         s.http_announce(&q, from, Instant::now()).unwrap()
+    }
+
+    #[test]
+    fn a_native_download_that_completes_is_counted_and_files_are_counted_once() {
+        let mut s = TrackerState::new(TrackerConfig::default());
+        let now = Instant::now();
+        let (a, b) = (registered(&mut s, now), registered(&mut s, now));
+        let f = file("shared.bin", "1");
+        share(&mut s, &a, vec![f.clone()], now);
+        start(&mut s, &b, f.content_id, now);
+        share(&mut s, &b, vec![f.clone()], now); // its download finished: it shares the file
+        let status = s.status(now);
+        assert_eq!(status.files[0].completed, 1, "the native download counts");
+        // The same file as a BitTorrent swarm too, and one swarm alone: three rows would be wrong.
+        bt_announce(&mut s, f.content_id, SocketAddr::from(([127, 0, 0, 9], 51413)), 0, Event::Started);
+        bt_announce(
+            &mut s,
+            ContentId::of(b"bt only"),
+            SocketAddr::from(([127, 0, 0, 9], 51413)),
+            0,
+            Event::Started,
+        );
+        assert_eq!(s.status(now).totals.files, 2);
+        assert_eq!(s.file_count(), 2, "/metrics says the same");
+        share(&mut s, &a, vec![], now); // a seeder sharing it again is no download
+        assert_eq!(s.status(now).files[0].completed, 1);
     }
 
     #[test]

@@ -18,14 +18,15 @@ impl TrackerState {
             let swarm = self.bt.get(&info.content_id);
             let (_, downloaders) = self.seeders_and_leechers(&info.content_id);
             let bt_seeders = swarm.into_iter().flat_map(|s| s.peers.iter()).filter(|(_, p)| p.left == 0);
-            let holders = &self.claims[*info].holders;
+            let claim = &self.claims[*info];
+            let holders = &claim.holders;
             files.push(FileRow {
                 name: info.name.clone(),
                 info_hash: info.content_id.to_hex(),
                 size: info.size,
                 holders: holders.len() + bt_seeders.filter(|(a, _)| !holders.contains(a)).count(),
                 downloaders,
-                completed: swarm.map_or(0, |s| s.completed),
+                completed: swarm.map_or(0, |s| s.completed) + claim.completed,
             });
         }
         let mut bt_only: Vec<(&ContentId, &crate::tracker::swarms::BtSwarm)> =
@@ -65,7 +66,7 @@ impl TrackerState {
         let totals = Totals {
             native_peers: self.peers.len(),
             bittorrent_peers: bt.len(),
-            files: infos.len() + bt_only.len(),
+            files: self.file_count(),
             swarms: self.bt.len(),
         };
         Status { totals, files, peers }
