@@ -6,7 +6,7 @@
 use crate::conn_limit::{ConnGuard, ConnLimiter};
 use crate::refusals::RefusalLog;
 use crate::shutdown::{ConnRegistry, Registered, Shutdown};
-use log::{info, warn};
+use log::{debug, warn};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ fn admit(
         Err(e) => return refuse(service, stream, peer, &e.to_string(), refusals),
     };
     if service.log_connects() {
-        info!("Client connected from {} on port: {}", peer.ip(), peer.port());
+        debug!("Client connected from {} on port: {}", peer.ip(), peer.port());
     }
     let hold = Hold { guard, _registered: conns.register(&stream) };
     let conn = Admitted { stream, peer, hold };

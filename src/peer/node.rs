@@ -16,7 +16,7 @@ use crate::peer::upload::UploadLine;
 use crate::port_map::{self, Mapping, Proto};
 use crate::tracker_client::{TrackerClient, TrackerError};
 use crossbeam_channel::{bounded, select, tick, Sender};
-use log::{info, warn};
+use log::{debug, info, warn};
 use parking_lot::Mutex;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -233,10 +233,10 @@ impl Node {
         let shared = shares.complete_ids();
         let bytes: u64 = shared.iter().filter_map(|id| shares.get(id)).map(|s| s.manifest.size).sum();
         info!("Sharing {} files, {bytes} bytes, from {}", shared.len(), files_dir.display());
-        info!("Registering peer from tracker...");
+        debug!("Registering peer from tracker...");
         let mut mappings = Vec::new();
         let listener = bind_and_register(&tracker, cfg, &mut mappings)?;
-        info!("Setting peer as a server...");
+        debug!("Setting peer as a server...");
         let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         let addr = listener.local_addr().map_err(|err| NodeError::Listen { addr: unknown, err })?;
         let dht = match &cfg.dht {
@@ -271,7 +271,7 @@ impl Node {
         };
         let server = PeerServer::start(listener, Arc::clone(&shares), opts)
             .map_err(|err| NodeError::Listen { addr, err })?;
-        info!("Peer server started on {addr}!");
+        debug!("Peer server started on {addr}!");
         let reachable = tracker.me().unwrap_or(addr);
         if let Err(e) = record_addr(&lock, reachable, tracker.http_announce().as_deref(), None) {
             warn!("cannot record this peer's address in {}: {e}", cfg.dir.join(LOCK_FILE).display());
@@ -279,10 +279,10 @@ impl Node {
         if tracker.me().is_some() {
             tracker.announce(shares.complete_files(), vec![])?;
         }
-        info!("Start file monitor system...");
+        debug!("Start file monitor system...");
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let mut threads = vec![monitor.spawn(Arc::clone(&tracker), stop_rx.clone())];
-        info!("File monitor system started!");
+        debug!("File monitor system started!");
         if let Some(d) = &dht {
             threads.push(spawn_dht_announcer(d.clone(), Arc::clone(&shares), public_port, stop_rx.clone()));
         }

@@ -255,7 +255,8 @@ fn ctrl_c_stops_the_tracker_cleanly() {
 #[test]
 fn a_busy_tracker_is_asked_again_and_the_download_goes_on() {
     use crate::helpers::{peer_dir, test_bytes, PeerProc};
-    let t = TrackerProc::start(&["--max-conns-per-ip", "2"]);
+    // Connections are logged at debug level.
+    let t = TrackerProc::start(&["--max-conns-per-ip", "2", "--log-level", "debug"]);
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(3 << 20, 41);
     let (_src, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "src", &[("b.bin", &data)]), &[]);

@@ -91,7 +91,7 @@ start_inside() {
     > "$W/inside.log" 2>&1 &
   inside=$!
   pids+=($inside)
-  for _ in $(seq 100); do grep -q "File monitor system started" "$W/inside.log" && return; sleep 0.1; done
+  for _ in $(seq 100); do grep -q "You are running on port" "$W/inside.log" && return; sleep 0.1; done
   fail "the inside peer did not start"
 }
 stop_inside() {

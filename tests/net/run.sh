@@ -73,7 +73,7 @@ DEMO_DHT=1 DEMO_NETNS="$NS" DEMO_TRACKER_IP="$SUBNET.1" DEMO_SIZE_MIB="$SIZE_MIB
 for c in 2 3 4; do
   grep -q "The DHT named" "demo/work/client$c.log" || { echo "test-net: client$c did not find sources on the DHT"; exit 1; }
 done
-if grep -q "Client connected" demo/work/tracker.log; then
+if grep -q "Registering peer" demo/work/tracker.log; then
   echo "test-net: a peer used the tracker in the DHT run"; exit 1
 fi
 echo "test-net: the DHT run found every source without a tracker"

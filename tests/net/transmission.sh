@@ -28,7 +28,7 @@ sleep 0.5
 in_ns h1 target/release/peer --tracker "$SUBNET.1:5000" --dir "$W/seed" --port 6000 --upload-limit 3M serve \
   > "$W/seed.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "File monitor system started" "$W/seed.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "You are running on port" "$W/seed.log" && break; sleep 0.1; done
 target/release/peer --dir "$W/seed" torrent mse.bin > /dev/null
 grep -q "$SUBNET.1:8080/announce" "$W/seed/mse.bin.torrent" || { echo "test-net: the torrent does not name the HTTP tracker"; exit 1; }
 
