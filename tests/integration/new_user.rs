@@ -53,6 +53,24 @@ fn a_missing_folder_is_refused_where_it_is_read_and_said_where_it_is_made() {
 }
 
 #[test]
+fn info_lines_are_events_not_every_connection_or_start_up_step() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let (p, _) = PeerProc::serve(t.addr, &peer_dir(root.path(), "a", &[("a.bin", b"a")]), &[]);
+    for _ in 0..5 {
+        assert!(peer(&["--tracker", &t.addr.to_string(), "list"]).status.success());
+    }
+    t.proc.wait_for_line("shares 'a.bin'", crate::helpers::IO);
+    let tracker_log = t.proc.output();
+    assert!(!tracker_log.contains("Client connected"), "{tracker_log}");
+    let peer_log = p.proc.output();
+    for step in ["Registering peer from tracker", "Setting peer as a server", "File monitor system started"] {
+        assert!(!peer_log.contains(step), "{peer_log}");
+    }
+    assert!(peer_log.contains("Sharing 1 files, 1 bytes"), "{peer_log}");
+}
+
+#[test]
 fn a_config_file_with_a_typo_is_refused_with_its_line() {
     let root = tempfile::tempdir().unwrap();
     let ini = root.path().join("peer.ini");
