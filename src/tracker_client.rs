@@ -119,6 +119,8 @@ pub struct TrackerClient {
 pub struct FilePage {
     pub files: Vec<FileListing>,
     pub total: u32,
+    /// The tracker's BitTorrent announce URL, when it speaks HTTP.
+    pub http_announce: Option<String>,
 }
 
 impl TrackerClient {
@@ -276,9 +278,9 @@ impl TrackerClient {
 
     fn files(&self, req: &TrackerRequest) -> Result<FilePage, TrackerError> {
         match self.call(req)? {
-            TrackerReply::Files { files, total } => {
+            TrackerReply::Files { files, total, http_announce } => {
                 let total = total.max(files.len() as u32);
-                Ok(FilePage { files, total })
+                Ok(FilePage { files, total, http_announce })
             }
             other => Err(unexpected(&other)),
         }
@@ -435,10 +437,11 @@ mod tests {
         let (c, _) = client(vec![TrackerReply::Ok]);
         let e = c.list().unwrap_err();
         assert_eq!(e.to_string(), "unexpected answer from the tracker: a 'ok' reply where another was due");
-        let (c, _) = client(vec![TrackerReply::Files { files: vec![], total: 0 }]);
+        let (c, _) = client(vec![TrackerReply::Files { files: vec![], total: 0, http_announce: None }]);
         assert_eq!(c.search("x").unwrap().total, 0);
         let listing = FileListing { info: file("a"), holders: vec![], holder_count: 0, hosts: 0 };
-        let (c, _) = client(vec![TrackerReply::Files { files: vec![listing], total: 0 }]);
+        let (c, _) =
+            client(vec![TrackerReply::Files { files: vec![listing], total: 0, http_announce: None }]);
         assert_eq!(c.list().unwrap().total, 1, "never fewer than were sent");
     }
 

@@ -139,11 +139,11 @@ pub fn run(action: Action, cfg: &NodeConfig) -> Result<ExitCode, CliError> {
             Err(CliError::NoFolder(cfg.dir.clone()))
         }
         Action::Magnet(name) => {
-            links::magnet(&cfg.dir, &name, out).map_err(CliError::Link)?;
+            links::magnet(&cfg.dir, &name, cfg.tracker, out).map_err(CliError::Link)?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Torrent { name, out: dest } => {
-            links::torrent(&cfg.dir, &name, dest.as_deref(), out).map_err(CliError::Link)?;
+            links::torrent(&cfg.dir, &name, dest.as_deref(), cfg.tracker, out).map_err(CliError::Link)?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Serve { control } => serve(cfg, control),

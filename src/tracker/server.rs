@@ -195,7 +195,7 @@ fn serve_connection(mut conn: Conn, state: &RwLock<TrackerState>, metrics: &Metr
         metrics.native_request(req.kind());
         let mut reply = dispatch(state, &req, from.ip());
         match &mut reply {
-            TrackerReply::Registered { http_announce, .. } => {
+            TrackerReply::Registered { http_announce, .. } | TrackerReply::Files { http_announce, .. } => {
                 *http_announce = http_port
                     .zip(local_ip)
                     .map(|(p, ip)| format!("http://{}/announce", SocketAddr::new(ip, p)));

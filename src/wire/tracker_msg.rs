@@ -132,6 +132,10 @@ pub enum TrackerReply {
         files: Vec<FileListing>,
         #[serde(default)]
         total: u32,
+        /// The tracker's BitTorrent announce URL, when it speaks HTTP (as in `registered`),
+        /// so a link made while no peer runs can name it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http_announce: Option<String>,
     },
     /// Who can give chunks of a file: peers holding all of it, and other downloaders.
     Sources {

@@ -209,6 +209,7 @@ fn hostile_tracker_replies_give_clear_errors() {
         Ok(TrackerReply::Files {
             files: vec![FileListing { info, holders, holder_count: 0, hosts: 0 }],
             total: 1,
+            http_announce: None,
         })
     });
     let (code, err) = run(huge, &["search", "f"]);
@@ -228,7 +229,7 @@ fn hostile_tracker_replies_give_clear_errors() {
             },
             TrackerRequest::Search { .. } | TrackerRequest::ListFiles => {
                 let l = FileListing { info: info.clone(), holders: vec![closed], holder_count: 1, hosts: 1 };
-                TrackerReply::Files { files: vec![l], total: 1 }
+                TrackerReply::Files { files: vec![l], total: 1, http_announce: None }
             }
             TrackerRequest::StartDownload { .. } => TrackerReply::Sources {
                 file: Some(info.clone()),

@@ -40,10 +40,12 @@ fn magnet_and_torrent_name_the_file_and_its_peer_and_download_without_a_tracker(
     let torrent = read_torrent(&std::fs::read(&out_file).unwrap()).unwrap();
     assert_eq!(torrent.manifest.content_id(), id);
 
-    // A folder nobody serves: no x.pe.
+    // A folder nobody serves: no x.pe (and the tracker has no HTTP announce URL to name).
     let idle = peer_dir(root.path(), "idle", &[("a b.bin", &data)]);
-    let (_, idle_link) = peer(&["--dir", idle.to_str().unwrap(), "magnet", "a b.bin"]);
-    assert!(idle_link.trim().ends_with(&format!("xl={}", data.len())), "{idle_link}");
+    let tracker = t.addr.to_string();
+    let (_, idle_out) = peer(&["--tracker", &tracker, "--dir", idle.to_str().unwrap(), "magnet", "a b.bin"]);
+    let idle_link = idle_out.lines().find(|l| l.starts_with("magnet:")).unwrap_or_default();
+    assert!(idle_link.ends_with(&format!("xl={}", data.len())), "{idle_out}");
 
     // The tracker goes away: the magnet link's peer and --peer are enough.
     drop(t);

@@ -82,3 +82,29 @@ fn a_config_file_with_a_typo_is_refused_with_its_line() {
     let out = text(&o);
     assert!(out.contains("cannot read config") && !out.contains("couldn't read"), "{out}");
 }
+
+#[test]
+fn links_made_while_no_peer_serves_name_the_trackers_announce_url_or_say_they_cannot_find_peers() {
+    let (t, http) = http_tracker();
+    let root = tempfile::tempdir().unwrap();
+    let dir = peer_dir(root.path(), "d", &[("a.bin", b"hello links")]);
+    let d = dir.to_str().unwrap();
+    let o = peer(&["--tracker", &t.addr.to_string(), "--dir", d, "magnet", "a.bin"]);
+    let link = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(link.contains(&format!("tr=http%3A%2F%2F{}%3A{}%2Fannounce", http.ip(), http.port())), "{link}");
+    assert!(text(&o).contains("no peer serves"), "{}", text(&o));
+    let o = peer(&["--tracker", &t.addr.to_string(), "--dir", d, "torrent", "a.bin"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let torrent = std::fs::read(dir.join("a.bin.torrent")).unwrap();
+    let announce = format!("http://{http}/announce");
+    assert!(
+        torrent.windows(announce.len()).any(|w| w == announce.as_bytes()),
+        "the torrent names {announce}"
+    );
+    // A tracker without HTTP: nothing to name, and the user is told.
+    let plain = TrackerProc::start(&[]);
+    let o = peer(&["--tracker", &plain.addr.to_string(), "--dir", d, "magnet", "a.bin"]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("tr="), "{}", text(&o));
+    assert!(text(&o).contains("names no peer and no tracker"), "{}", text(&o));
+}

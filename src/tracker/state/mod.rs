@@ -191,7 +191,7 @@ impl TrackerState {
                 let mut all: Vec<&FileInfo> = self.claims.keys().collect();
                 all.sort_by(|a, b| (&a.name, a.content_id, a.size).cmp(&(&b.name, b.content_id, b.size)));
                 let mut reply = self.listings(all);
-                if let TrackerReply::Files { files, total } = &mut reply {
+                if let TrackerReply::Files { files, total, .. } = &mut reply {
                     let swarms = self.bt_only_listings();
                     *total += self.bt.iter().filter(|(id, _)| !self.by_id.contains_key(*id)).count() as u32;
                     let room = MAX_LISTINGS.saturating_sub(files.len());
@@ -629,7 +629,7 @@ impl TrackerState {
             }
             files.push(l);
         }
-        TrackerReply::Files { files, total }
+        TrackerReply::Files { files, total, http_announce: None }
     }
 }
 
@@ -859,7 +859,7 @@ mod tests {
         let b = registered(&mut s2, now);
         share(&mut s2, &b, many, now);
         match s2.handle_read(&TrackerRequest::ListFiles) {
-            TrackerReply::Files { files, total } => {
+            TrackerReply::Files { files, total, .. } => {
                 assert_eq!((files.len(), total), (MAX_LISTINGS, 1500));
             }
             other => panic!("{other:?}"),
@@ -1032,7 +1032,7 @@ mod tests {
         bt_announce(&mut s, real, SocketAddr::from(([10, 0, 1, 1], 6881)), 0, Event::Started);
         bt_announce(&mut s, real, SocketAddr::from(([10, 0, 1, 2], 6881)), 0, Event::Completed);
         assert_eq!(swarms_before(&s), 19 * 200 + 1);
-        let TrackerReply::Files { files, total } = s.handle_read(&TrackerRequest::ListFiles) else {
+        let TrackerReply::Files { files, total, .. } = s.handle_read(&TrackerRequest::ListFiles) else {
             panic!("a file list")
         };
         assert_eq!(total as usize, 19 * 200 + 1, "the total counts them all");
