@@ -16,6 +16,7 @@ test:
 test-privileged:
 	$(CARGO) test --test integration -- --ignored --exact \
 		faults::full_disk_gives_a_clear_error_keeps_partial_and_resumes_after_space_is_freed \
+		faults::a_read_only_files_folder_is_refused_before_the_first_byte \
 		tracker::serves_over_ipv6
 
 # p2p-share with real clients: libtorrent (python3-libtorrent), Transmission

@@ -46,6 +46,11 @@ pub enum DownloadError {
     },
     /// A part of the download crashed (a bug: please report it).
     Crashed(&'static str),
+    /// The folder the download would write into refuses files.
+    NotWritable {
+        path: PathBuf,
+        err: io::Error,
+    },
     /// Stopped on request (Ctrl+C, a pause), its verified chunks kept.
     Stopped {
         name: String,
@@ -80,6 +85,9 @@ impl fmt::Display for DownloadError {
             ),
             DownloadError::Thread { what, err } => write!(f, "cannot start the {what} thread: {err} (partial download kept)"),
             DownloadError::Crashed(what) => write!(f, "the {what} thread crashed; this is a bug (partial download kept)"),
+            DownloadError::NotWritable { path, err } => {
+                write!(f, "cannot write into {}: {err}; nothing was downloaded", path.display())
+            }
             DownloadError::Stopped { name, have, total } => {
                 write!(f, "download of '{name}' stopped ({have} of {total} chunks kept; run the command again to resume)")
             }

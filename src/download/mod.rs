@@ -124,6 +124,12 @@ impl Target {
     }
 }
 
+/// Whether a file can be made in `dir` (one is made and removed; its name is one the
+/// folder monitor leaves alone).
+fn writable(dir: &Path) -> std::io::Result<()> {
+    tempfile::Builder::new().prefix(".p2p-").suffix(".tmp").tempfile_in(dir).map(drop)
+}
+
 /// Reads a file of at most `cap` bytes.
 fn read_capped(path: &Path, cap: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
@@ -144,7 +150,12 @@ pub fn download(
     from: Option<&str>,
     opts: &Options,
 ) -> Result<Report, DownloadError> {
-    match Target::parse(target)? {
+    let target_parsed = Target::parse(target)?;
+    // A folder the file cannot go into fails now, not after the whole download.
+    for dir in [ctx.files_dir, ctx.chunks_dir] {
+        writable(dir).map_err(|err| DownloadError::NotWritable { path: dir.to_path_buf(), err })?;
+    }
+    match target_parsed {
         Target::Name(_) => download_listed(ctx, target, from, opts),
         // An id no p2p-share peer names may still be a swarm of BitTorrent clients.
         Target::Id(id) => match download_listed(ctx, target, from, opts) {

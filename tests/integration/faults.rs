@@ -99,6 +99,32 @@ impl Drop for Unmount {
 }
 
 #[test]
+#[ignore = "needs root to mount a read-only tmpfs; `make test-privileged` runs it (CI does)"]
+fn a_read_only_files_folder_is_refused_before_the_first_byte() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(8 * MIB, 33);
+    let (_src, _) = PeerProc::serve(
+        t.addr,
+        &peer_dir(root.path(), "c1", &[("ro.bin", &data)]),
+        &["--upload-limit", "1M"],
+    );
+    let dir = peer_dir(root.path(), "c2", &[]);
+    let files = dir.join("files");
+    assert!(mount_tmpfs(&files, 16), "cannot mount a tmpfs here: this test needs root");
+    let _unmount = Unmount(files.clone());
+    let ro = Command::new("mount").args(["-o", "remount,ro"]).arg(&files).status().unwrap();
+    assert!(ro.success());
+    // At 1 MiB/s the whole file takes 8 s: refused before it, nothing fetched.
+    let started = std::time::Instant::now();
+    let (code, out) = PeerProc::spawn(t.addr, &dir, &["download", "ro.bin"]).finish(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("cannot write into") && out.contains("nothing was downloaded"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(!out.contains("Chunks"), "{out}");
+}
+
+#[test]
 #[ignore = "needs root to mount a small tmpfs; `make test-privileged` runs it (CI does)"]
 fn full_disk_gives_a_clear_error_keeps_partial_and_resumes_after_space_is_freed() {
     let t = TrackerProc::start(&[]);
