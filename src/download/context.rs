@@ -70,14 +70,13 @@ impl Default for Options {
     }
 }
 
-/// The peers to fetch from: `--from` (or else every holder), every other downloader, and
+/// The peers to fetch from: `--from` first, every holder, every other downloader, and
 /// the BitTorrent clients of the swarm.
 pub(super) fn candidates(from: Option<SocketAddr>, s: Sources) -> Vec<SocketAddr> {
-    let first: Vec<SocketAddr> = match from {
-        Some(f) => vec![f],
-        None => s.holders,
-    };
-    first.into_iter().chain(s.downloaders).chain(s.bt_peers).collect()
+    // `--from` is the first source, not the only one: the other holders help, and take over
+    // when it leaves.
+    let first = from.into_iter().chain(s.holders.into_iter().filter(|h| Some(*h) != from));
+    first.chain(s.downloaders).chain(s.bt_peers).collect()
 }
 
 #[cfg(test)]
@@ -89,10 +88,11 @@ mod tests {
     }
 
     #[test]
-    fn from_replaces_the_holders_and_the_others_still_help() {
+    fn from_comes_first_and_the_others_still_help() {
         let s =
             Sources { file: None, holders: vec![a(1), a(2)], downloaders: vec![a(3)], bt_peers: vec![a(4)] };
         assert_eq!(candidates(None, s.clone()), vec![a(1), a(2), a(3), a(4)]);
-        assert_eq!(candidates(Some(a(9)), s), vec![a(9), a(3), a(4)]);
+        assert_eq!(candidates(Some(a(2)), s.clone()), vec![a(2), a(1), a(3), a(4)]);
+        assert_eq!(candidates(Some(a(9)), s), vec![a(9), a(1), a(2), a(3), a(4)]);
     }
 }

@@ -161,3 +161,24 @@ fn full_disk_gives_a_clear_error_keeps_partial_and_resumes_after_space_is_freed(
     assert_eq!(code, Some(0), "{out}");
     assert!(fs::read(small.join("files/big.bin")).unwrap() == data);
 }
+
+#[test]
+fn the_from_peer_leaving_mid_download_leaves_it_to_the_other_holders() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = test_bytes(8 * MIB, 34);
+    let capped = ["--upload-limit", "1M"];
+    let (first, port) = PeerProc::serve(t.addr, &peer_dir(root.path(), "c1", &[("f.bin", &data)]), &capped);
+    let (_other, other_port) =
+        PeerProc::serve(t.addr, &peer_dir(root.path(), "c2", &[("f.bin", &data)]), &capped);
+    assert!(wait_until(IO, || listed(&t, "f.bin") == 2));
+    let dir = peer_dir(root.path(), "c3", &[]);
+    let d = PeerProc::spawn(t.addr, &dir, &["download", "f.bin", "--from", &port.to_string()]);
+    wait_chunks(&d, "f.bin", 2, Duration::from_secs(20));
+    drop(first); // the --from peer is killed
+    let (code, out) = d.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(fs::read(dir.join("files/f.bin")).unwrap() == data);
+    let line = out.lines().find(|l| l.starts_with("Chunks: ")).unwrap_or_default();
+    assert!(line.contains(&format!("from {other_port}")), "the other holder took over: {line}");
+}
