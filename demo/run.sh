@@ -100,7 +100,7 @@ else
   wait_for "$WORK/tracker.log" "shares 'test.bin'" 60
 fi
 
-echo "demo: client2 downloads from client1 only"
+echo "demo: client2 downloads from client1, the only holder"
 peer client2 download "$TARGET" ${FROM[@]+"${FROM[@]}"} --stay --timeline "$WORK/client2.csv"
 wait_for "$WORK/client2.out" "test.bin: [2-9][0-9]%" 120
 
@@ -113,27 +113,51 @@ peer client4 download "$TARGET" --stay --timeline "$WORK/client4.csv"
 wait_for "$WORK/client4.out" "Download time is" 300
 wait_for "$WORK/client3.out" "Download time is" 300
 
+# Peers are named in the table and the picture as in its rows (client1-4), not by the
+# address the Chunks lines and timelines give (the port on one machine, ip:port across hosts).
+declare -A label
+for i in 1 2 3 4; do
+  port=$(grep -m1 "You are running on port" "$WORK/client$i.out" | awk '{print $NF}')
+  if [ -n "$NETNS" ]; then label[client$i]="${TRACKER_IP%.*}.$((i + 1)):$port"; else label[client$i]=$port; fi
+done
+named() { # text with sources labelled by address -> the same with client names
+  local s=$1 c
+  for c in client1 client2 client3 client4; do
+    [ -n "${label[$c]}" ] || continue
+    s=$(printf '%s' "$s" | sed -E "s/(from |,)${label[$c]//./\\.}(,|\$)/\1$c\2/g")
+  done
+  printf '%s' "$s"
+}
+
 want=$(sha1sum "$WORK/client1/files/test.bin" | cut -d' ' -f1)
 echo
 printf '%-8s %10s %10s  %-8s  %s\n' client seconds "MiB/s" "SHA-1" "chunks per source"
 ok=1
-declare -A secs
+declare -A secs srcs
 for c in client2 client3 client4; do
   s=$(grep -m1 "Download time is" "$WORK/$c.out" | awk '{print $4}')
   secs[$c]=$s
   got=$(sha1sum "$WORK/$c/files/test.bin" | cut -d' ' -f1)
   [ "$got" = "$want" ] && mark=ok || { mark=WRONG; ok=0; }
   rate=$(awk -v s="$s" -v m="$SIZE_MIB" 'BEGIN { printf "%.1f", m / s }')
-  src=$(grep -m1 "^Chunks:" "$WORK/$c.out" | sed 's/^Chunks: //')
+  src=$(named "$(grep -m1 "^Chunks:" "$WORK/$c.out" | sed 's/^Chunks: //')")
+  srcs[$c]=$src
   printf '%-8s %10.2f %10s  %-8s  %s\n' "$c" "$s" "$rate" "$mark" "$src"
 done
 echo
 awk -v a="${secs[client4]}" -v b="${secs[client2]}" 'BEGIN {
   printf "client4 took %.1f s against client2'"'"'s %.1f s: %.2f of the time (the original: 22.5 s vs 37.7 s, 0.60)\n", a, b, a / b }'
+if [[ "${srcs[client2]}" == *client3* ]]; then
+  echo "client2 also got chunks from client3: a peer serves the chunks it has while it downloads, and client3 joined while client2 was still at it"
+fi
 echo "SHA-1 of the original: $want"
 echo "logs: $WORK/*.log"
-for c in client2 client3 client4; do wait_for "$WORK/$c.csv" "seconds" 10; done
-"$BIN/swarm-svg" "$WORK/swarm.svg" client2="$WORK/client2.csv" client3="$WORK/client3.csv" client4="$WORK/client4.csv"
+for c in client2 client3 client4; do
+  wait_for "$WORK/$c.csv" "seconds" 10
+  named "$(cat "$WORK/$c.csv")" > "$WORK/$c.named.csv"
+done
+"$BIN/swarm-svg" "$WORK/swarm.svg" client2="$WORK/client2.named.csv" client3="$WORK/client3.named.csv" \
+  client4="$WORK/client4.named.csv"
 echo "picture of the swarm: $WORK/swarm.svg"
 
 if [ "$CHECK" = "--check" ]; then
