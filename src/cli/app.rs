@@ -256,6 +256,7 @@ fn serve(cfg: &NodeConfig, control_addr: SocketAddr) -> Result<ExitCode, CliErro
         peer: node.addr(),
         dir: cfg.dir.clone(),
         stop: stop_tx,
+        up_rates: Default::default(),
     };
     let mut server = ControlServer::start(listener, control).map_err(CliError::Control)?;
     // The lock file names the API before the peer says it is ready.

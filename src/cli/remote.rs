@@ -21,22 +21,20 @@ pub fn status(remote: &Remote, out: &mut impl Write) -> Result<(), RemoteError> 
     let _ = writeln!(out, "Peer {} serving {}", s.peer, s.dir);
     let _ = writeln!(
         out,
-        "{:<4} {:<11} {:>7} {:>10} {:>11} {:>7} {:>8}  NAME",
-        "ID", "STATE", "DONE", "SIZE", "DOWN", "SOURCES", "ETA"
+        "{:<4} {:<11} {:>7} {:>10} {:>11} {:>11} {:>7} {:>8}  NAME",
+        "ID", "STATE", "DONE", "SIZE", "DOWN", "UP", "SOURCES", "ETA"
     );
+    let up_of = |name: &str| s.shares.iter().find(|sh| sh.name == name).map_or(0, |sh| sh.up_rate);
+    let rate = |n: u64| format!("{}/s", bytes(n));
     for d in &s.downloads {
         let pct = (d.done_bytes * 100).checked_div(d.size).unwrap_or(0);
         let eta = d.eta_secs.map_or("-".to_string(), |s| format!("{}:{:02}", s / 60, s % 60));
         let state = format!("{:?}", d.state).to_lowercase();
+        let (id, size, down, up) = (d.id, bytes(d.size), rate(d.down_rate), rate(up_of(&d.name)));
         let _ = writeln!(
             out,
-            "{:<4} {state:<11} {:>6}% {:>10} {:>9}/s {:>7} {eta:>8}  {}",
-            d.id,
-            pct,
-            bytes(d.size),
-            bytes(d.down_rate),
-            d.sources,
-            d.name
+            "{id:<4} {state:<11} {pct:>6}% {size:>10} {down:>11} {up:>11} {:>7} {eta:>8}  {}",
+            d.sources, d.name
         );
         if let Some(e) = &d.error {
             let _ = writeln!(out, "     {e}");
@@ -45,20 +43,19 @@ pub fn status(remote: &Remote, out: &mut impl Write) -> Result<(), RemoteError> 
     let downloading: Vec<&str> = s.downloads.iter().map(|d| d.name.as_str()).collect();
     for sh in s.shares.iter().filter(|sh| !downloading.contains(&sh.name.as_str())) {
         let state = if sh.complete { "sharing" } else { "partial" };
+        let (size, up) = (bytes(sh.size), rate(sh.up_rate));
         let _ = writeln!(
             out,
-            "{:<4} {state:<11} {:>6}% {:>10} {:>11} {:>7} {:>8}  {}",
-            "-",
-            100,
-            bytes(sh.size),
-            "-",
-            "-",
-            "-",
-            sh.name
+            "{:<4} {state:<11} {:>6}% {size:>10} {:>11} {up:>11} {:>7} {:>8}  {}",
+            "-", 100, "-", "-", "-", sh.name
         );
     }
     if s.downloads.is_empty() && s.shares.is_empty() {
         let _ = writeln!(out, "(nothing shared or downloading)");
+    }
+    let uploaded: u64 = s.shares.iter().map(|sh| sh.uploaded).sum();
+    if uploaded > 0 {
+        let _ = writeln!(out, "Uploaded {} since the peer started", bytes(uploaded));
     }
     Ok(())
 }

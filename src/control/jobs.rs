@@ -3,6 +3,7 @@
 //! kept), resumed (started again from those chunks), or removed. A finished download stays
 //! listed, and its file shared, until removed.
 
+use super::rates::Rate;
 use crate::download::reassembler::Progress;
 use crate::download::summary::Summary;
 use crate::download::{DownloadError, Options, Report};
@@ -10,11 +11,10 @@ use crate::text::peer_label;
 use crate::timeline_svg::Arrival;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Downloads listed at once (finished ones included); past it, an add is refused until one
 /// is removed.
@@ -53,36 +53,6 @@ pub struct JobView {
     pub eta_secs: Option<u64>,
     pub error: Option<String>,
     pub report: Option<Summary>,
-}
-
-/// Bytes a second over the last [`RATE_WINDOW`], from (time, total) samples.
-#[derive(Debug, Default)]
-pub struct Rate {
-    samples: VecDeque<(Instant, u64)>,
-}
-
-/// The span a rate is measured over.
-pub const RATE_WINDOW: Duration = Duration::from_secs(5);
-
-impl Rate {
-    pub fn sample(&mut self, at: Instant, total: u64) {
-        self.samples.push_back((at, total));
-        while self.samples.len() > 2
-            && self.samples.front().is_some_and(|(t, _)| at.duration_since(*t) > RATE_WINDOW)
-        {
-            self.samples.pop_front();
-        }
-    }
-
-    /// The rate at `now`: nothing for a window with no sample in it.
-    pub fn per_sec(&self, now: Instant) -> u64 {
-        let (Some((t0, b0)), Some((t1, b1))) = (self.samples.front(), self.samples.back()) else { return 0 };
-        if now.duration_since(*t1) > RATE_WINDOW {
-            return 0;
-        }
-        let span = now.duration_since(*t0).max(Duration::from_millis(500)).as_secs_f64();
-        (b1.saturating_sub(*b0) as f64 / span) as u64
-    }
 }
 
 /// Runs one download: the peer's `Node::download`, given the target and options.
@@ -330,19 +300,7 @@ mod tests {
     use super::*;
     use crate::download::reassembler::Assembly;
     use crate::hash::ContentId;
-
-    #[test]
-    fn a_rate_is_bytes_over_the_last_seconds() {
-        let t = Instant::now();
-        let mut r = Rate::default();
-        assert_eq!(r.per_sec(t), 0);
-        for s in 0..=10u64 {
-            r.sample(t + Duration::from_secs(s), s * 1000);
-        }
-        let rate = r.per_sec(t + Duration::from_secs(10));
-        assert!((900..=1100).contains(&rate), "{rate}");
-        assert_eq!(r.per_sec(t + Duration::from_secs(20)), 0, "nothing came for a while");
-    }
+    use std::time::Duration;
 
     /// A download that waits for its stop flag (or `done`), then says so.
     fn waiting_runner(done: Arc<AtomicBool>) -> Runner {

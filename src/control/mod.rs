@@ -7,4 +7,5 @@
 pub mod auth;
 pub mod client;
 pub mod jobs;
+pub mod rates;
 pub mod server;

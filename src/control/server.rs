@@ -18,6 +18,7 @@
 
 use super::auth::{Denied, Guard, COOKIE};
 use super::jobs::{JobView, Jobs};
+use super::rates::UpRates;
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::conn_limit::ConnLimiter;
 use crate::hash::{ContentId, Sha1Hash};
@@ -54,6 +55,9 @@ pub struct ShareView {
     /// Complete, or a download in progress.
     pub complete: bool,
     pub private: bool,
+    /// Payload bytes uploaded since the peer started, and bytes a second now.
+    pub uploaded: u64,
+    pub up_rate: u64,
 }
 
 /// What `GET /api/status` answers.
@@ -77,6 +81,8 @@ pub struct Control {
     pub dir: PathBuf,
     /// Told when `POST /api/stop` asks the peer to leave.
     pub stop: Sender<()>,
+    /// The shares' upload rates, sampled every second.
+    pub up_rates: UpRates,
 }
 
 /// A running control API.
@@ -84,6 +90,7 @@ pub struct ControlServer {
     shutdown: Shutdown,
     conns: ConnRegistry,
     thread: Option<thread::JoinHandle<()>>,
+    sampler: Option<thread::JoinHandle<()>>,
 }
 
 impl ControlServer {
@@ -92,16 +99,26 @@ impl ControlServer {
         let conns = ConnRegistry::default();
         let (stop, registry) = (shutdown.clone(), conns.clone());
         let limiter = ConnLimiter::new(MAX_CONNS_PER_IP, MAX_CONNS, 0);
-        let service = Api(Arc::new(control));
+        let control = Arc::new(control);
+        let sampler = {
+            let (control, stop) = (Arc::clone(&control), shutdown.clone());
+            thread::Builder::new().name("control-rates".into()).spawn(move || {
+                while !stop.is_stopping() {
+                    control.up_rates.sample(&control.shares, std::time::Instant::now());
+                    thread::sleep(Duration::from_secs(1));
+                }
+            })?
+        };
+        let service = Api(control);
         let thread = thread::Builder::new()
             .name("control".into())
             .spawn(move || accept::run(&listener, &limiter, &registry, &stop, &service))?;
-        Ok(ControlServer { shutdown, conns, thread: Some(thread) })
+        Ok(ControlServer { shutdown, conns, thread: Some(thread), sampler: Some(sampler) })
     }
 
     pub fn stop(&mut self) {
         self.shutdown.stop();
-        if let Some(t) = self.thread.take() {
+        for t in [self.thread.take(), self.sampler.take()].into_iter().flatten() {
             let _ = t.join();
         }
         self.conns.close_all();
@@ -222,6 +239,7 @@ pub fn route(req: &Request, c: &Control) -> Response {
 }
 
 fn status(c: &Control) -> Status {
+    let now = std::time::Instant::now();
     let mut shares: Vec<ShareView> = c
         .shares
         .ids()
@@ -233,6 +251,8 @@ fn status(c: &Control) -> Status {
             size: s.manifest.size,
             complete: s.is_complete(),
             private: s.manifest.private,
+            uploaded: s.uploaded.load(std::sync::atomic::Ordering::Relaxed),
+            up_rate: c.up_rates.of(&s.content_id, now),
         })
         .collect();
     shares.sort_by(|a, b| a.name.cmp(&b.name));

@@ -9,6 +9,7 @@ use crate::super_seed::SuperSeed;
 use crate::wire::tracker_msg::FileInfo;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use crate::storage::FileIdentity;
@@ -28,12 +29,24 @@ pub struct Share {
     pub holding: Holding,
     /// What went out to whom, for super-seeding a complete file.
     pub seeding: Mutex<SuperSeed>,
+    /// Payload bytes uploaded, over every protocol (kept when a download completes).
+    pub uploaded: Arc<AtomicU64>,
 }
 
 impl Share {
-    fn new(manifest: Arc<Manifest>, content_id: ContentId, holding: Holding) -> Share {
+    fn new(
+        manifest: Arc<Manifest>,
+        content_id: ContentId,
+        holding: Holding,
+        uploaded: Arc<AtomicU64>,
+    ) -> Share {
         let seeding = Mutex::new(SuperSeed::new(manifest.chunk_count()));
-        Share { manifest, content_id, holding, seeding }
+        Share { manifest, content_id, holding, seeding, uploaded }
+    }
+
+    /// Counts `bytes` of payload sent.
+    pub fn sent(&self, bytes: u64) {
+        self.uploaded.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn info(&self) -> FileInfo {
@@ -86,8 +99,10 @@ impl Shares {
     }
 
     pub fn add_complete(&self, manifest: Arc<Manifest>, content_id: ContentId, place: Place) {
-        let shared = Share::new(manifest, content_id, Holding::Complete(place));
-        self.by_id.write().insert(content_id, Arc::new(shared));
+        let mut map = self.by_id.write();
+        let uploaded = map.get(&content_id).map(|s| Arc::clone(&s.uploaded)).unwrap_or_default();
+        let shared = Share::new(manifest, content_id, Holding::Complete(place), uploaded);
+        map.insert(content_id, Arc::new(shared));
     }
 
     /// Serves the chunks of a download in progress (unless the file is already complete).
@@ -98,7 +113,8 @@ impl Shares {
         if map.get(&id).is_some_and(|s| s.is_complete()) {
             return;
         }
-        map.insert(id, Arc::new(Share::new(manifest, id, Holding::Partial(store))));
+        let uploaded = map.get(&id).map(|s| Arc::clone(&s.uploaded)).unwrap_or_default();
+        map.insert(id, Arc::new(Share::new(manifest, id, Holding::Partial(store), uploaded)));
     }
 
     pub fn remove(&self, id: &ContentId) {

@@ -111,6 +111,8 @@ async function refresh() {
       cell(tr, f.name, "name");
       cell(tr, size(f.size), "num");
       cell(tr, f.complete ? "complete" : "downloading");
+      cell(tr, f.up_rate ? size(f.up_rate) + "/s" : "", "num");
+      cell(tr, size(f.uploaded), "num");
       cell(tr, f.content_id, "hash");
       button(cell(tr, ""), "Remove", "remove", f.content_id, f.name);
     });

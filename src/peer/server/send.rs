@@ -52,7 +52,10 @@ pub(super) fn send<S: Socket>(
             }
             conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
             match send_stretches(stretches, conn.writer(), turn.as_ref())? {
-                n if n == len => Ok(()),
+                n if n == len => {
+                    shared.sent(len as u64);
+                    Ok(())
+                }
                 // The file shrank under us: the promised bytes cannot be sent, so close.
                 n => Err(WireError::Frame(FrameError::Truncated { expected: len, got: n })),
             }
