@@ -25,7 +25,7 @@ if [ "${NET_ONLY:-}" = port_forward ]; then # NET_ONLY=port_forward: that part a
 fi
 
 teardown() {
-  pkill -f "$PWD/target/release/(peer|tracker) .*$SUBNET" 2>/dev/null || true
+  pkill -f "target/release/(peer|tracker) .*$SUBNET" 2>/dev/null || true
   pkill -f "transmission-daemon -f -g /tmp/p2p-net-tr" 2>/dev/null || true
   for h in br h0 h1 h2 h3 h4; do ip netns del "$NS-$h" 2>/dev/null || true; done
 }

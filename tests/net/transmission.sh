@@ -22,10 +22,10 @@ in_ns() { local h=$1; shift; ip netns exec "$NS-$h" "$@"; }
 
 mkdir -p "$W/seed/files" "$W/tr/cfg" "$W/tr/dl"
 head -c $((16 * 1024 * 1024)) /dev/urandom > "$W/seed/files/mse.bin"
-in_ns h0 target/release/tracker --bind "$SUBNET.1:5000" --http "$SUBNET.1:8080" > "$W/tracker.log" 2>&1 &
+ip netns exec "$NS-h0" target/release/tracker --bind "$SUBNET.1:5000" --http "$SUBNET.1:8080" > "$W/tracker.log" 2>&1 &
 pids+=($!)
 sleep 0.5
-in_ns h1 target/release/peer --tracker "$SUBNET.1:5000" --dir "$W/seed" --port 6000 --upload-limit 3M serve \
+ip netns exec "$NS-h1" target/release/peer --tracker "$SUBNET.1:5000" --dir "$W/seed" --port 6000 --upload-limit 3M serve \
   > "$W/seed.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "You are running on port" "$W/seed.log" && break; sleep 0.1; done
@@ -39,7 +39,7 @@ cat > "$W/tr/cfg/settings.json" <<J
  "bind-address-ipv4": "$SUBNET.3", "download-dir": "$W/tr/dl", "incomplete-dir-enabled": false,
  "message-level": 2}
 J
-in_ns h2 transmission-daemon -f -g "$W/tr/cfg" > "$W/tr.log" 2>&1 &
+ip netns exec "$NS-h2" transmission-daemon -f -g "$W/tr/cfg" > "$W/tr.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do in_ns h2 transmission-remote 9091 -l > /dev/null 2>&1 && break; sleep 0.2; done
 in_ns h2 transmission-remote 9091 -a "$W/seed/mse.bin.torrent" > /dev/null
