@@ -46,11 +46,8 @@ fn commands_drive_the_running_peer_from_add_to_stop() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(6 * MIB, 51);
-    let (_seed, _) = PeerProc::serve(
-        t.addr,
-        &peer_dir(root.path(), "seed", &[("six.bin", &data)]),
-        &["--upload-limit", "1M"],
-    );
+    let seed = peer_dir(root.path(), "seed", &[("six.bin", &data)]);
+    let (_seed, _) = PeerProc::serve(t.addr, &seed, &["--upload-limit", "1M"]);
     let dir = peer_dir(root.path(), "mine", &[]);
     let (mut running, _) = PeerProc::serve(t.addr, &dir, &[]);
     let none = peer(&t, &dir, &["status"]);
@@ -82,6 +79,9 @@ fn commands_drive_the_running_peer_from_add_to_stop() {
     assert!(out.contains("Download time is: ") && out.contains("resumed from disk"), "{out}");
     assert!(std::fs::read(dir.join("files/six.bin")).unwrap() == data);
     assert!(status_of(&t, &dir, "six.bin").contains("done"));
+    // The seeder, a running peer too, counted what it sent.
+    let seeding = text(&peer(&t, &seed, &["status"]));
+    assert!(seeding.contains("Uploaded 6.3 MB since the peer started"), "{seeding}");
     assert!(
         wait_until(Duration::from_secs(5), || holders(&t, "six.bin") == 2),
         "the finished file is shared"
