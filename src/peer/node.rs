@@ -232,7 +232,8 @@ impl Node {
         monitor.initial_scan();
         let shared = shares.complete_ids();
         let bytes: u64 = shared.iter().filter_map(|id| shares.get(id)).map(|s| s.manifest.size).sum();
-        info!("Sharing {} files, {bytes} bytes, from {}", shared.len(), files_dir.display());
+        let s = if shared.len() == 1 { "" } else { "s" };
+        info!("Sharing {} file{s}, {bytes} bytes, from {}", shared.len(), files_dir.display());
         debug!("Registering peer from tracker...");
         let mut mappings = Vec::new();
         let listener = bind_and_register(&tracker, cfg, &mut mappings)?;

@@ -1,19 +1,11 @@
 //! Faults: the tracker restarting under a swarm, Ctrl+C, a disk that fills up.
 
-use crate::helpers::{peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO};
-use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
+use crate::helpers::{listed, peer_dir, test_bytes, wait_chunks, wait_until, PeerProc, TrackerProc, IO};
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
 const MIB: usize = 1 << 20;
-
-fn listed(t: &TrackerProc, name: &str) -> usize {
-    match t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: name.into() }) {
-        Ok(TrackerReply::Files { files, .. }) => files.iter().map(|f| f.holders.len()).sum(),
-        _ => 0,
-    }
-}
 
 #[test]
 fn tracker_restart_mid_swarm_download_goes_on_and_peers_reregister() {

@@ -24,6 +24,15 @@ pub fn chunk_sources(output: &str) -> (Vec<(u16, u32)>, u32) {
     (sources, resumed)
 }
 
+/// How many holders the tracker lists for files named (or named like) `name`.
+pub fn listed(t: &TrackerProc, name: &str) -> usize {
+    use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
+    match t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: name.into() }) {
+        Ok(TrackerReply::Files { files, .. }) => files.iter().map(|f| f.holders.len()).sum(),
+        _ => 0,
+    }
+}
+
 /// Waits until a downloader's progress lines show at least `n` chunks of `name`.
 pub fn wait_chunks(p: &PeerProc, name: &str, n: u32, limit: Duration) {
     let prefix = format!("{name}: ");

@@ -67,7 +67,7 @@ fn info_lines_are_events_not_every_connection_or_start_up_step() {
     for step in ["Registering peer from tracker", "Setting peer as a server", "File monitor system started"] {
         assert!(!peer_log.contains(step), "{peer_log}");
     }
-    assert!(peer_log.contains("Sharing 1 files, 1 bytes"), "{peer_log}");
+    assert!(peer_log.contains("Sharing 1 file, 1 bytes"), "{peer_log}");
 }
 
 #[test]

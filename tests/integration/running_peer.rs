@@ -2,10 +2,9 @@
 //! through its control API: `status`, `download` handed over (followed or `--detach`),
 //! `pause`, `resume`, `remove [--delete]`, `stop`; and the API's refusals.
 
-use crate::helpers::{peer_dir, test_bytes, wait_until, PeerProc, TrackerProc, IO};
+use crate::helpers::{listed, peer_dir, test_bytes, wait_until, PeerProc, TrackerProc, IO};
 use p2p_share::control::client::Remote;
 use p2p_share::peer::node::serving;
-use p2p_share::wire::tracker_msg::{TrackerReply, TrackerRequest};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -32,13 +31,6 @@ fn status_of(tracker: &TrackerProc, dir: &Path, name: &str) -> String {
     let o = peer(tracker, dir, &["status"]);
     assert!(o.status.success(), "{}", text(&o));
     text(&o).lines().find(|l| l.ends_with(&format!("  {name}"))).unwrap_or_default().to_string()
-}
-
-fn holders(t: &TrackerProc, name: &str) -> usize {
-    match t.conn().call::<_, TrackerReply>(&TrackerRequest::Search { name: name.into() }) {
-        Ok(TrackerReply::Files { files, .. }) => files.iter().map(|f| f.holders.len()).sum(),
-        _ => 0,
-    }
 }
 
 #[test]
@@ -82,15 +74,12 @@ fn commands_drive_the_running_peer_from_add_to_stop() {
     // The seeder, a running peer too, counted what it sent.
     let seeding = text(&peer(&t, &seed, &["status"]));
     assert!(seeding.contains("Uploaded 6.3 MB since the peer started"), "{seeding}");
-    assert!(
-        wait_until(Duration::from_secs(5), || holders(&t, "six.bin") == 2),
-        "the finished file is shared"
-    );
+    assert!(wait_until(Duration::from_secs(5), || listed(&t, "six.bin") == 2), "the finished file is shared");
 
     let o = peer(&t, &dir, &["remove", "six.bin", "--delete"]);
     assert!(text(&o).contains("Deleted"), "{}", text(&o));
     assert!(!dir.join("files/six.bin").exists());
-    assert!(wait_until(Duration::from_secs(5), || holders(&t, "six.bin") == 1), "no longer shared");
+    assert!(wait_until(Duration::from_secs(5), || listed(&t, "six.bin") == 1), "no longer shared");
     assert_eq!(status_of(&t, &dir, "six.bin"), "");
     let o = peer(&t, &dir, &["remove", "nothing.bin"]);
     assert!(!o.status.success() && text(&o).contains("nothing here is called 'nothing.bin'"), "{}", text(&o));
