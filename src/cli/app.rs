@@ -238,40 +238,62 @@ fn remote_of(cfg: &NodeConfig) -> Result<Remote, CliError> {
 fn serve(cfg: &NodeConfig, control_addr: SocketAddr) -> Result<ExitCode, CliError> {
     // On the DHT, a peer serves whether or not the tracker is up.
     let cfg = &NodeConfig { tracker_optional: cfg.dht.is_some(), ..cfg.clone() };
-    let listener = TcpListener::bind(control_addr).map_err(CliError::Control)?;
-    let addr = listener.local_addr().map_err(CliError::Control)?;
-    let remote = Remote { addr, secret: crate::random::token() };
-    let (stop_tx, stop_rx) = bounded::<()>(1);
-    let node = Arc::new(Node::start(cfg).map_err(CliError::Node)?);
-    let runner: Runner = {
-        let node = Arc::clone(&node);
-        Arc::new(move |target: &str, opts: &Options| node.download(target, None, opts))
-    };
-    let jobs = Jobs::new(runner, Options::default());
-    let control = Control {
-        guard: Guard::new(addr, remote.secret.clone()),
-        jobs: jobs.clone(),
-        shares: Arc::clone(&node.shares),
-        tracker: Arc::clone(&node.tracker),
-        peer: node.addr(),
-        dir: cfg.dir.clone(),
-        stop: stop_tx,
-        up_rates: Default::default(),
-    };
-    let mut server = ControlServer::start(listener, control).map_err(CliError::Control)?;
-    // The lock file names the API before the peer says it is ready.
-    node.record_control(&remote).map_err(CliError::Control)?;
-    info!("Control API on http://{addr}/ (its secret is in {})", cfg.dir.join(LOCK_FILE).display());
-    say_ready(cfg, &node);
+    let running = Running::start(cfg, control_addr)?;
+    say_ready(cfg, &running.node);
     let ctrl_c = ctrl_c_channel()?;
     select! {
         recv(ctrl_c) -> _ => {}
-        recv(stop_rx) -> _ => {}
+        recv(running.stop_asked) -> _ => {}
     }
-    jobs.stop_all();
-    server.stop();
-    node.leave();
+    running.leave();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The long-running peer of a folder (`serve`, the menu): its node, the downloads handed
+/// to it, and its control API, whose address the lock file names.
+struct Running {
+    node: Arc<Node>,
+    jobs: Jobs,
+    server: ControlServer,
+    /// Signalled when `peer stop` asks it to leave.
+    stop_asked: Receiver<()>,
+}
+
+impl Running {
+    fn start(cfg: &NodeConfig, control_addr: SocketAddr) -> Result<Running, CliError> {
+        let listener = TcpListener::bind(control_addr).map_err(CliError::Control)?;
+        let addr = listener.local_addr().map_err(CliError::Control)?;
+        let remote = Remote { addr, secret: crate::random::token() };
+        let (stop_tx, stop_asked) = bounded::<()>(1);
+        let node = Arc::new(Node::start(cfg).map_err(CliError::Node)?);
+        let runner: Runner = {
+            let node = Arc::clone(&node);
+            Arc::new(move |target: &str, opts: &Options| node.download(target, None, opts))
+        };
+        let jobs = Jobs::new(runner, Options::default());
+        let control = Control {
+            guard: Guard::new(addr, remote.secret.clone()),
+            jobs: jobs.clone(),
+            shares: Arc::clone(&node.shares),
+            tracker: Arc::clone(&node.tracker),
+            peer: node.addr(),
+            dir: cfg.dir.clone(),
+            stop: stop_tx,
+            up_rates: Default::default(),
+        };
+        let server = ControlServer::start(listener, control).map_err(CliError::Control)?;
+        // The lock file names the API before the peer says it is ready.
+        node.record_control(&remote).map_err(CliError::Control)?;
+        info!("Control API on http://{addr}/ (its secret is in {})", cfg.dir.join(LOCK_FILE).display());
+        Ok(Running { node, jobs, server, stop_asked })
+    }
+
+    /// Stops the downloads (their chunks kept) and the API, and leaves the swarm.
+    fn leave(mut self) {
+        self.jobs.stop_all();
+        self.server.stop();
+        self.node.leave();
+    }
 }
 
 /// `download` with a peer running on the folder: the downloads are added to it; unless
@@ -302,10 +324,13 @@ fn hand_over(remote: &Remote, names: &[String], detach: bool) -> Result<ExitCode
 /// The menu reads stdin on its own thread; this one waits for it to end or for Ctrl+C,
 /// and either way the peer leaves as `serve` does (the tracker is told, the server stops).
 fn menu_until_done(cfg: &NodeConfig) -> Result<ExitCode, CliError> {
-    let (node, ctrl_c) = start(cfg)?;
-    let node = Arc::new(node);
+    // The menu's peer is the running peer of its folder too: `peer status` and the others
+    // reach it.
+    let running = Running::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    say_ready(cfg, &running.node);
+    let ctrl_c = ctrl_c_channel()?;
     let (done_tx, done_rx) = bounded::<()>(1);
-    let menu_node = Arc::clone(&node);
+    let menu_node = Arc::clone(&running.node);
     thread::Builder::new()
         .name("menu".into())
         .spawn(move || {
@@ -317,10 +342,11 @@ fn menu_until_done(cfg: &NodeConfig) -> Result<ExitCode, CliError> {
     select! {
         recv(done_rx) -> _ => {}
         recv(ctrl_c) -> _ => println!(),
+        recv(running.stop_asked) -> _ => println!(),
     }
     println!("Removing peer...\n-----\nShutting down this peer!\n-----");
     // The menu thread may still wait for input; the process ends when this returns.
-    node.leave();
+    running.leave();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -57,3 +57,23 @@ fn ctrl_c_in_the_menu_leaves_the_swarm_cleanly() {
     assert!(out.contains("[INFO] Removing peer..."), "{out}");
     t.proc.wait_for_line(&format!("Peer {port} removed!"), IO);
 }
+
+#[test]
+fn the_menus_peer_is_the_running_peer_of_its_folder() {
+    let t = TrackerProc::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = peer_dir(root.path(), "c1", &[("a.txt", b"hello")]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args(["--tracker", &t.addr.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"]);
+    let mut p = Proc::spawn_with_open_stdin(cmd);
+    p.wait_for_line("You are running on port", Duration::from_secs(20));
+    let peer = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_peer")).arg("--dir").arg(&dir).args(args).output().unwrap()
+    };
+    let status = peer(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.status.success() && text.contains("sharing") && text.contains("a.txt"), "{text}");
+    assert!(peer(&["stop"]).status.success());
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0), "peer stop ends the menu:\n{}", p.output());
+    assert!(p.output().contains("Shutting down this peer!"), "{}", p.output());
+}
