@@ -66,9 +66,12 @@ d.find_element(By.ID, "add-button").click()
 name1 = None
 end = time.time() + 30
 while name1 is None and time.time() < end:
-    rows = d.find_elements(By.CSS_SELECTOR, "#downloads tbody tr")
-    if rows:
-        name1 = rows[0].find_element(By.CSS_SELECTOR, "td.name").text
+    try:
+        rows = d.find_elements(By.CSS_SELECTOR, "#downloads tbody tr")
+        if rows:
+            name1 = rows[0].find_element(By.CSS_SELECTOR, "td.name").text
+    except Exception:
+        pass  # the table was redrawn under us
     time.sleep(0.1)
 if name1 is None:
     fail("the magnet link was not added")
@@ -106,6 +109,33 @@ wait_state(name2, ["downloading", "done"])
 print("ok resumed")
 wait_state(name2, ["done"])
 print("ok second done")
+# Remove the first, its data too: two questions, both answered yes.
+click(name1, "remove")
+for _ in range(2):
+    end = time.time() + 10
+    while True:
+        try:
+            d.switch_to.alert.accept()
+            break
+        except Exception:
+            if time.time() > end:
+                fail("no question asked on remove")
+            time.sleep(0.1)
+def listed(name):
+    for _ in range(20):
+        try:
+            return row(name) is not None
+        except Exception:
+            time.sleep(0.05)  # the table was redrawn under us
+    return True
+
+
+end = time.time() + 10
+while listed(name1) and time.time() < end:
+    time.sleep(0.1)
+if listed(name1):
+    fail("the removed download is still listed")
+print("ok removed")
 if os.environ.get("P2P_SHARE_SCREENSHOT"):
     time.sleep(1.5)
     d.set_window_size(1200, 800)

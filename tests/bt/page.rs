@@ -1,7 +1,7 @@
 //! The running peer's web page in headless Chromium (Selenium and Debian's chromedriver,
 //! driven by `tests/bt/page.py`): a magnet link added through the page finishes, a file
-//! whose name holds HTML is shown as text, its swarm picture is drawn, and a second
-//! download is paused and resumed with the page's buttons.
+//! whose name holds HTML is shown as text, its swarm picture is drawn, a second download is
+//! paused and resumed with the page's buttons, and the first is removed with its data.
 
 use crate::libtorrent::{all_output, bin, serve, tracker};
 use crate::support::test_bytes;
@@ -45,9 +45,10 @@ fn a_magnet_added_on_the_page_finishes_and_a_download_pauses_and_resumes() {
         "ok paused",
         "ok resumed",
         "ok second done",
+        "ok removed",
     ] {
         assert!(text.contains(step), "{step}:\n{text}");
     }
-    assert!(std::fs::read(mine.join("files").join(hostile)).unwrap() == first);
+    assert!(!mine.join("files").join(hostile).exists(), "removed with its data");
     assert!(std::fs::read(mine.join("files/second.bin")).unwrap() == second);
 }

@@ -49,9 +49,13 @@ async function post(path, body, type) {
 }
 
 async function act(action, key, extra) {
-  if (action === "remove" && !confirm("Stop sharing '" + extra + "'?")) return;
+  let query = "";
+  if (action === "remove") {
+    if (!confirm("Stop sharing '" + extra + "'?")) return;
+    if (confirm("Also delete its data from the folder? (Cancel keeps the file.)")) query = "?delete=1";
+  }
   try {
-    await post("/api/downloads/" + encodeURIComponent(key) + "/" + action);
+    await post("/api/downloads/" + encodeURIComponent(key) + "/" + action + query);
     say(action + ": done");
   } catch (e) {
     say(action + ": " + e.message, true);
