@@ -39,15 +39,21 @@ fn menu_lists_searches_downloads_and_answers_bad_input() {
     assert!(std::fs::read(dir.join("files/test.pdf")).unwrap() == data);
 }
 
+/// The menu on a folder sharing a.txt, its stdin kept open; returned once it is ready.
+fn menu(t: &TrackerProc, dir: &std::path::Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args(["--tracker", &t.addr.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"]);
+    let p = Proc::spawn_with_open_stdin(cmd);
+    p.wait_for_line("Press ctrl + c to shutdown this peer.", Duration::from_secs(20));
+    p
+}
+
 #[test]
 fn ctrl_c_in_the_menu_leaves_the_swarm_cleanly() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let dir = peer_dir(root.path(), "c1", &[("a.txt", b"hello")]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
-    cmd.args(["--tracker", &t.addr.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"]);
-    let mut p = Proc::spawn_with_open_stdin(cmd);
-    p.wait_for_line("Press ctrl + c to shutdown this peer.", Duration::from_secs(20));
+    let mut p = menu(&t, &dir);
     let port = p.wait_for_line("You are running on port", IO).rsplit(':').next().unwrap().trim().to_string();
     p.signal("-INT");
     assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0), "Ctrl+C ends the menu:\n{}", p.output());
@@ -63,10 +69,7 @@ fn the_menus_peer_is_the_running_peer_of_its_folder() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let dir = peer_dir(root.path(), "c1", &[("a.txt", b"hello")]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
-    cmd.args(["--tracker", &t.addr.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0"]);
-    let mut p = Proc::spawn_with_open_stdin(cmd);
-    p.wait_for_line("You are running on port", Duration::from_secs(20));
+    let mut p = menu(&t, &dir);
     let peer = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_peer")).arg("--dir").arg(&dir).args(args).output().unwrap()
     };
