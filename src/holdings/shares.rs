@@ -4,11 +4,13 @@
 use crate::chunk_store::ChunkStore;
 use crate::hash::ContentId;
 use crate::manifest::Manifest;
+use crate::names::validate_name;
 use crate::storage::Place;
 use crate::super_seed::SuperSeed;
 use crate::wire::tracker_msg::FileInfo;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -64,13 +66,26 @@ impl Share {
 pub struct Shares {
     by_id: RwLock<HashMap<ContentId, Arc<Share>>>,
     /// Names in `DIR/files` the user chose not to share.
-    withheld: RwLock<std::collections::HashSet<String>>,
+    withheld: RwLock<std::collections::BTreeSet<String>>,
+    /// Where the withheld names are kept across restarts (one per line), if anywhere.
+    withheld_file: Option<PathBuf>,
 }
 
 impl Shares {
-    /// Stops sharing the complete file `name` (it stays on disk); returns its id if shared.
+    /// Shares that keep the names the user chose not to share in `file`, and start with
+    /// those it holds (names that are not valid file names are skipped).
+    pub fn remembering(file: PathBuf) -> Shares {
+        let names = std::fs::read_to_string(&file).unwrap_or_default();
+        let withheld = names.lines().filter(|n| validate_name(n).is_ok()).map(String::from).collect();
+        Shares { withheld: RwLock::new(withheld), withheld_file: Some(file), ..Shares::default() }
+    }
+
+    /// Stops sharing the complete file `name` (it stays on disk, and stays unshared after a
+    /// restart); returns its id if shared.
     pub fn withhold(&self, name: &str) -> Option<ContentId> {
-        self.withheld.write().insert(name.to_string());
+        if self.withheld.write().insert(name.to_string()) {
+            self.save_withheld();
+        }
         let shared = self.complete_by_name(name)?;
         self.remove(&shared.content_id);
         Some(shared.content_id)
@@ -78,7 +93,19 @@ impl Shares {
 
     /// Shares `name` again when it appears in `DIR/files` (after its data was deleted).
     pub fn share_again(&self, name: &str) {
-        self.withheld.write().remove(name);
+        if self.withheld.write().remove(name) {
+            self.save_withheld();
+        }
+    }
+
+    fn save_withheld(&self) {
+        let Some(file) = &self.withheld_file else { return };
+        let text: String = self.withheld.read().iter().map(|n| format!("{n}\n")).collect();
+        let written =
+            crate::atomic_file::write_atomic(file, text.as_bytes(), crate::atomic_file::Durability::Synced);
+        if let Err(e) = written {
+            log::warn!("cannot keep the list of unshared files in {}: {e}", file.display());
+        }
     }
 
     pub fn is_withheld(&self, name: &str) -> bool {

@@ -221,7 +221,8 @@ impl Node {
             warn!("{} did not exist: created it, with an empty {}", cfg.dir.display(), files_dir.display());
         }
         let lock = lock_dir(&cfg.dir)?;
-        let shares = Arc::new(Shares::default());
+        // Files the user removed from sharing stay unshared across restarts.
+        let shares = Arc::new(Shares::remembering(chunks_dir.join("withheld")));
         let full_list = {
             let shares = Arc::clone(&shares);
             Box::new(move || shares.complete_files())

@@ -121,7 +121,7 @@ fn the_control_api_refuses_strangers_rebinding_and_cross_site_changes() {
     let t = TrackerProc::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let dir = peer_dir(root.path(), "mine", &[("kept.bin", b"keep me")]);
-    let (_running, _) = PeerProc::serve(t.addr, &dir, &[]);
+    let (running, _) = PeerProc::serve(t.addr, &dir, &[]);
     let remote = serving(&dir).and_then(|s| s.control).expect("the lock file names the API");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.join(".p2p-share.lock")).unwrap().permissions().mode();
@@ -178,4 +178,11 @@ fn the_control_api_refuses_strangers_rebinding_and_cross_site_changes() {
     let (removed, body) = post("/api/downloads/kept.bin/remove", &with_token);
     assert!(removed == 200 && body.contains("\"removed\":\"kept.bin\""), "{body}");
     assert!(dir.join("files/kept.bin").exists(), "removed without --delete: the data stays");
+    // And it stays unshared after the peer restarts.
+    assert!(wait_until(IO, || listed(&t, "kept.bin") == 0));
+    drop(running);
+    let (_again, _) = PeerProc::serve(t.addr, &dir, &[]);
+    let o = peer(&t, &dir, &["status"]);
+    assert!(!text(&o).contains("kept.bin"), "{}", text(&o));
+    assert_eq!(listed(&t, "kept.bin"), 0);
 }
