@@ -2,7 +2,7 @@
 //! first with peers that are all dead, and a seeder the DHT names while it is down for a
 //! moment. A private DHT on loopback; the downloader knows only the lying node at first.
 
-use crate::helpers::{free_port, peer_dir, test_bytes, Proc};
+use crate::helpers::{fixed_free_port, peer_dir, test_bytes, Proc};
 use p2p_share::manifest::hash_file;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
@@ -129,7 +129,7 @@ fn a_first_answer_of_dead_peers_does_not_stop_a_magnet_download() {
     let root = tempfile::tempdir().unwrap();
     let data = test_bytes(2 << 20, 320);
     let seed_dir = peer_dir(root.path(), "seed", &[("steer.bin", &data)]);
-    let _seed = dht_seeder(&seed_dir, &join(&nodes), free_port());
+    let _seed = dht_seeder(&seed_dir, &join(&nodes), fixed_free_port());
     let liar = lying_node(dead_peers(), nodes);
     let id = hash_file(&seed_dir.join("files/steer.bin"), "steer.bin", true).unwrap().content_id();
     let down = peer_dir(root.path(), "down", &[]);
@@ -159,7 +159,7 @@ fn a_dht_source_that_failed_once_is_tried_again() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let port = free_port();
+    let port = fixed_free_port(); // the seeder comes back on it
     drop(dht_seeder(&seed_dir, &boot, port)); // announced, then gone
     let liar = lying_node(vec![SocketAddr::from(([127, 0, 1, 1], 6881))], nodes);
     let down = peer_dir(root.path(), "down", &[]);

@@ -240,6 +240,23 @@ impl PeerProc {
     }
 }
 
+/// A port free for TCP and UDP on every address, below the kernel's ephemeral range
+/// (32768-60999 here), for a process that must come back on the same port: a port the
+/// kernel hands out for `:0` could be taken by another test meanwhile.
+pub fn fixed_free_port() -> u16 {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new();
+    for i in 0u32.. {
+        let port = 20_000 + (random.hash_one(i) % 12_000) as u16;
+        let tcp = std::net::TcpListener::bind(("0.0.0.0", port));
+        let udp = std::net::UdpSocket::bind(("0.0.0.0", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    unreachable!("some port below 32000 is free")
+}
+
 /// A port that was free a moment ago (bound to 127.0.0.1:0 and let go).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
