@@ -139,6 +139,7 @@ pub fn follow(
                 chunks_total: v.chunks_total,
                 elapsed: started.elapsed(),
                 sources: v.sources,
+                arrived: None,
             });
         }
         match v.state {

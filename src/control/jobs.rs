@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
+/// Chunk arrivals kept per download for its picture.
+const MAX_TIMELINE: usize = 1 << 20;
+
 /// Downloads listed at once (finished ones included); past it, an add is refused until one
 /// is removed.
 pub const MAX_JOBS: usize = 256;
@@ -63,7 +66,7 @@ struct Job {
     stop: Arc<AtomicBool>,
     rate: Rate,
     thread: Option<JoinHandle<()>>,
-    /// When each chunk arrived and from whom, once it is done (the page draws it).
+    /// When each chunk arrived and from whom, as it goes (the page draws it).
     timeline: Vec<Arrival>,
 }
 
@@ -129,6 +132,11 @@ impl Jobs {
         let progress = Arc::new(move |p: &Progress| {
             if let Some(j) = progress_list.lock().iter_mut().find(|j| j.view.id == id) {
                 j.rate.sample(Instant::now(), p.done_bytes);
+                if let Some((chunk, seconds, from)) = p.arrived {
+                    if j.timeline.len() < MAX_TIMELINE {
+                        j.timeline.push(Arrival { chunk, seconds, source: peer_label(&from) });
+                    }
+                }
                 let v = &mut j.view;
                 (v.name, v.size, v.done_bytes) = (p.name.clone(), p.total_bytes, p.done_bytes);
                 (v.chunks_done, v.chunks_total, v.sources) = (p.chunks_done, p.chunks_total, p.sources);
@@ -187,10 +195,10 @@ impl Jobs {
             .collect()
     }
 
-    /// The picture of a finished download's swarm (see `timeline_svg`).
+    /// The picture of a download's swarm so far (see `timeline_svg`).
     pub fn timeline_svg(&self, id: u64) -> Option<String> {
         let list = self.list.lock();
-        let j = list.iter().find(|j| j.view.id == id && j.view.state == State::Done)?;
+        let j = list.iter().find(|j| j.view.id == id && !j.timeline.is_empty())?;
         Some(crate::timeline_svg::render(&[(j.view.name.clone(), j.timeline.clone())]))
     }
 
@@ -233,6 +241,7 @@ impl Jobs {
                 }
                 j.stop = Arc::default();
                 j.rate = Rate::default();
+                j.timeline.clear(); // the picture is of one run: its seconds start with it
                 (j.view.state, j.view.error) = (State::Downloading, None);
                 let (target, stop) = (j.view.target.clone(), Arc::clone(&j.stop));
                 j.thread = Some(self.spawn(id, target, stop));
@@ -314,6 +323,7 @@ mod tests {
                 chunks_total: 10,
                 elapsed: Duration::ZERO,
                 sources: 1,
+                arrived: Some((n - 1, 0.5, "127.0.0.1:6000".parse().unwrap())),
             };
             progress(&p(3));
             loop {
@@ -363,6 +373,8 @@ mod tests {
         }
         let v = jobs.view(id).unwrap();
         assert_eq!((v.name.as_str(), v.chunks_done, v.size), ("a.bin", 3, 1000));
+        let picture = jobs.timeline_svg(id).expect("a picture while it downloads");
+        assert!(picture.contains("<svg") && picture.contains("6000"), "{picture}");
         assert_eq!(jobs.pause(id).unwrap().state, State::Pausing);
         settle(&jobs, id, State::Paused);
         assert!(jobs.pause(id).is_ok(), "pausing twice is no error");

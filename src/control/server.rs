@@ -11,7 +11,7 @@
 //! | `POST /api/downloads/KEY/pause`, `/resume` | KEY: its number, name or target |
 //! | `POST /api/downloads/KEY/remove[?delete=1]` | also a share that is no download; `delete` removes its data |
 //! | `POST /api/stop` | the peer leaves the swarm and exits |
-//! | `GET /api/downloads/N/timeline.svg` | when each chunk of a finished download arrived |
+//! | `GET /api/downloads/N/timeline.svg` | when each chunk of a download arrived so far, and from whom |
 //! | `GET /`, `/page.js`, `/page.css` | the page (plain HTML, CSS and a script) |
 //! | `GET /login?secret=S` | the page's cookie, then `/` (`peer page` prints this link) |
 //! | `GET /api/session` | the CSRF token for the page's changes |
@@ -218,7 +218,7 @@ pub fn route(req: &Request, c: &Control) -> Response {
         ("GET", ["api", "downloads", n, "timeline.svg"]) => {
             match n.parse::<u64>().ok().and_then(|id| c.jobs.timeline_svg(id)) {
                 Some(svg) => Response::new(200, "image/svg+xml", svg),
-                None => error(404, "no finished download by that number"),
+                None => error(404, "no download by that number has chunks yet"),
             }
         }
         ("GET", ["api", "status"]) => json(200, &status(c)),

@@ -25,6 +25,8 @@ pub struct Progress {
     pub elapsed: Duration,
     /// Sources fetching right now.
     pub sources: usize,
+    /// The chunk just written: its index, seconds since the download began, its source.
+    pub arrived: Option<(u32, f64, SocketAddr)>,
 }
 
 /// Written bytes after which write-back to disk is started in the background.
@@ -90,7 +92,17 @@ pub fn run(
                 let total_bytes = m.size;
                 let (name, chunks_total, elapsed) = (m.name.clone(), n, started.elapsed());
                 let sources = sources.load(Ordering::Relaxed);
-                p(&Progress { name, done_bytes, total_bytes, chunks_done, chunks_total, elapsed, sources });
+                let arrived = out.timeline.last().copied();
+                p(&Progress {
+                    name,
+                    done_bytes,
+                    total_bytes,
+                    chunks_done,
+                    chunks_total,
+                    elapsed,
+                    sources,
+                    arrived,
+                });
             }
         }
         drop(flush_tx);

@@ -101,6 +101,20 @@ while time.time() < end:
     except Exception:
         pass
     time.sleep(0.1)
+# Its picture is drawn while it downloads.
+end = time.time() + 10
+drawn = "return arguments[0].complete && arguments[0].naturalWidth > 0"
+while time.time() < end:
+    try:
+        imgs = d.find_elements(By.CSS_SELECTOR, "#pictures img")
+        if len(imgs) >= 2 and all(d.execute_script(drawn, i) for i in imgs):
+            break
+    except Exception:
+        pass
+    time.sleep(0.1)
+else:
+    fail("no picture of the download in progress")
+print("ok picture while downloading")
 click(name2, "pause")
 wait_state(name2, ["paused"])
 print("ok paused")

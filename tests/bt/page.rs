@@ -42,6 +42,7 @@ fn a_magnet_added_on_the_page_finishes_and_a_download_pauses_and_resumes() {
         "ok magnet done: <img src=x onerror=alert(1)> & more.bin",
         "ok name as text",
         "ok swarm picture",
+        "ok picture while downloading",
         "ok paused",
         "ok resumed",
         "ok second done",

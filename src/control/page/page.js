@@ -75,7 +75,24 @@ function left(secs) {
   return Math.floor(secs / 60) + ":" + String(secs % 60).padStart(2, "0");
 }
 
-const pictures = new Set();
+// The swarm picture of each download with chunks in, redrawn as chunks arrive.
+const pictures = new Map();
+
+function picture(d) {
+  if (!d.chunks_done) return;
+  let img = pictures.get(d.id);
+  if (!img) {
+    img = document.createElement("img");
+    img.alt = "when each chunk of " + d.name + " arrived";
+    pictures.set(d.id, img);
+    document.getElementById("pictures").appendChild(img);
+  }
+  const src = "/api/downloads/" + d.id + "/timeline.svg?chunks=" + d.chunks_done + "&state=" + d.state;
+  if (img.dataset.src !== src) {
+    img.dataset.src = src;
+    img.src = src;
+  }
+}
 
 async function refresh() {
   try {
@@ -102,14 +119,12 @@ async function refresh() {
       if (d.state === "downloading") button(actions, "Pause", "pause", String(d.id));
       if (d.state === "paused" || d.state === "failed") button(actions, "Resume", "resume", String(d.id));
       button(actions, "Remove", "remove", String(d.id), d.name);
-      if (d.state === "done" && !pictures.has(d.id)) {
-        pictures.add(d.id);
-        const img = document.createElement("img");
-        img.alt = "when each chunk of " + d.name + " arrived";
-        img.src = "/api/downloads/" + d.id + "/timeline.svg";
-        document.getElementById("pictures").appendChild(img);
-      }
+      picture(d);
     });
+    const listed = new Set(s.downloads.map(d => d.id));
+    for (const [id, img] of pictures) {
+      if (!listed.has(id)) { img.remove(); pictures.delete(id); }
+    }
     fill("shares", s.shares, (tr, f) => {
       tr.dataset.name = f.name;
       cell(tr, f.name, "name");
