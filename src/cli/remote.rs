@@ -21,19 +21,20 @@ pub fn status(remote: &Remote, out: &mut impl Write) -> Result<(), RemoteError> 
     let _ = writeln!(out, "Peer {} serving {}", s.peer, s.dir);
     let _ = writeln!(
         out,
-        "{:<4} {:<11} {:>7} {:>10} {:>11} {:>11} {:>7} {:>8}  NAME",
-        "ID", "STATE", "DONE", "SIZE", "DOWN", "UP", "SOURCES", "ETA"
+        "{:<4} {:<11} {:>7} {:>10} {:>11} {:>11} {:>7} {:>7} {:>8}  NAME",
+        "ID", "STATE", "DONE", "SIZE", "DOWN", "UP", "SOURCES", "UPLOADS", "ETA"
     );
-    let up_of = |name: &str| s.shares.iter().find(|sh| sh.name == name).map_or(0, |sh| sh.up_rate);
+    let share_of = |name: &str| s.shares.iter().find(|sh| sh.name == name);
     let rate = |n: u64| format!("{}/s", bytes(n));
     for d in &s.downloads {
         let pct = (d.done_bytes * 100).checked_div(d.size).unwrap_or(0);
         let eta = d.eta_secs.map_or("-".to_string(), |s| format!("{}:{:02}", s / 60, s % 60));
         let state = format!("{:?}", d.state).to_lowercase();
-        let (id, size, down, up) = (d.id, bytes(d.size), rate(d.down_rate), rate(up_of(&d.name)));
+        let (up, uploads) = share_of(&d.name).map_or((0, 0), |sh| (sh.up_rate, sh.uploads));
+        let (id, size, down, up) = (d.id, bytes(d.size), rate(d.down_rate), rate(up));
         let _ = writeln!(
             out,
-            "{id:<4} {state:<11} {pct:>6}% {size:>10} {down:>11} {up:>11} {:>7} {eta:>8}  {}",
+            "{id:<4} {state:<11} {pct:>6}% {size:>10} {down:>11} {up:>11} {:>7} {uploads:>7} {eta:>8}  {}",
             d.sources, d.name
         );
         if let Some(e) = &d.error {
@@ -46,8 +47,8 @@ pub fn status(remote: &Remote, out: &mut impl Write) -> Result<(), RemoteError> 
         let (size, up) = (bytes(sh.size), rate(sh.up_rate));
         let _ = writeln!(
             out,
-            "{:<4} {state:<11} {:>6}% {size:>10} {:>11} {up:>11} {:>7} {:>8}  {}",
-            "-", 100, "-", "-", "-", sh.name
+            "{:<4} {state:<11} {:>6}% {size:>10} {:>11} {up:>11} {:>7} {:>7} {:>8}  {}",
+            "-", 100, "-", "-", sh.uploads, "-", sh.name
         );
     }
     if s.downloads.is_empty() && s.shares.is_empty() {

@@ -18,7 +18,7 @@
 
 use super::auth::{Denied, Guard, COOKIE};
 use super::jobs::{JobView, Jobs};
-use super::rates::UpRates;
+use super::rates::{UpRates, RATE_WINDOW};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::conn_limit::ConnLimiter;
 use crate::hash::{ContentId, Sha1Hash};
@@ -58,6 +58,8 @@ pub struct ShareView {
     /// Payload bytes uploaded since the peer started, and bytes a second now.
     pub uploaded: u64,
     pub up_rate: u64,
+    /// Peers sent a piece in the last few seconds.
+    pub uploads: usize,
 }
 
 /// What `GET /api/status` answers.
@@ -253,6 +255,7 @@ fn status(c: &Control) -> Status {
             private: s.manifest.private,
             uploaded: s.uploaded.load(std::sync::atomic::Ordering::Relaxed),
             up_rate: c.up_rates.of(&s.content_id, now),
+            uploads: s.uploading_to(now, RATE_WINDOW),
         })
         .collect();
     shares.sort_by(|a, b| a.name.cmp(&b.name));

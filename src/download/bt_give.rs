@@ -150,7 +150,7 @@ impl<'a> Giving<'a> {
         }
         conn.send_block(b, &self.block)?;
         self.up.slots.credit(self.conn_id, 0, u64::from(b.length));
-        shared.sent(u64::from(b.length));
+        shared.sent(conn.addr, u64::from(b.length));
         let more_asked = conn.has_buffered();
         if !more_asked || self.turn.as_ref().is_some_and(|(_, sent)| *sent >= QUANTUM) {
             self.turn = None; // to the back of the line, or out of it while nothing is asked

@@ -10,9 +10,11 @@ use crate::super_seed::SuperSeed;
 use crate::wire::tracker_msg::FileInfo;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use crate::storage::FileIdentity;
 
@@ -33,7 +35,12 @@ pub struct Share {
     pub seeding: Mutex<SuperSeed>,
     /// Payload bytes uploaded, over every protocol (kept when a download completes).
     pub uploaded: Arc<AtomicU64>,
+    /// The peers sent a piece lately, and when (at most [`MAX_RECENT`]).
+    recent: Mutex<HashMap<SocketAddr, Instant>>,
 }
+
+/// Peers remembered per share for [`Share::uploading_to`].
+const MAX_RECENT: usize = 256;
 
 impl Share {
     fn new(
@@ -43,12 +50,26 @@ impl Share {
         uploaded: Arc<AtomicU64>,
     ) -> Share {
         let seeding = Mutex::new(SuperSeed::new(manifest.chunk_count()));
-        Share { manifest, content_id, holding, seeding, uploaded }
+        Share { manifest, content_id, holding, seeding, uploaded, recent: Mutex::default() }
     }
 
-    /// Counts `bytes` of payload sent.
-    pub fn sent(&self, bytes: u64) {
+    /// Counts `bytes` of payload sent to `to`.
+    pub fn sent(&self, to: SocketAddr, bytes: u64) {
         self.uploaded.fetch_add(bytes, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut recent = self.recent.lock();
+        if recent.len() >= MAX_RECENT && !recent.contains_key(&to) {
+            // The one sent to longest ago makes room.
+            if let Some(oldest) = recent.iter().min_by_key(|(_, t)| **t).map(|(a, _)| *a) {
+                recent.remove(&oldest);
+            }
+        }
+        recent.insert(to, now);
+    }
+
+    /// Peers sent a piece within `within` of `now` (at most [`MAX_RECENT`] are kept).
+    pub fn uploading_to(&self, now: Instant, within: Duration) -> usize {
+        self.recent.lock().values().filter(|t| now.saturating_duration_since(**t) < within).count()
     }
 
     pub fn info(&self) -> FileInfo {
@@ -183,5 +204,30 @@ impl Shares {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_counted_and_the_peers_sent_to_lately_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, b"some bytes").unwrap();
+        let m = crate::manifest::hash_file(&path, "f.bin", false).unwrap();
+        let id = m.content_id();
+        let shares = Shares::default();
+        shares.add_complete(Arc::new(m), id, Place::file(path).unwrap());
+        let s = shares.get(&id).unwrap();
+        for i in 0..300u16 {
+            s.sent(SocketAddr::from(([10, 0, 0, 1], 1000 + i)), 10);
+        }
+        s.sent(SocketAddr::from(([10, 0, 0, 1], 1000)), 5);
+        assert_eq!(s.uploaded.load(Ordering::Relaxed), 3005);
+        let now = Instant::now();
+        assert_eq!(s.uploading_to(now, Duration::from_secs(5)), MAX_RECENT);
+        assert_eq!(s.uploading_to(now + Duration::from_secs(10), Duration::from_secs(5)), 0);
     }
 }

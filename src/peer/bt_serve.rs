@@ -436,7 +436,7 @@ impl<S: Socket> Session<'_, S> {
         self.writer.send(&self.out)?;
         self.last_sent = Instant::now();
         server.slots.credit(server.conn_id, 0, u64::from(b.length));
-        shared.sent(u64::from(b.length));
+        shared.sent(self.peer, u64::from(b.length));
         if self.turn.as_ref().is_some_and(|(_, sent)| *sent >= QUANTUM) {
             self.turn = None; // to the back of the line
         }

@@ -4,6 +4,7 @@
 
 use crate::helpers::{listed, peer_dir, test_bytes, wait_until, PeerProc, TrackerProc, IO};
 use p2p_share::control::client::Remote;
+use p2p_share::control::server::Status;
 use p2p_share::peer::node::serving;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -54,6 +55,10 @@ fn commands_drive_the_running_peer_from_add_to_stop() {
         line.contains("downloading") && line.split_whitespace().nth(2).is_some_and(|p| p != "0%")
     };
     assert!(wait_until(Duration::from_secs(10), some_done), "{}", status_of(&t, &dir, "six.bin"));
+    // The seeder, a running peer too, says it uploads to one peer.
+    let seeder = serving(&seed).and_then(|s| s.control).expect("the seeder's API");
+    let uploads = || seeder.get::<Status>("/api/status").map_or(0, |s| s.shares[0].uploads);
+    assert!(wait_until(IO, || uploads() == 1), "uploads: {}", uploads());
     let o = peer(&t, &dir, &["pause", "1"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(

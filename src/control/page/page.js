@@ -131,6 +131,7 @@ async function refresh() {
       cell(tr, size(f.size), "num");
       cell(tr, f.complete ? "complete" : "downloading");
       cell(tr, f.up_rate ? size(f.up_rate) + "/s" : "", "num");
+      cell(tr, f.uploads, "num");
       cell(tr, size(f.uploaded), "num");
       cell(tr, f.content_id, "hash");
       button(cell(tr, ""), "Remove", "remove", f.content_id, f.name);

@@ -53,7 +53,7 @@ pub(super) fn send<S: Socket>(
             conn.send_reply(&PeerReply::Chunk { index, len: len as u32 })?;
             match send_stretches(stretches, conn.writer(), turn.as_ref())? {
                 n if n == len => {
-                    shared.sent(len as u64);
+                    shared.sent(conn.peer_addr(), len as u64);
                     Ok(())
                 }
                 // The file shrank under us: the promised bytes cannot be sent, so close.
