@@ -26,7 +26,7 @@ use crate::holdings::shares::Shares;
 use crate::names::validate_name;
 use crate::shutdown::{ConnRegistry, Shutdown};
 use crate::torrent::MAX_TORRENT_BYTES;
-use crate::tracker::http::conn::{HttpConn, HttpError, Request, Response};
+use crate::tracker::http::conn::{HttpConn, Request, Response};
 use crate::tracker_client::TrackerClient;
 use crossbeam_channel::Sender;
 use log::{debug, info, warn};
@@ -162,21 +162,11 @@ impl Service for Api {
 }
 
 fn serve(mut conn: HttpConn<TcpStream>, peer: SocketAddr, control: &Control) {
-    loop {
-        let req = match conn.read_request() {
-            Ok(r) => r,
-            Err(HttpError::Bad(status, why)) => {
-                debug!("control: {peer}: {why}");
-                let _ = conn.respond(&text(status, why), false);
-                return;
-            }
-            Err(HttpError::Gone) | Err(HttpError::Io(_)) => return,
-        };
-        let response = route(&req, control);
-        if conn.respond(&response, req.keep_alive).is_err() || !req.keep_alive {
-            return;
-        }
-    }
+    let refusal = |status: u16, why: &'static str| {
+        debug!("control: {peer}: {why}");
+        text(status, why)
+    };
+    conn.serve_each(refusal, |req| route(req, control));
 }
 
 fn text(status: u16, body: impl Into<String>) -> Response {

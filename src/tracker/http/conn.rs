@@ -187,6 +187,30 @@ impl<S: Socket> HttpConn<S> {
         Ok(req)
     }
 
+    /// Answers requests until the client closes, idles out or asks to close: `route`
+    /// answers each; one that cannot be read gets `refusal(status, why)`, then the
+    /// connection closes.
+    pub fn serve_each(
+        &mut self,
+        refusal: impl Fn(u16, &'static str) -> Response,
+        mut route: impl FnMut(&Request) -> Response,
+    ) {
+        loop {
+            let req = match self.read_request() {
+                Ok(r) => r,
+                Err(HttpError::Bad(status, why)) => {
+                    let _ = self.respond(&refusal(status, why), false);
+                    return;
+                }
+                Err(HttpError::Gone) | Err(HttpError::Io(_)) => return,
+            };
+            let response = route(&req);
+            if self.respond(&response, req.keep_alive).is_err() || !req.keep_alive {
+                return;
+            }
+        }
+    }
+
     /// Writes `r` whole within the message deadline plus its length at the payload floor
     /// (see `send_deadline`); `keep_alive` says whether the connection stays open.
     pub fn respond(&mut self, r: &Response, keep_alive: bool) -> io::Result<()> {

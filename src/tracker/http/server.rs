@@ -2,7 +2,7 @@
 //! workers, keep-alive connections. Routes: `/announce`, `/scrape`, `/` (the status page,
 //! with `/status.js` and `/status.css`), `/api/status`, `/metrics`.
 
-use super::conn::{HttpConn, HttpError, Request, Response, NOT_HTTP};
+use super::conn::{HttpConn, Request, Response, NOT_HTTP};
 use super::query::{announce_reply, failure, parse_announce, parse_scrape, scrape_reply};
 use crate::accept::{self, Admitted, Service, REFUSE_TIMEOUT};
 use crate::conn_limit::ConnLimiter;
@@ -111,29 +111,19 @@ pub fn spawn(
 }
 
 fn serve(mut conn: HttpConn<TcpStream>, peer: SocketAddr, shared: &HttpCtx, limiter: &ConnLimiter) {
-    loop {
-        let req = match conn.read_request() {
-            Ok(r) => r,
-            Err(HttpError::Bad(status, why)) => {
-                debug!("http: {peer}: {why}");
-                let body = if why == NOT_HTTP {
-                    format!(
-                        "this is the tracker's HTTP port; p2p-share peers use its native port, {}\n",
-                        shared.native
-                    )
-                } else {
-                    why.to_string()
-                };
-                let _ = conn.respond(&Response::new(status, "text/plain; charset=utf-8", body), false);
-                return;
-            }
-            Err(HttpError::Gone) | Err(HttpError::Io(_)) => return,
+    let refusal = |status: u16, why: &'static str| {
+        debug!("http: {peer}: {why}");
+        let body = if why == NOT_HTTP {
+            format!(
+                "this is the tracker's HTTP port; p2p-share peers use its native port, {}\n",
+                shared.native
+            )
+        } else {
+            why.to_string()
         };
-        let response = route(&req, peer, shared, limiter);
-        if conn.respond(&response, req.keep_alive).is_err() || !req.keep_alive {
-            return;
-        }
-    }
+        Response::new(status, "text/plain; charset=utf-8", body)
+    };
+    conn.serve_each(refusal, |req| route(req, peer, shared, limiter));
 }
 
 /// The answer to one request.
