@@ -56,8 +56,10 @@ impl Share {
     /// Counts `bytes` of payload sent to `to`.
     pub fn sent(&self, to: SocketAddr, bytes: u64) {
         self.uploaded.fetch_add(bytes, Ordering::Relaxed);
+        // Blocks go out from many connections at once: none waits for this map. One skipped
+        // while another connection updates it is recorded with the peer's next block.
+        let Some(mut recent) = self.recent.try_lock() else { return };
         let now = Instant::now();
-        let mut recent = self.recent.lock();
         if recent.len() >= MAX_RECENT && !recent.contains_key(&to) {
             // The one sent to longest ago makes room.
             if let Some(oldest) = recent.iter().min_by_key(|(_, t)| **t).map(|(a, _)| *a) {
