@@ -108,22 +108,5 @@ fn transmission_requiring_encryption_both_ways() {
     std::fs::write(tr.download_dir.join("required.bin"), &data).unwrap();
     tr.add_and_finish(&dir.join("required.bin.torrent"), Duration::from_secs(30)); // it checks the data
     let again = root.path().join("again");
-    let out = bin("peer")
-        .args([
-            "--tracker",
-            &tracker.to_string(),
-            "--dir",
-            again.to_str().unwrap(),
-            "--port",
-            "0",
-            "download",
-        ])
-        .arg(dir.join("required.bin.torrent"))
-        .args(["--stall-timeout", "60"])
-        .output()
-        .unwrap();
-    let text = all_output(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("from {}", tr.peer_port)), "chunks came from transmission:\n{text}");
-    assert_eq!(sha1(&std::fs::read(again.join("files/required.bin")).unwrap()), sha1(&data));
+    tr.seeds_to_our_download(tracker, &again, &dir.join("required.bin.torrent"), "required.bin", &data);
 }

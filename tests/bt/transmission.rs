@@ -5,6 +5,7 @@
 use crate::libtorrent::{all_output, bin, lt, serve, sha1, Killed};
 use crate::support::{free_port, test_bytes};
 use crate::tracker_http::http_tracker;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,6 +74,36 @@ impl Transmission {
         );
     }
 
+    /// `peer download TORRENT` into `dir` through `tracker`, which names this Transmission:
+    /// it must succeed, with chunks from Transmission, and `files/NAME` must hold `data`.
+    pub fn seeds_to_our_download(
+        &self,
+        tracker: SocketAddr,
+        dir: &Path,
+        torrent: &Path,
+        name: &str,
+        data: &[u8],
+    ) {
+        let out = bin("peer")
+            .args([
+                "--tracker",
+                &tracker.to_string(),
+                "--dir",
+                dir.to_str().unwrap(),
+                "--port",
+                "0",
+                "download",
+            ])
+            .arg(torrent)
+            .args(["--stall-timeout", "60"])
+            .output()
+            .unwrap();
+        let text = all_output(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains(&format!("from {}", self.peer_port)), "chunks came from transmission:\n{text}");
+        assert_eq!(sha1(&std::fs::read(dir.join("files").join(name)).unwrap()), sha1(data));
+    }
+
     /// Waits until torrent 1 is 100% done.
     pub fn wait_done(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
@@ -125,15 +156,5 @@ fn we_download_from_transmission_through_our_tracker() {
     ]);
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     tr.add_and_finish(&torrent, Duration::from_secs(30)); // it checks the data it seeds
-    let dir = root.path().join("ours");
-    let out = bin("peer")
-        .args(["--tracker", &tracker.to_string(), "--dir", dir.to_str().unwrap(), "--port", "0", "download"])
-        .arg(&torrent)
-        .args(["--stall-timeout", "60"])
-        .output()
-        .unwrap();
-    let text = all_output(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("from {}", tr.peer_port)), "chunks came from transmission:\n{text}");
-    assert_eq!(sha1(&std::fs::read(dir.join("files/from-transmission.bin")).unwrap()), sha1(&data));
+    tr.seeds_to_our_download(tracker, &root.path().join("ours"), &torrent, "from-transmission.bin", &data);
 }
