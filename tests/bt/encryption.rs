@@ -3,7 +3,7 @@
 //! encryption required. Such peers refuse plain BitTorrent, so every byte here went
 //! through our MSE handshake and RC4.
 
-use crate::libtorrent::{all_output, bin, chunks_from, serve, sha1, start_until, tracker};
+use crate::libtorrent::{all_output, bin, chunks_from, our_magnet, serve, sha1, start_until, tracker};
 use crate::support::test_bytes;
 use crate::tracker_http::http_tracker;
 use crate::transmission::Transmission;
@@ -71,8 +71,7 @@ fn libtorrent_forcing_encryption_both_ways() {
 
     let (_t, tracker) = tracker();
     let (seed, port) = serve(tracker, &ours, &[]);
-    let link = bin("peer").args(["--dir", ours.to_str().unwrap(), "magnet", "secret.bin"]).output().unwrap();
-    let link = String::from_utf8(link.stdout).unwrap().trim().to_string();
+    let link = our_magnet(&ours, "secret.bin");
     let save = root.path().join("lt-get");
     let got = lt_forced(&["get", &link, save.to_str().unwrap(), "60", &format!("127.0.0.1:{port}")])
         .output()

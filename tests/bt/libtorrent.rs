@@ -89,6 +89,14 @@ pub fn serve(tracker: SocketAddr, dir: &Path, extra: &[&str]) -> (PeerProc, u16)
     PeerProc::serve(tracker, dir, extra)
 }
 
+/// The magnet link `peer magnet NAME` prints for `dir/files/NAME` (it must print one).
+pub fn our_magnet(dir: &Path, name: &str) -> String {
+    let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "magnet", name]).output().unwrap();
+    let link = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && link.starts_with("magnet:"), "{}", all_output(&out));
+    link
+}
+
 /// A libtorrent seeder of `torrent` over `dir`; returns it and its port.
 pub fn lt_seed(torrent: &Path, dir: &Path, rate: Option<u64>) -> (Killed, u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bt/lt.py");
@@ -155,8 +163,7 @@ fn libtorrent_downloads_from_our_magnet_link() {
     let data = test_bytes(32 * MIB, 1);
     std::fs::write(dir.join("files/big.bin"), &data).unwrap();
     let (_seed, port) = serve(tracker, &dir, &[]);
-    let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "magnet", "big.bin"]).output().unwrap();
-    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let link = our_magnet(&dir, "big.bin");
     assert!(link.contains(&format!("x.pe=127.0.0.1%3A{port}")), "{link}");
     let save = root.path().join("lt");
     let got = lt(&["get", &link, save.to_str().unwrap(), "60", &format!("127.0.0.1:{port}")]);

@@ -3,7 +3,7 @@
 //! whose name holds HTML is shown as text, its swarm picture is drawn, a second download is
 //! paused and resumed with the page's buttons, and the first is removed with its data.
 
-use crate::libtorrent::{all_output, bin, serve, tracker};
+use crate::libtorrent::{all_output, bin, our_magnet, serve, tracker};
 use crate::support::test_bytes;
 use std::path::Path;
 use std::process::Command;
@@ -23,9 +23,7 @@ fn a_magnet_added_on_the_page_finishes_and_a_download_pauses_and_resumes() {
     std::fs::write(seed.join("files/second.bin"), &second).unwrap();
     // Capped, so the second download is still running when the page pauses it.
     let (_seeder, _) = serve(tracker, &seed, &["--upload-limit", "1M"]);
-    let magnet = bin("peer").args(["--dir", seed.to_str().unwrap(), "magnet", hostile]).output().unwrap();
-    let magnet = String::from_utf8(magnet.stdout).unwrap().trim().to_string();
-    assert!(magnet.starts_with("magnet:"), "{magnet}");
+    let magnet = our_magnet(&seed, hostile);
 
     let mine = root.path().join("mine");
     let (_running, _) = serve(tracker, &mine, &[]);

@@ -3,7 +3,7 @@
 //! knows only us hears of a seeder from us and gets the file from it; and two libtorrents
 //! that dialed our seeder hear of each other from it.
 
-use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, sha1, start_until, Killed};
+use crate::libtorrent::{all_output, bin, chunks_from, lt_seed, our_magnet, sha1, start_until, Killed};
 use crate::support::test_bytes;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,8 +113,7 @@ fn our_seeder_tells_two_libtorrents_of_each_other() {
     // tracker (and have no DHT): whoever they meet, they heard of from our seeder.
     let (_tracker, tracker) = crate::libtorrent::tracker();
     let (_seeder, port) = crate::libtorrent::serve(tracker, &dir, &["--upload-limit", "512K"]);
-    let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "magnet", "shared.bin"]).output().unwrap();
-    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let link = our_magnet(&dir, "shared.bin");
     let link: Vec<&str> = link.split('&').filter(|p| !p.starts_with("tr=")).collect();
     let link = link.join("&");
     assert!(link.contains("x.pe="), "{link}");

@@ -4,7 +4,9 @@
 //! p2p-share to a libtorrent that has only our magnet link (so the info dictionary we serve
 //! over ut_metadata must be the tool's own bytes, and the pieces its piece length).
 
-use crate::libtorrent::{all_output, bin, chunks_from, download_torrent, lt, lt_seed, serve, sha1, tracker};
+use crate::libtorrent::{
+    all_output, bin, chunks_from, download_torrent, lt, lt_seed, our_magnet, serve, sha1, tracker,
+};
 use crate::support::test_bytes;
 use std::path::Path;
 use std::process::Command;
@@ -114,8 +116,7 @@ fn round_trip(tool: &str, content: Content) {
     // Now we seed it: our magnet link names the torrent's own info-hash.
     let (_t, tracker) = tracker();
     let (_ours, port) = serve(tracker, &dir, &[]);
-    let out = bin("peer").args(["--dir", dir.to_str().unwrap(), "magnet", &name]).output().unwrap();
-    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let link = our_magnet(&dir, &name);
     let v1 = lt(&["infohash-of", torrent.to_str().unwrap()]);
     let v1 = String::from_utf8_lossy(&v1.stdout).trim().to_string();
     assert!(link.contains(&v1), "{tool}: our magnet link {link} names another info-hash than {v1}");
