@@ -177,6 +177,12 @@ def main():
         if os.environ.get("LT_NO_PEX"):  # hears of no peer through peer exchange either
             p.flags |= lt.torrent_flags.disable_pex
         h = ses.add_torrent(p)
+        # Dial once the listen socket is up: the extension handshake names the port
+        # (`p`) only then, and a peer that does not name it is never passed on by peer
+        # exchange (libtorrent's rule, and ours).
+        t0 = time.time()
+        while ses.listen_port() == 0 and time.time() - t0 < 10:
+            time.sleep(0.02)
         for a in peers:
             h.connect_peer(peer(a))
         started = time.time()

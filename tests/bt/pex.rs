@@ -109,10 +109,10 @@ fn our_seeder_tells_two_libtorrents_of_each_other() {
     std::fs::create_dir_all(dir.join("files")).unwrap();
     let data = test_bytes(8 << 20, 33);
     std::fs::write(dir.join("files/shared.bin"), &data).unwrap();
-    // Our seeder uploads one copy in 16 s. The leechers are given its link without the
+    // Our seeder uploads one copy in 32 s (time for the leechers to trade once they meet). The leechers are given its link without the
     // tracker (and have no DHT): whoever they meet, they heard of from our seeder.
     let (_tracker, tracker) = crate::libtorrent::tracker();
-    let (_seeder, port) = crate::libtorrent::serve(tracker, &dir, &["--upload-limit", "512K"]);
+    let (_seeder, port) = crate::libtorrent::serve(tracker, &dir, &["--upload-limit", "256K"]);
     let link = our_magnet(&dir, "shared.bin");
     let link: Vec<&str> = link.split('&').filter(|p| !p.starts_with("tr=")).collect();
     let link = link.join("&");
